@@ -1,0 +1,138 @@
+//! The factorization seam: symmetric eigendecomposition and Cholesky.
+//!
+//! Pure nalgebra by default; with the cargo feature `lapack`, LAPACK (`dsyevd`/`dpotrf` through
+//! nalgebra-lapack on system OpenBLAS). Every factorization in the crate goes through here.
+
+use nalgebra::{DMatrix, DVector};
+
+/// A symmetric eigendecomposition A = Q diag(λ) Qᵀ with eigenvalues in ascending order.
+#[derive(Clone, Debug)]
+pub struct SymEigen {
+    /// Eigenvalues, ascending.
+    pub values: DVector<f64>,
+    /// Orthonormal eigenvectors as columns, in the order of `values`.
+    pub vectors: DMatrix<f64>,
+}
+
+/// Which backend performs factorizations in this build.
+pub fn backend_name() -> &'static str {
+    if cfg!(feature = "lapack") {
+        "lapack (nalgebra-lapack, OpenBLAS)"
+    } else {
+        "nalgebra"
+    }
+}
+
+/// Symmetric eigendecomposition of `a` (only the lower triangle is trusted).
+pub fn sym_eigen(a: &DMatrix<f64>) -> SymEigen {
+    let n = a.nrows();
+    let (values, vectors) = if n == 2 {
+        eigen2(a)
+    } else {
+        backend_eigen(a)
+    };
+    sort_ascending(values, vectors, n)
+}
+
+fn sort_ascending(values: DVector<f64>, vectors: DMatrix<f64>, n: usize) -> SymEigen {
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.sort_by(|&i, &j| values[i].total_cmp(&values[j]));
+    let vals = DVector::from_iterator(n, idx.iter().map(|&i| values[i]));
+    let mut vecs = DMatrix::zeros(n, n);
+    for (k, &i) in idx.iter().enumerate() {
+        vecs.set_column(k, &vectors.column(i));
+    }
+    SymEigen {
+        values: vals,
+        vectors: vecs,
+    }
+}
+
+/// Closed-form 2×2 symmetric eigendecomposition (Jacobi rotation; accurate for tiny
+/// eigenvalues relative to the entries' precision).
+fn eigen2(a: &DMatrix<f64>) -> (DVector<f64>, DMatrix<f64>) {
+    let (p, q, r) = (a[(0, 0)], a[(1, 0)], a[(1, 1)]);
+    if q == 0.0 {
+        return (
+            DVector::from_vec(vec![p, r]),
+            DMatrix::identity(2, 2),
+        );
+    }
+    // Rotation angle from tan(2φ) = 2q/(p−r), computed stably.
+    let tau = (r - p) / (2.0 * q);
+    let t = tau.signum() / (tau.abs() + (1.0 + tau * tau).sqrt());
+    let t = if tau == 0.0 { 1.0 } else { t };
+    let c = 1.0 / (1.0 + t * t).sqrt();
+    let s = t * c;
+    let l1 = p - t * q;
+    let l2 = r + t * q;
+    let v = DMatrix::from_row_slice(2, 2, &[c, s, -s, c]);
+    (DVector::from_vec(vec![l1, l2]), v)
+}
+
+#[cfg(not(feature = "lapack"))]
+fn backend_eigen(a: &DMatrix<f64>) -> (DVector<f64>, DMatrix<f64>) {
+    let e = nalgebra::SymmetricEigen::new(a.clone());
+    (e.eigenvalues, e.eigenvectors)
+}
+
+#[cfg(feature = "lapack")]
+fn backend_eigen(a: &DMatrix<f64>) -> (DVector<f64>, DMatrix<f64>) {
+    match nalgebra_lapack::SymmetricEigen::new(a.clone()) {
+        Some(e) => (e.eigenvalues, e.eigenvectors),
+        None => {
+            let e = nalgebra::SymmetricEigen::new(a.clone());
+            (e.eigenvalues, e.eigenvectors)
+        }
+    }
+}
+
+/// Cholesky factor L (lower) of a symmetric positive definite matrix, or `None`.
+pub fn cholesky(a: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+    backend_cholesky(a)
+}
+
+#[cfg(not(feature = "lapack"))]
+fn backend_cholesky(a: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+    nalgebra::Cholesky::new(a.clone()).map(|c| c.unpack())
+}
+
+#[cfg(feature = "lapack")]
+fn backend_cholesky(a: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+    nalgebra_lapack::Cholesky::new(a.clone()).map(|c| c.unpack())
+}
+
+/// Solve L Lᵀ x = b given the lower Cholesky factor.
+pub fn cholesky_solve(l: &DMatrix<f64>, b: &DVector<f64>) -> DVector<f64> {
+    let y = l.solve_lower_triangular(b).unwrap_or_else(|| b.clone());
+    l.transpose().solve_upper_triangular(&y).unwrap_or(y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eigen2_reconstructs_and_is_ascending() {
+        for m in [[2.0, 0.3, 1.0], [1.0, 1.0, 1.0], [1e-8, 1e-9, 3.0], [0.25, 0.25, 0.25]] {
+            let a = DMatrix::from_row_slice(2, 2, &[m[0], m[1], m[1], m[2]]);
+            let e = sym_eigen(&a);
+            assert!(e.values[0] <= e.values[1]);
+            let rec = &e.vectors * DMatrix::from_diagonal(&e.values) * e.vectors.transpose();
+            assert!((rec - &a).norm() < 1e-14 * (1.0 + a.norm()));
+            let reference = nalgebra::SymmetricEigen::new(a.clone());
+            let mut gv: Vec<f64> = reference.eigenvalues.iter().copied().collect();
+            gv.sort_by(f64::total_cmp);
+            assert!((gv[0] - e.values[0]).abs() < 1e-14 && (gv[1] - e.values[1]).abs() < 1e-14);
+        }
+    }
+
+    #[test]
+    fn cholesky_solves() {
+        let a = DMatrix::from_row_slice(3, 3, &[4.0, 1.0, 0.5, 1.0, 3.0, 0.2, 0.5, 0.2, 2.0]);
+        let b = DVector::from_vec(vec![1.0, -2.0, 0.5]);
+        let l = cholesky(&a).expect("spd");
+        let x = cholesky_solve(&l, &b);
+        assert!((&a * x - b).norm() < 1e-13);
+    }
+}

@@ -1,0 +1,60 @@
+//! Statistical models: θ ↦ log p(x|θ), the loss L(θ), its gradient and the exact Fisher matrix.
+
+pub mod mixture;
+
+pub use mixture::{GaussianMixture, LossKind};
+
+use nalgebra::{DMatrix, DVector};
+
+/// A differentiable statistical model with a loss to minimize.
+///
+/// Required methods are in-place; allocating variants are provided.
+pub trait StatModel: Send + Sync {
+    /// Number of parameters n.
+    fn dim(&self) -> usize;
+
+    /// Names of the parameters (CSV column headers), e.g. `["mu1", "mu2"]`.
+    fn param_names(&self) -> Vec<String>;
+
+    /// L(θ), writing ∇L(θ) into `grad`.
+    fn loss_grad(&self, theta: &[f64], grad: &mut [f64]) -> f64;
+
+    /// L(θ) alone.
+    fn loss(&self, theta: &[f64]) -> f64 {
+        let mut g = vec![0.0; self.dim()];
+        self.loss_grad(theta, &mut g)
+    }
+
+    /// ∇L(θ), allocating.
+    fn gradient(&self, theta: &[f64]) -> DVector<f64> {
+        let mut g = vec![0.0; self.dim()];
+        self.loss_grad(theta, &mut g);
+        DVector::from_vec(g)
+    }
+
+    /// The exact Fisher information I(θ) (quadrature or closed form), written into `out` (n×n).
+    fn fisher_into(&self, theta: &[f64], out: &mut DMatrix<f64>);
+
+    /// The exact Fisher information, allocating.
+    fn fisher(&self, theta: &[f64]) -> DMatrix<f64> {
+        let n = self.dim();
+        let mut m = DMatrix::zeros(n, n);
+        self.fisher_into(theta, &mut m);
+        m
+    }
+
+    /// Known minimizers of the loss (e.g. θ* and its label swap), if any.
+    fn optima(&self) -> Vec<Vec<f64>> {
+        Vec::new()
+    }
+
+    /// The minimum loss L*, if known.
+    fn optimal_loss(&self) -> Option<f64> {
+        self.optima().first().map(|t| self.loss(t))
+    }
+
+    /// Relative error bound of the loss/gradient evaluation (quadrature), for certificates.
+    fn evaluation_error(&self) -> f64 {
+        f64::EPSILON * 16.0
+    }
+}

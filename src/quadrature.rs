@@ -1,0 +1,344 @@
+//! Expectations over x ∈ ℝ under a Gaussian mixture, E_p[f] ≈ Σᵢ Wᵢ f(xᵢ).
+//!
+//! A [`Rule`] is a set of nodes xᵢ and weights Wᵢ that already include the density p(xᵢ), so
+//! every expectation the models need (Fisher matrix, loss, gradient) is a weighted sum.
+//!
+//! Two schemes ([`Scheme`]):
+//!
+//! * [`Scheme::Composite`] (the default) — composite Gauss–Legendre with panels graded around the
+//!   *responsibility crossover* of the mixture whose scores are integrated. For a mixture with
+//!   means μ₁, μ₂, shared σ and weight w, log p(x|θ) and the scores ∂ log p/∂μₖ are analytic
+//!   except at the complex zeros of p, x = c ± iπσ²(2k+1)/|Δ| with Δ = μ₂ − μ₁ and c the real
+//!   crossover where the responsibilities are ½. Plain Gauss–Hermite "sees" these poles when
+//!   |Δ|/σ ≈ 2–8 and converges slowly (64 nodes leave ≈1e-5). Here panel edges are placed at
+//!   c, c ± d, c ± 3d, c ± 7d, … with d = πσ²/|Δ| until the spacing reaches `max_panel`·σ, and
+//!   panels of width ≤ `max_panel`·σ cover the rest of [min μ − Lσ, max μ + Lσ] (L = 10 by
+//!   default: the Gaussian tail beyond, times the quadratic growth of the integrands, is below
+//!   1e-19 relative). Each panel is a 12-node Gauss–Legendre rule, so every pole sits outside a
+//!   Bernstein ellipse with ρ ≥ 4.3 and the per-panel error is ≲ ρ^(−24) ≈ 1e-15.
+//!   Measured against a rule with twice the nodes per panel and half the panel width
+//!   (`tests` below and `tests/quadrature.rs`), the Fisher entries agree to ≤ 2e-14 relative for
+//!   every |Δ|/σ ∈ [0, 20]; the rule has 250–500 nodes.
+//! * [`Scheme::GaussHermite`] — K Gauss–Hermite nodes per component, xₖⱼ = μₖ + √2 σ zⱼ, kept for
+//!   comparisons with tools that use it (`--nodes K`). Fast, but only ≈1e-5 accurate for partly
+//!   overlapping components.
+//!
+//! Nodes and weights of both rules come from the `gauss-quad` crate.
+
+use gauss_quad::{hermite::GaussHermite, legendre::GaussLegendre};
+use std::f64::consts::PI;
+use std::num::NonZeroUsize;
+use std::sync::OnceLock;
+
+/// Which quadrature scheme to use for expectations over x.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "scheme", rename_all = "kebab-case")]
+pub enum Scheme {
+    /// Composite Gauss–Legendre graded at the responsibility crossover (accurate to ~1e-13).
+    Composite {
+        /// Gauss–Legendre nodes per panel.
+        nodes_per_panel: usize,
+        /// Largest panel width in units of σ.
+        max_panel: f64,
+        /// Half-width of the integration window beyond the extreme means, in units of σ.
+        half_width: f64,
+    },
+    /// K Gauss–Hermite nodes per mixture component.
+    GaussHermite {
+        /// Nodes per component.
+        nodes: usize,
+    },
+}
+
+impl Default for Scheme {
+    fn default() -> Self {
+        Scheme::Composite {
+            nodes_per_panel: 12,
+            max_panel: 1.0,
+            half_width: 10.0,
+        }
+    }
+}
+
+impl Scheme {
+    /// A finer version of this scheme, used by `verify` and tests to bound the quadrature error.
+    pub fn refined(&self) -> Scheme {
+        match *self {
+            Scheme::Composite {
+                nodes_per_panel,
+                max_panel,
+                half_width,
+            } => Scheme::Composite {
+                nodes_per_panel: 2 * nodes_per_panel,
+                max_panel: max_panel / 2.0,
+                half_width: half_width + 2.0,
+            },
+            Scheme::GaussHermite { nodes } => Scheme::GaussHermite { nodes: 2 * nodes },
+        }
+    }
+
+    /// A conservative estimate of the relative error of an expectation computed with this
+    /// scheme (measured, see the module docs); used to derive certificate tolerances.
+    pub fn relative_error(&self) -> f64 {
+        match *self {
+            Scheme::Composite { .. } => 1e-13,
+            // Measured worst case for partly overlapping components at 64 nodes ≈ 1e-5;
+            // fewer nodes are worse. Scale as a rough power law in K.
+            Scheme::GaussHermite { nodes } => (1e-5 * (64.0 / nodes.max(1) as f64).powi(2)).min(1.0),
+        }
+    }
+
+    /// Short human-readable description, e.g. "composite Gauss–Legendre (12/panel)".
+    pub fn describe(&self) -> String {
+        match self {
+            Scheme::Composite {
+                nodes_per_panel, ..
+            } => format!("composite Gauss-Legendre ({nodes_per_panel} nodes/panel, graded at crossover)"),
+            Scheme::GaussHermite { nodes } => format!("Gauss-Hermite ({nodes} nodes/component)"),
+        }
+    }
+}
+
+/// A two-component Gaussian mixture density w·N(μ₁, σ²) + (1−w)·N(μ₂, σ²).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Mixture2 {
+    pub mu: [f64; 2],
+    pub sigma: f64,
+    pub w: f64,
+}
+
+impl Mixture2 {
+    /// The density at x, evaluated stably (no overflow for any finite inputs).
+    pub fn density(&self, x: f64) -> f64 {
+        let s = self.sigma;
+        let norm = 1.0 / (s * (2.0 * PI).sqrt());
+        let z1 = (x - self.mu[0]) / s;
+        let z2 = (x - self.mu[1]) / s;
+        norm * (self.w * (-0.5 * z1 * z1).exp() + (1.0 - self.w) * (-0.5 * z2 * z2).exp())
+    }
+
+    /// The real crossover c where the two weighted components are equal, or `None` if the means
+    /// coincide (then the responsibilities are constant).
+    pub fn crossover(&self) -> Option<f64> {
+        let delta = self.mu[1] - self.mu[0];
+        if delta == 0.0 {
+            return None;
+        }
+        // w N1 = (1-w) N2  ⇔  Δ (2x − μ₁ − μ₂) / (2σ²) = ln((1−w)/w)
+        let c = 0.5 * (self.mu[0] + self.mu[1])
+            + self.sigma * self.sigma * ((1.0 - self.w) / self.w).ln() / delta;
+        Some(c)
+    }
+
+    /// Distance of the nearest complex zero of the density from the real axis, πσ²/|Δ|.
+    pub fn pole_distance(&self) -> f64 {
+        let delta = (self.mu[1] - self.mu[0]).abs();
+        if delta == 0.0 {
+            f64::INFINITY
+        } else {
+            PI * self.sigma * self.sigma / delta
+        }
+    }
+}
+
+/// Nodes and density-including weights: E_p[f] ≈ Σᵢ w[i]·f(x[i]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rule {
+    pub x: Vec<f64>,
+    pub w: Vec<f64>,
+}
+
+impl Rule {
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.x.len()
+    }
+
+    /// True if the rule has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.x.is_empty()
+    }
+
+    /// E_p[f] ≈ Σ w f(x).
+    pub fn expect(&self, mut f: impl FnMut(f64) -> f64) -> f64 {
+        self.x.iter().zip(&self.w).map(|(&x, &w)| w * f(x)).sum()
+    }
+
+    /// A rule for expectations under `density` of integrands whose only non-analytic points come
+    /// from the mixture `scores_of` (its crossover and pole distance). For the Fisher matrix the
+    /// two coincide; for the loss, `density` is the target and `scores_of` the current model.
+    pub fn build(scheme: &Scheme, density: &Mixture2, scores_of: &Mixture2) -> Rule {
+        match *scheme {
+            Scheme::GaussHermite { nodes } => gauss_hermite(nodes, density),
+            Scheme::Composite {
+                nodes_per_panel,
+                max_panel,
+                half_width,
+            } => composite(nodes_per_panel, max_panel, half_width, density, scores_of),
+        }
+    }
+}
+
+fn gauss_hermite(k: usize, density: &Mixture2) -> Rule {
+    let gh = hermite_nodes(k);
+    let mut rule = Rule {
+        x: Vec::with_capacity(2 * gh.len()),
+        w: Vec::with_capacity(2 * gh.len()),
+    };
+    let scale = std::f64::consts::SQRT_2 * density.sigma;
+    for (mu, wk) in [(density.mu[0], density.w), (density.mu[1], 1.0 - density.w)] {
+        for &(z, omega) in gh.iter() {
+            rule.x.push(mu + scale * z);
+            rule.w.push(wk * omega / PI.sqrt());
+        }
+    }
+    rule
+}
+
+/// Gauss–Hermite nodes for e^{-z²}, cached per K.
+fn hermite_nodes(k: usize) -> std::sync::Arc<Vec<(f64, f64)>> {
+    static CACHE: OnceLock<std::sync::Mutex<Vec<(usize, std::sync::Arc<Vec<(f64, f64)>>)>>> =
+        OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut guard = match cache.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some((_, v)) = guard.iter().find(|(n, _)| *n == k) {
+        return v.clone();
+    }
+    let n = NonZeroUsize::new(k.max(1)).unwrap_or(NonZeroUsize::MIN);
+    let v = std::sync::Arc::new(GaussHermite::new(n).as_node_weight_pairs().to_vec());
+    guard.push((k, v.clone()));
+    v
+}
+
+/// Gauss–Legendre nodes on [−1, 1], cached per n.
+fn legendre_nodes(n: usize) -> std::sync::Arc<Vec<(f64, f64)>> {
+    static CACHE: OnceLock<std::sync::Mutex<Vec<(usize, std::sync::Arc<Vec<(f64, f64)>>)>>> =
+        OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut guard = match cache.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some((_, v)) = guard.iter().find(|(m, _)| *m == n) {
+        return v.clone();
+    }
+    let nz = NonZeroUsize::new(n.max(1)).unwrap_or(NonZeroUsize::MIN);
+    let mut v = GaussLegendre::new(nz).as_node_weight_pairs().to_vec();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let v = std::sync::Arc::new(v);
+    guard.push((n, v.clone()));
+    v
+}
+
+/// Panel edges of the composite rule (sorted, deduplicated).
+pub fn panel_edges(max_panel: f64, half_width: f64, density: &Mixture2, scores_of: &Mixture2) -> Vec<f64> {
+    let s = density.sigma.max(scores_of.sigma);
+    let lo = density.mu[0].min(density.mu[1]) - half_width * density.sigma;
+    let hi = density.mu[0].max(density.mu[1]) + half_width * density.sigma;
+    let hmax = max_panel * s;
+    let mut edges = vec![lo, hi];
+    // Graded edges around the crossover of the mixture whose scores are integrated.
+    if let Some(c) = scores_of.crossover() {
+        let d = scores_of.pole_distance();
+        if d < hmax && c > lo && c < hi {
+            edges.push(c);
+            let mut off = d;
+            let mut step = d;
+            while step < hmax {
+                for e in [c - off, c + off] {
+                    if e > lo && e < hi {
+                        edges.push(e);
+                    }
+                }
+                step *= 2.0;
+                off += step;
+            }
+            // `off` is now the first offset whose spacing reached hmax; uniform panels follow.
+        }
+    }
+    edges.sort_by(f64::total_cmp);
+    // Subdivide gaps wider than hmax uniformly.
+    let mut out = Vec::with_capacity(edges.len() * 2);
+    for pair in edges.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if b - a <= 0.0 {
+            continue;
+        }
+        let m = ((b - a) / hmax).ceil().max(1.0) as usize;
+        for i in 0..m {
+            out.push(a + (b - a) * i as f64 / m as f64);
+        }
+    }
+    out.push(hi);
+    out.dedup_by(|a, b| (*a - *b).abs() <= 1e-14 * (1.0 + b.abs()));
+    out
+}
+
+fn composite(
+    n: usize,
+    max_panel: f64,
+    half_width: f64,
+    density: &Mixture2,
+    scores_of: &Mixture2,
+) -> Rule {
+    let gl = legendre_nodes(n);
+    let edges = panel_edges(max_panel, half_width, density, scores_of);
+    let mut rule = Rule {
+        x: Vec::with_capacity(n * edges.len()),
+        w: Vec::with_capacity(n * edges.len()),
+    };
+    for pair in edges.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        let half = 0.5 * (b - a);
+        let mid = 0.5 * (a + b);
+        for &(z, omega) in gl.iter() {
+            let x = mid + half * z;
+            rule.x.push(x);
+            rule.w.push(half * omega * density.density(x));
+        }
+    }
+    rule
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moments_of_a_mixture_are_exact() {
+        // E[x] = wμ₁ + (1−w)μ₂, E[x²] = σ² + wμ₁² + (1−w)μ₂².
+        let m = Mixture2 {
+            mu: [-1.5, 2.0],
+            sigma: 0.7,
+            w: 0.3,
+        };
+        for scheme in [Scheme::default(), Scheme::GaussHermite { nodes: 20 }] {
+            let r = Rule::build(&scheme, &m, &m);
+            let e0 = r.expect(|_| 1.0);
+            let e1 = r.expect(|x| x);
+            let e2 = r.expect(|x| x * x);
+            assert!((e0 - 1.0).abs() < 1e-14, "{scheme:?} mass {e0}");
+            assert!((e1 - (0.3 * -1.5 + 0.7 * 2.0)).abs() < 1e-13);
+            assert!((e2 - (0.49 + 0.3 * 2.25 + 0.7 * 4.0)).abs() < 1e-13);
+        }
+    }
+
+    #[test]
+    fn edges_are_graded_near_the_crossover() {
+        let m = Mixture2 {
+            mu: [0.0, 20.0],
+            sigma: 1.0,
+            w: 0.5,
+        };
+        let e = panel_edges(1.0, 10.0, &m, &m);
+        let d = m.pole_distance();
+        // the smallest panel is as wide as the pole distance, and it touches c = 10
+        let smallest = e.windows(2).map(|p| p[1] - p[0]).fold(f64::INFINITY, f64::min);
+        assert!((smallest - d).abs() < 1e-12, "smallest {smallest} d {d}");
+        assert!(e.iter().any(|&x| (x - 10.0).abs() < 1e-12));
+        assert!(e.windows(2).all(|p| p[1] - p[0] <= 1.0 + 1e-12));
+    }
+}

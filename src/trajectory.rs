@@ -1,0 +1,107 @@
+//! What a flow run produces: accepted steps, statistics and why it stopped.
+
+use serde::{Deserialize, Serialize};
+
+/// One accepted step of the flow (row 0 is the start, with `step_size` 0).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Step {
+    /// Time t.
+    pub t: f64,
+    /// Parameters θ(t).
+    pub theta: Vec<f64>,
+    /// Loss L(θ).
+    pub loss: f64,
+    /// Euclidean gradient norm ‖∇L(θ)‖.
+    pub grad_norm: f64,
+    /// Condition number κ of the metric at θ (∞ when singular).
+    pub kappa: f64,
+    /// Smallest eigenvalue of the (undamped) metric at θ.
+    pub min_eig: f64,
+    /// dL/dt = −∇Lᵀ(G + λI)⁺∇L along the flow.
+    pub rate: f64,
+    /// Size of the step that ended here.
+    pub step_size: f64,
+    /// (t, L) at interior points of the step, from the solver's dense output.
+    pub interior: Vec<(f64, f64)>,
+}
+
+/// Why integration stopped.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", tag = "reason", content = "detail")]
+pub enum StopReason {
+    /// Reached t_end.
+    TEnd,
+    /// ‖∇L‖ fell below the gradient tolerance (root function).
+    Converged,
+    /// Hit the step cap.
+    MaxSteps,
+    /// The solver reported an error; the trajectory up to it is kept.
+    SolverFailure(String),
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::TEnd => write!(f, "t_end reached"),
+            StopReason::Converged => write!(f, "converged (gradient below tolerance)"),
+            StopReason::MaxSteps => write!(f, "step cap reached"),
+            StopReason::SolverFailure(m) => write!(f, "solver failure: {m}"),
+        }
+    }
+}
+
+/// Counters of one run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Stats {
+    /// Accepted steps.
+    pub accepted: usize,
+    /// Rejected steps (local error test failures).
+    pub rejected: usize,
+    /// Right-hand-side evaluations f(θ) (including those for Jacobians).
+    pub rhs_evals: usize,
+    /// Jacobian–vector products requested by implicit solvers.
+    pub jac_evals: usize,
+    /// Wall time in seconds.
+    pub wall_time: f64,
+}
+
+/// A flow trajectory from one start.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Trajectory {
+    /// Parameter names (CSV columns).
+    pub param_names: Vec<String>,
+    /// Start θ(0).
+    pub start: Vec<f64>,
+    /// Accepted steps, starting with the initial point.
+    pub steps: Vec<Step>,
+    /// Counters.
+    pub stats: Stats,
+    /// Why it stopped.
+    pub stop: StopReason,
+}
+
+impl Trajectory {
+    /// The last recorded step.
+    pub fn last(&self) -> Option<&Step> {
+        self.steps.last()
+    }
+
+    /// First time at which L − L* < `eps`, linearly interpolated in log(L − L*) between steps.
+    pub fn time_to_reach(&self, l_star: f64, eps: f64) -> Option<f64> {
+        let mut prev: Option<(f64, f64)> = None;
+        for s in &self.steps {
+            let gap = s.loss - l_star;
+            if gap < eps {
+                return Some(match prev {
+                    Some((t0, g0)) if g0 > 0.0 && gap > 0.0 => {
+                        let (a, b, e) = (g0.ln(), gap.ln(), eps.ln());
+                        t0 + (s.t - t0) * (a - e) / (a - b)
+                    }
+                    _ => s.t,
+                });
+            }
+            prev = Some((s.t, gap));
+        }
+        None
+    }
+}
