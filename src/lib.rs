@@ -12,3 +12,4 @@ pub mod flow;
 pub mod trajectory;
 pub mod certificate;
 pub mod config;
+pub mod inspect;

@@ -207,15 +207,15 @@ pub(crate) fn legend_dim<DB: DrawingBackend>(
     }
     let (w, h) = text
         .estimate_dimension()
-        .map_err(|e| DrawingAreaErrorKind::BackendError(DrawingErrorKind::FontError(Box::new(e))))?;
+        .map_err(|_| DrawingAreaErrorKind::LayoutError)?;
     Ok((w + glyph_w + 2 * margin, h + 2 * margin))
 }
 
-/// The error returned by the `draw_*_on` functions when the bundled font cannot be registered.
+/// The error returned by the `draw_*_on` functions when the bundled font cannot be registered
+/// (plotters has no public error variant for it; the file-level functions check the font first
+/// and report it properly).
 pub(crate) fn font_error<E: std::error::Error + Send + Sync>() -> DrawingAreaErrorKind<E> {
-    DrawingAreaErrorKind::BackendError(DrawingErrorKind::FontError(Box::new(
-        std::io::Error::other("the bundled font could not be loaded"),
-    )))
+    DrawingAreaErrorKind::LayoutError
 }
 
 #[cfg(test)]

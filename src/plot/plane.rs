@@ -373,20 +373,22 @@ fn closed(mut v: Vec<(i32, i32)>) -> Vec<(i32, i32)> {
     v
 }
 
-/// The θ* marker at pixel `c`: a black star with a white rim.
-fn target_marker<DB: DrawingBackend>(c: (i32, i32), r: f64) -> DynElement<'static, DB, (i32, i32)> {
-    (EmptyElement::at(c)
-        + Polygon::new(star(r), BLACK.filled())
-        + PathElement::new(closed(star(r)), WHITE.stroke_width(1)))
-    .into_dyn()
+/// The θ* marker at pixel `c`: a black star of radius `r` with a white rim.
+macro_rules! target_marker {
+    ($c:expr, $r:expr) => {
+        EmptyElement::at($c)
+            + Polygon::new(star($r), BLACK.filled())
+            + PathElement::new(closed(star($r)), WHITE.stroke_width(1))
+    };
 }
 
-/// The swap marker at pixel `c`: a white diamond with a black rim.
-fn swap_marker<DB: DrawingBackend>(c: (i32, i32), r: i32) -> DynElement<'static, DB, (i32, i32)> {
-    (EmptyElement::at(c)
-        + Polygon::new(diamond(r), WHITE.filled())
-        + PathElement::new(closed(diamond(r)), BLACK.stroke_width(2)))
-    .into_dyn()
+/// The swap marker at pixel `c`: a white diamond of half-diagonal `r` with a black rim.
+macro_rules! swap_marker {
+    ($c:expr, $r:expr) => {
+        EmptyElement::at($c)
+            + Polygon::new(diamond($r), WHITE.filled())
+            + PathElement::new(closed(diamond($r)), BLACK.stroke_width(2))
+    };
 }
 
 enum Entry {
@@ -581,12 +583,11 @@ pub fn draw_plane_on<DB: DrawingBackend>(
         }
         let b = chart.backend_coord(t);
         pixel_points.push((b.0 - base.0, b.1 - base.1));
-        let m = if k == 0 {
-            target_marker::<DB>(b, 12.0)
+        if k == 0 {
+            root.draw(&target_marker!(b, 12.0))?;
         } else {
-            swap_marker::<DB>(b, 8)
-        };
-        root.draw(&m)?;
+            root.draw(&swap_marker!(b, 8))?;
+        }
     }
 
     // Frame around the plotting area.
@@ -648,10 +649,10 @@ pub fn draw_plane_on<DB: DrawingBackend>(
                     anno.legend(|(x, y)| Circle::new((x + 11, y), 5, BLACK.filled()));
                 }
                 Entry::Target => {
-                    anno.legend(|(x, y)| target_marker::<DB>((x + 11, y), 10.0));
+                    anno.legend(|(x, y)| target_marker!((x + 11, y), 10.0));
                 }
                 Entry::Swap => {
-                    anno.legend(|(x, y)| swap_marker::<DB>((x + 11, y), 7));
+                    anno.legend(|(x, y)| swap_marker!((x + 11, y), 7));
                 }
                 Entry::Singular => {
                     anno.legend(|(x, y)| {
@@ -785,7 +786,7 @@ mod tests {
         assert_eq!((f.nx, f.ny), (2, 2));
         assert!(f.at(1, 0).is_nan());
         assert!(f.lo < f.hi);
-        assert!(Field::new(&[vec![f64::NAN; 3]; 3]).is_none());
+        assert!(Field::new(&vec![vec![f64::NAN; 3]; 3]).is_none());
         assert!(Field::new(&[]).is_none());
         assert!(Field::new(&[vec![1.0]]).is_none());
     }

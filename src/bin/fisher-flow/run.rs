@@ -1,0 +1,261 @@
+//! `fisher-flow run`: integrate from every start, write trajectories, certificate and plots.
+
+use crate::cli::ModelOverrides;
+use clap::Args;
+use std::path::PathBuf;
+use fisher_flow::certificate::Monotone;
+use fisher_flow::config::{Experiment, Overrides, parse_pair};
+use fisher_flow::export::{trajectories_csv, write_atomic, write_json};
+use fisher_flow::flow::Simulator;
+use fisher_flow::model::StatModel;
+use fisher_flow::plot::{self, LossFigure, PlaneFigure, Series};
+use fisher_flow::trajectory::Trajectory;
+use fisher_flow::{Error, Result};
+use std::path::Path;
+use std::time::Instant;
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Model file (TOML)
+    #[arg(default_value = "models/gmm-seed.toml")]
+    pub model: PathBuf,
+    /// Output directory (created if missing)
+    #[arg(long, default_value = "output")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub overrides: ModelOverrides,
+    /// ODE solver: tsit45 | bdf [default: the file's flow.solver, else tsit45]
+    #[arg(long)]
+    pub solver: Option<String>,
+    /// Relative tolerance [default: the file's flow.rtol, else 1e-8]
+    #[arg(long)]
+    pub rtol: Option<f64>,
+    /// Absolute tolerance [default: the file's flow.atol, else 1e-10]
+    #[arg(long)]
+    pub atol: Option<f64>,
+    /// End time of the integration [default: the file's flow.t_end, else 20]
+    #[arg(long = "t-end")]
+    pub t_end: Option<f64>,
+    /// Start point MU1,MU2; repeat for several trajectories [default: the file's flow.starts]
+    #[arg(long = "start", value_name = "MU1,MU2", allow_hyphen_values = true)]
+    pub starts: Vec<String>,
+    /// Do not print the per-trajectory summary
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    /// The demo: `run models/gmm-seed.toml --out output`.
+    pub fn demo() -> RunArgs {
+        RunArgs {
+            model: PathBuf::from("models/gmm-seed.toml"),
+            out: PathBuf::from("output"),
+            overrides: ModelOverrides::default(),
+            solver: None,
+            rtol: None,
+            atol: None,
+            t_end: None,
+            starts: Vec::new(),
+            quiet: false,
+        }
+    }
+}
+
+pub fn run(args: &RunArgs) -> Result<()> {
+    let clock = Instant::now();
+    let starts = args
+        .starts
+        .iter()
+        .map(|s| parse_pair("--start", s))
+        .collect::<Result<Vec<_>>>()?;
+    let ov = Overrides {
+        metric: args.overrides.metric.clone(),
+        solver: args.solver.clone(),
+        rtol: args.rtol,
+        atol: args.atol,
+        t_end: args.t_end,
+        damping: args.overrides.damping,
+        nodes: args.overrides.nodes,
+        starts,
+    };
+    let exp = Experiment::load(&args.model, &ov)?;
+    prepare_out_dir(&args.out)?;
+    if let fisher_flow::model::LossKind::Empirical { seed, samples } = &exp.model.loss_kind {
+        println!("empirical loss: {} samples drawn from the target with seed {seed}", samples.len());
+    }
+    let model = &exp.model;
+    let sim = Simulator::new(model, exp.flow.clone())?;
+    let trajectories = exp
+        .starts
+        .iter()
+        .map(|s| sim.run(s))
+        .collect::<Result<Vec<Trajectory>>>()?;
+    let cert = Monotone::build(&exp, model, &trajectories);
+    let l_star = model.optimal_loss();
+
+    let out = &args.out;
+    write_atomic(&out.join("trajectory.csv"), trajectories_csv(&trajectories).as_bytes())?;
+    write_json(
+        &out.join("trajectory.json"),
+        &serde_json::json!({
+            "model_file": exp.path.display().to_string(),
+            "model_sha256": exp.file_hash,
+            "settings": exp.flow,
+            "quadrature": model.scheme.describe(),
+            "optimal_loss": l_star,
+            "optima": model.optima(),
+            "trajectories": trajectories,
+        }),
+    )?;
+    write_json(&out.join("certificate.json"), &cert)?;
+    let plane = plane_figure(&exp, &trajectories);
+    let loss = loss_figure(&exp, &trajectories, l_star);
+    for ext in ["svg", "png"] {
+        plot::plane(&out.join(format!("trajectory.{ext}")), &plane)?;
+        plot::loss(&out.join(format!("loss.{ext}")), &loss)?;
+    }
+
+    if !args.quiet {
+        println!(
+            "model {} | metric {} | solver {} | rtol {:e} atol {:e} | quadrature {}",
+            exp.path.display(),
+            exp.flow.metric.name(),
+            exp.flow.solver.name(),
+            exp.flow.rtol,
+            exp.flow.atol,
+            model.scheme.describe()
+        );
+        for (i, (tr, ct)) in trajectories.iter().zip(&cert.trajectories).enumerate() {
+            println!("{}", summary_line(i, tr, ct.monotone, l_star));
+        }
+    }
+    println!(
+        "certificate: {} | wrote {} (trajectory.csv/json, certificate.json, trajectory.svg/png, loss.svg/png) | total wall time {:.3} s",
+        if cert.monotone { "monotone: true" } else { "monotone: FALSE" },
+        out.display(),
+        clock.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn prepare_out_dir(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|source| Error::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    // Probe writability now, before any computation, so the error is immediate and clear.
+    let probe = out.join(".fisher-flow-write-test");
+    std::fs::write(&probe, b"").map_err(|source| Error::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+fn fmt_vec(v: &[f64]) -> String {
+    let parts: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
+    format!("({})", parts.join(", "))
+}
+
+/// One line per trajectory: start, end, final loss, steps, rejections, rhs evaluations,
+/// certificate verdict, wall time.
+fn summary_line(i: usize, tr: &Trajectory, monotone: bool, l_star: Option<f64>) -> String {
+    let end = tr.last().map(|s| s.theta.clone()).unwrap_or_default();
+    let loss = tr.last().map(|s| s.loss).unwrap_or(f64::NAN);
+    let gap = l_star.map(|l| format!(" (L-L* {:.2e})", loss - l)).unwrap_or_default();
+    format!(
+        "[{i}] start {} -> end {} | loss {loss:.12}{gap} | t {:.3} | steps {} | rejected {} | rhs evals {} | monotone {} | {} | {:.1} ms",
+        fmt_vec(&tr.start),
+        fmt_vec(&end),
+        tr.last().map(|s| s.t).unwrap_or(0.0),
+        tr.stats.accepted,
+        tr.stats.rejected,
+        tr.stats.rhs_evals,
+        monotone,
+        tr.stop,
+        tr.stats.wall_time * 1e3
+    )
+}
+
+fn plane_figure(exp: &Experiment, trajectories: &[Trajectory]) -> PlaneFigure {
+    let model = &exp.model;
+    let optima = model.optima();
+    let (lo, hi) = exp.plot_range.unwrap_or_else(|| {
+        let mut lo = f64::INFINITY;
+        let mut hi = f64::NEG_INFINITY;
+        let pts = trajectories
+            .iter()
+            .flat_map(|t| t.steps.iter().map(|s| s.theta.clone()))
+            .chain(optima.iter().cloned());
+        for p in pts {
+            for v in p {
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+        }
+        let pad = 0.08 * (hi - lo).max(1.0);
+        (lo - pad, hi + pad)
+    });
+    let n = 90;
+    let grid: Vec<Vec<f64>> = (0..n)
+        .map(|j| {
+            let y = lo + (hi - lo) * j as f64 / (n - 1) as f64;
+            (0..n)
+                .map(|i| {
+                    let x = lo + (hi - lo) * i as f64 / (n - 1) as f64;
+                    model.loss(&[x, y])
+                })
+                .collect()
+        })
+        .collect();
+    PlaneFigure {
+        title: format!(
+            "{} flow, σ = {}, w = {}, target ({}, {})",
+            if exp.flow.metric.name() == "exact" { "Natural-gradient" } else { "Euclidean-gradient" },
+            model.sigma,
+            model.w,
+            model.target[0],
+            model.target[1]
+        ),
+        x_label: "μ₁".into(),
+        y_label: "μ₂".into(),
+        x_range: (lo, hi),
+        y_range: (lo, hi),
+        loss_grid: grid,
+        targets: optima.iter().map(|t| (t[0], t[1])).collect(),
+        singular_line: true,
+        trajectories: trajectories
+            .iter()
+            .map(|t| Series {
+                label: format!("start ({:.2}, {:.2})", t.start[0], t.start[1]),
+                points: t.steps.iter().map(|s| (s.theta[0], s.theta[1])).collect(),
+            })
+            .collect(),
+    }
+}
+
+fn loss_figure(exp: &Experiment, trajectories: &[Trajectory], l_star: Option<f64>) -> LossFigure {
+    let ls = l_star.unwrap_or_else(|| {
+        trajectories
+            .iter()
+            .filter_map(|t| t.last().map(|s| s.loss))
+            .fold(f64::INFINITY, f64::min)
+    });
+    LossFigure {
+        title: format!(
+            "Loss gap along the {} flow ({})",
+            exp.flow.metric.name(),
+            exp.flow.solver.name()
+        ),
+        x_label: "t".into(),
+        y_label: "L − L*".into(),
+        series: trajectories
+            .iter()
+            .map(|t| Series {
+                label: format!("start ({:.2}, {:.2})", t.start[0], t.start[1]),
+                points: t.steps.iter().map(|s| (s.t, s.loss - ls)).collect(),
+            })
+            .collect(),
+    }
+}
