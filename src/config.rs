@@ -76,6 +76,12 @@ pub struct FlowSection {
     pub grad_tol: Option<f64>,
     pub max_steps: Option<usize>,
     pub interior_points: Option<usize>,
+    /// Jacobian of implicit solvers: "exact" (dual numbers, default) or "fd".
+    pub jacobian: Option<String>,
+    /// Singularity-aware step control (default true).
+    pub step_control: Option<bool>,
+    /// Relative damping floor ν ∈ [0, 1): λ_eff = max(λ, ν·tr I(θ)) (default 0).
+    pub damping_floor: Option<f64>,
     /// Starting points, each [μ₁, μ₂].
     #[serde(default)]
     pub starts: Vec<Vec<f64>>,
@@ -306,6 +312,13 @@ impl Experiment {
             grad_tol: f.grad_tol.unwrap_or(d.grad_tol),
             max_steps: f.max_steps.unwrap_or(d.max_steps),
             interior_points: f.interior_points.unwrap_or(d.interior_points),
+            jacobian: match &f.jacobian {
+                Some(s) => crate::flow::JacobianKind::parse("flow.jacobian", s)?,
+                None => d.jacobian,
+            },
+            step_control: f.step_control.unwrap_or(d.step_control),
+            damping_floor: f.damping_floor.unwrap_or(d.damping_floor),
+            ..d
         };
         flow.validate()?;
         if flow.interior_points < 2 {

@@ -63,6 +63,36 @@ pub struct Stats {
     pub jac_evals: usize,
     /// Wall time in seconds.
     pub wall_time: f64,
+    /// Full Jacobian evaluations (exact: one dual-number pass; fd: n+1 or 2n rhs evaluations).
+    #[serde(default)]
+    pub jacobians: usize,
+    /// LU factorizations (linear-solver setups) of implicit solvers.
+    #[serde(default)]
+    pub factorizations: usize,
+    /// Switches between explicit and implicit methods (solver `auto`).
+    #[serde(default)]
+    pub solver_switches: usize,
+    /// Steps whose size the singularity-aware control limited (predicted relative change of δ).
+    #[serde(default)]
+    pub control_limited: usize,
+    /// Steps that would have crossed a singular line θᵢ = θⱼ and were retried shorter.
+    #[serde(default)]
+    pub crossings_prevented: usize,
+    /// Flow time spent in the near-singular zone |θⱼ − θᵢ| < zone.
+    #[serde(default)]
+    pub time_near_singular: f64,
+}
+
+/// Something that happened during a run, at flow time `t`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    /// Flow time.
+    pub t: f64,
+    /// `switch` (auto changed method), `on-singular-line` (the start lies on θᵢ = θⱼ and the
+    /// run stays there), `crossing-prevented`, …
+    pub kind: String,
+    /// Human-readable detail, e.g. "tsit45 -> bdf (h·ρ = 3.4 over 15 steps)".
+    pub detail: String,
 }
 
 /// A flow trajectory from one start.
@@ -78,6 +108,9 @@ pub struct Trajectory {
     pub stats: Stats,
     /// Why it stopped.
     pub stop: StopReason,
+    /// Events (solver switches, singular-line notes), in time order.
+    #[serde(default)]
+    pub events: Vec<Event>,
 }
 
 impl Trajectory {

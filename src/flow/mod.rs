@@ -5,10 +5,14 @@
 //!   stops at `t_end`, when ‖∇L‖ falls below `grad_tol` (a diffsol root function), or at the
 //!   step cap, and reports statistics.
 
+pub mod control;
+mod kernel;
 mod rhs;
 mod simulate;
 
-pub use rhs::FlowRhs;
+pub use control::StepControl;
+pub use kernel::FlowKernel;
+pub use rhs::{FlowRhs, solve2};
 pub use simulate::Simulator;
 
 use crate::error::{Error, Result};
@@ -20,20 +24,29 @@ use crate::metric::MetricKind;
 pub enum SolverKind {
     /// Tsitouras 5(4) explicit Runge–Kutta (diffsol `tsit45`).
     Tsit45,
-    /// Variable-order BDF (diffsol `bdf`), implicit; Jacobian by central finite differences of
-    /// the right-hand side.
+    /// Variable-order BDF (diffsol `bdf`), implicit.
     Bdf,
+    /// TR-BDF2 singly diagonally implicit Runge–Kutta (diffsol `tr_bdf2`), implicit.
+    TrBdf2,
+    /// ESDIRK3(4) (diffsol `esdirk34`), implicit.
+    Esdirk34,
+    /// Start with `tsit45`, switch to `bdf` while the flow is stiff (see
+    /// [`simulate`](crate::flow::Simulator) docs), and back when it passes.
+    Auto,
 }
 
 impl SolverKind {
     /// All names accepted on the command line and in model files.
-    pub const NAMES: &'static [&'static str] = &["tsit45", "bdf"];
+    pub const NAMES: &'static [&'static str] = &["tsit45", "bdf", "tr-bdf2", "esdirk34", "auto"];
 
     /// Parse a solver name, with an error that lists the valid names.
     pub fn parse(field: &str, s: &str) -> Result<Self> {
         match s {
             "tsit45" => Ok(SolverKind::Tsit45),
             "bdf" => Ok(SolverKind::Bdf),
+            "tr-bdf2" => Ok(SolverKind::TrBdf2),
+            "esdirk34" => Ok(SolverKind::Esdirk34),
+            "auto" => Ok(SolverKind::Auto),
             _ => Err(Error::invalid(
                 field,
                 format!("'{s}'"),
@@ -47,8 +60,60 @@ impl SolverKind {
         match self {
             SolverKind::Tsit45 => "tsit45",
             SolverKind::Bdf => "bdf",
+            SolverKind::TrBdf2 => "tr-bdf2",
+            SolverKind::Esdirk34 => "esdirk34",
+            SolverKind::Auto => "auto",
         }
     }
+
+    /// True for methods that need the Jacobian of the right-hand side.
+    pub fn is_implicit(&self) -> bool {
+        matches!(self, SolverKind::Bdf | SolverKind::TrBdf2 | SolverKind::Esdirk34)
+    }
+}
+
+/// How implicit methods get the Jacobian ∂f/∂θ of the right-hand side.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JacobianKind {
+    /// Exactly, by dual numbers through the model's [`FlowKernel`] (quadrature included), where
+    /// the model has one and the metric is `exact` or `euclidean`; otherwise finite differences.
+    #[default]
+    Exact,
+    /// Central finite differences of f, 2n evaluations per Jacobian.
+    Fd,
+}
+
+impl JacobianKind {
+    /// All names accepted on the command line and in model files.
+    pub const NAMES: &'static [&'static str] = &["exact", "fd"];
+
+    /// Parse a Jacobian kind, with an error that lists the valid names.
+    pub fn parse(field: &str, s: &str) -> Result<Self> {
+        match s {
+            "exact" => Ok(JacobianKind::Exact),
+            "fd" => Ok(JacobianKind::Fd),
+            _ => Err(Error::invalid(field, format!("'{s}'"), "expected one of exact, fd")),
+        }
+    }
+
+    /// The name used in files and on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            JacobianKind::Exact => "exact",
+            JacobianKind::Fd => "fd",
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_eta() -> f64 {
+    control::DEFAULT_ETA
+}
+fn default_zone() -> f64 {
+    control::DEFAULT_ZONE
 }
 
 /// Settings of a flow run. Defaults (see [`FlowSettings::default`]):
@@ -64,6 +129,11 @@ impl SolverKind {
 /// | `grad_tol` | 1e-10 (0 disables the root function) |
 /// | `max_steps` | 100 000 |
 /// | `interior_points` | 2 (dense-output loss samples per step, for certificates) |
+/// | `jacobian` | `exact` (dual numbers; `fd` = finite differences) |
+/// | `step_control` | true (singularity-aware limits, see [`control`]) |
+/// | `control_eta` | 0.5 (largest predicted relative change of δ per step) |
+/// | `damping_floor` ν | 0 (λ_eff = max(λ, ν·tr G)) |
+/// | `zone` | 0.1 (near-singular zone |θⱼ − θᵢ| < zone, for statistics) |
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FlowSettings {
     pub metric: MetricKind,
@@ -75,6 +145,16 @@ pub struct FlowSettings {
     pub grad_tol: f64,
     pub max_steps: usize,
     pub interior_points: usize,
+    #[serde(default)]
+    pub jacobian: JacobianKind,
+    #[serde(default = "default_true")]
+    pub step_control: bool,
+    #[serde(default = "default_eta")]
+    pub control_eta: f64,
+    #[serde(default)]
+    pub damping_floor: f64,
+    #[serde(default = "default_zone")]
+    pub zone: f64,
 }
 
 impl Default for FlowSettings {
@@ -89,6 +169,11 @@ impl Default for FlowSettings {
             grad_tol: 1e-10,
             max_steps: 100_000,
             interior_points: 2,
+            jacobian: JacobianKind::Exact,
+            step_control: true,
+            control_eta: control::DEFAULT_ETA,
+            damping_floor: 0.0,
+            zone: control::DEFAULT_ZONE,
         }
     }
 }
@@ -111,6 +196,11 @@ impl FlowSettings {
         }
         if !(self.grad_tol.is_finite() && self.grad_tol >= 0.0) {
             return Err(Error::invalid("flow.grad_tol", self.grad_tol, "must be a finite number ≥ 0"));
+        }
+        pos("flow.control_eta", self.control_eta)?;
+        pos("flow.zone", self.zone)?;
+        if !(self.damping_floor.is_finite() && (0.0..1.0).contains(&self.damping_floor)) {
+            return Err(Error::invalid("flow.damping_floor", self.damping_floor, "must be a finite number in [0, 1)"));
         }
         if self.max_steps == 0 {
             return Err(Error::invalid("flow.max_steps", 0, "must be ≥ 1"));

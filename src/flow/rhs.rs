@@ -1,29 +1,108 @@
-//! The flow's right-hand side f(θ) = −(G(θ) + λI)⁺∇L(θ) and its Jacobian–vector product.
+//! The flow's right-hand side f(θ) = −(G(θ) + λI)⁺∇L(θ) and its Jacobian.
+//!
+//! * Hot path: with a model [`FlowKernel`] and the `exact` or `euclidean` metric, g and G come
+//!   from one fused call; for n = 2 the pseudo-inverse solve is done in closed form on the stack
+//!   ([`solve2`]), so an evaluation allocates nothing. Other metrics go through
+//!   [`MetricKind::at`].
+//! * Jacobian: `exact` assembles ∂f/∂θⱼ = −M⁺(∂g/∂θⱼ + (∂G/∂θⱼ) f) from the kernel's dual-number
+//!   derivatives (the damping floor's θ-dependence is not differentiated); `fd` uses central
+//!   differences of f (2n evaluations). The full Jacobian is cached per θ, so the n
+//!   Jacobian–vector products diffsol asks for when it forms the dense matrix cost one Jacobian.
+//! * Damping floor ν (singularity control (c)): λ_eff = max(λ, ν·tr G), so that M is never
+//!   closer to singular than ν relative to its size; with ν = 0 (default) the rank-revealing
+//!   solve of [`crate::metric::Metric::solve`] (threshold [`RANK_TOL`]) keeps f defined.
+//! * On a singular line θᵢ = θⱼ (an invariant set of the flow), [`FlowRhs::set_line`] restricts
+//!   the flow to it: f = −(eᵀg / eᵀMe)·e with e = eᵢ + eⱼ — the natural gradient of the
+//!   sub-model with θᵢ = θⱼ, which keeps θᵢ = θⱼ exactly in floating point.
 
-use crate::metric::{Metric, MetricKind};
+use super::{FlowKernel, JacobianKind};
+use crate::metric::{Metric, MetricKind, RANK_TOL};
 use crate::model::StatModel;
-use nalgebra::DVector;
-use std::cell::Cell;
+use nalgebra::{DMatrix, DVector};
+use std::cell::{Cell, RefCell};
+
+/// x = (G + λI)⁺g for a symmetric 2×2 G = [[p, q], [q, r]], with the same eigen-decomposition
+/// (Jacobi rotation) and null-direction threshold as [`Metric::solve`].
+#[inline]
+pub fn solve2(p: f64, q: f64, r: f64, lambda: f64, g: [f64; 2]) -> [f64; 2] {
+    let (l1, l2, v1, v2) = if q == 0.0 {
+        (p, r, [1.0, 0.0], [0.0, 1.0])
+    } else {
+        let tau = (r - p) / (2.0 * q);
+        let t = if tau == 0.0 {
+            1.0
+        } else {
+            tau.signum() / (tau.abs() + (1.0 + tau * tau).sqrt())
+        };
+        let c = 1.0 / (1.0 + t * t).sqrt();
+        let s = t * c;
+        (p - t * q, r + t * q, [c, -s], [s, c])
+    };
+    let top = (l1.max(l2) + lambda).abs();
+    let cut = RANK_TOL * top.max(f64::MIN_POSITIVE);
+    let mut x = [0.0; 2];
+    for (l, v) in [(l1, v1), (l2, v2)] {
+        let d = l + lambda;
+        if d > cut {
+            let c = (v[0] * g[0] + v[1] * g[1]) / d;
+            x[0] += c * v[0];
+            x[1] += c * v[1];
+        }
+    }
+    x
+}
 
 /// Right-hand side of the flow, with evaluation counters.
 pub struct FlowRhs<'m> {
     model: &'m dyn StatModel,
     metric: MetricKind,
     damping: f64,
+    damping_floor: f64,
+    kernel: Option<Box<dyn FlowKernel + 'm>>,
+    jacobian: JacobianKind,
+    line: Option<(usize, usize)>,
     evals: Cell<usize>,
     jac_evals: Cell<usize>,
+    jacobians: Cell<usize>,
+    jac_cache: RefCell<Option<(Vec<f64>, DMatrix<f64>)>>,
+    grad_cache: RefCell<(Vec<f64>, f64)>,
 }
 
 impl<'m> FlowRhs<'m> {
-    /// The flow of `model` under `metric` with damping λ.
+    /// The flow of `model` under `metric` with damping λ (exact Jacobian, no floor).
     pub fn new(model: &'m dyn StatModel, metric: MetricKind, damping: f64) -> Self {
         FlowRhs {
             model,
             metric,
             damping,
+            damping_floor: 0.0,
+            kernel: model.flow_kernel(),
+            jacobian: JacobianKind::Exact,
+            line: None,
             evals: Cell::new(0),
             jac_evals: Cell::new(0),
+            jacobians: Cell::new(0),
+            jac_cache: RefCell::new(None),
+            grad_cache: RefCell::new((Vec::new(), f64::NAN)),
         }
+    }
+
+    /// Choose how Jacobians are computed.
+    pub fn with_jacobian(mut self, kind: JacobianKind) -> Self {
+        self.jacobian = kind;
+        self
+    }
+
+    /// Relative damping floor ν: λ_eff = max(λ, ν·tr G).
+    pub fn with_damping_floor(mut self, nu: f64) -> Self {
+        self.damping_floor = nu;
+        self
+    }
+
+    /// Restrict the flow to the singular line θᵢ = θⱼ (or lift the restriction with `None`).
+    pub fn set_line(&mut self, line: Option<(usize, usize)>) {
+        self.line = line;
+        *self.jac_cache.borrow_mut() = None;
     }
 
     /// The model.
@@ -31,50 +110,189 @@ impl<'m> FlowRhs<'m> {
         self.model
     }
 
-    /// The metric at θ.
-    pub fn metric_at(&self, theta: &[f64]) -> Metric {
-        self.metric.at(self.model, theta, self.damping)
+    /// True if f and the exact Jacobian come from the model's fused kernel.
+    pub fn uses_kernel(&self) -> bool {
+        self.kernel.is_some() && matches!(self.metric, MetricKind::Exact | MetricKind::Euclidean)
     }
 
-    /// f(θ) written into `out`; counts one evaluation.
+    /// True if Jacobians are exact (dual numbers) rather than finite differences.
+    pub fn exact_jacobian(&self) -> bool {
+        self.jacobian == JacobianKind::Exact && self.uses_kernel() && self.line.is_none()
+    }
+
+    fn effective_damping(&self, trace: f64) -> f64 {
+        self.damping.max(self.damping_floor * trace)
+    }
+
+    /// The metric at θ (with the damping floor applied).
+    pub fn metric_at(&self, theta: &[f64]) -> Metric {
+        let m = self.metric.at(self.model, theta, self.damping);
+        if self.damping_floor > 0.0 {
+            let lam = self.effective_damping(m.matrix().trace());
+            if lam > self.damping {
+                return Metric::new(m.matrix().clone(), lam);
+            }
+        }
+        m
+    }
+
+    /// f(θ) written into `out`; counts one evaluation. Non-finite components become 0.
     pub fn eval(&self, theta: &[f64], out: &mut [f64]) {
         self.evals.set(self.evals.get() + 1);
+        let n = theta.len();
+        if n == 2 && self.uses_kernel() {
+            let k = self.kernel.as_ref().map(|k| k.as_ref());
+            if let Some(k) = k {
+                let (mut g, mut f) = ([0.0; 2], [0.0; 4]);
+                k.grad_fisher(theta, &mut g, &mut f);
+                if matches!(self.metric, MetricKind::Euclidean) {
+                    f = [1.0, 0.0, 0.0, 1.0];
+                }
+                self.remember_grad(theta, (g[0] * g[0] + g[1] * g[1]).sqrt());
+                let lam = self.effective_damping(f[0] + f[3]);
+                let x = match self.line {
+                    Some(_) => {
+                        // e = (1, 1): c = eᵀg / eᵀMe
+                        let c = (g[0] + g[1]) / (f[0] + 2.0 * f[1] + f[3] + 2.0 * lam);
+                        [c, c]
+                    }
+                    None => solve2(f[0], f[1], f[3], lam, g),
+                };
+                for (o, v) in out.iter_mut().zip(x) {
+                    *o = if v.is_finite() { -v } else { 0.0 };
+                }
+                return;
+            }
+        }
         let g = self.model.gradient(theta);
-        let x = self.metric_at(theta).solve(&g);
+        self.remember_grad(theta, g.norm());
+        let metric = self.metric_at(theta);
+        let x = match self.line {
+            Some((i, j)) => {
+                let mut e = DVector::zeros(n);
+                e[i] = 1.0;
+                e[j] = 1.0;
+                let c = e.dot(&g) / metric.quad_form(&e);
+                e * c
+            }
+            None => metric.solve(&g),
+        };
         for (o, v) in out.iter_mut().zip(x.iter()) {
             *o = if v.is_finite() { -v } else { 0.0 };
         }
     }
 
-    /// J(θ)·v by a central finite difference of f:
-    /// (f(θ + εv) − f(θ − εv)) / 2ε with ε = ∛(machine ε)·max(1, ‖θ‖)/‖v‖
-    /// (two evaluations, error O(ε²)).
+    fn remember_grad(&self, theta: &[f64], norm: f64) {
+        let mut c = self.grad_cache.borrow_mut();
+        c.0.clear();
+        c.0.extend_from_slice(theta);
+        c.1 = norm;
+    }
+
+    /// The Jacobian ∂f/∂θ at θ (exact or finite differences, see the module docs); cached.
+    pub fn jacobian(&self, theta: &[f64]) -> DMatrix<f64> {
+        if let Some((t, j)) = self.jac_cache.borrow().as_ref()
+            && t.as_slice() == theta
+        {
+            return j.clone();
+        }
+        self.jacobians.set(self.jacobians.get() + 1);
+        let j = if self.exact_jacobian() {
+            self.jacobian_exact(theta)
+        } else {
+            self.jacobian_fd(theta)
+        };
+        *self.jac_cache.borrow_mut() = Some((theta.to_vec(), j.clone()));
+        j
+    }
+
+    /// Exact Jacobian from the kernel's dual-number derivatives.
+    fn jacobian_exact(&self, theta: &[f64]) -> DMatrix<f64> {
+        let n = theta.len();
+        let Some(k) = self.kernel.as_ref() else {
+            return self.jacobian_fd(theta);
+        };
+        let (mut g, mut f, mut h, mut df) = (vec![0.0; n], vec![0.0; n * n], vec![0.0; n * n], vec![0.0; n * n * n]);
+        k.grad_fisher_derivs(theta, &mut g, &mut f, &mut h, &mut df);
+        let euclid = matches!(self.metric, MetricKind::Euclidean);
+        let gm = if euclid {
+            DMatrix::identity(n, n)
+        } else {
+            DMatrix::from_row_slice(n, n, &f)
+        };
+        let lam = self.effective_damping(gm.trace());
+        let metric = Metric::new(gm, lam);
+        let gv = DVector::from_vec(g);
+        let fv = -metric.solve(&gv);
+        let mut jac = DMatrix::zeros(n, n);
+        for j in 0..n {
+            let mut rhs = DVector::from_fn(n, |i, _| h[i * n + j]);
+            if !euclid {
+                let dg = DMatrix::from_row_slice(n, n, &df[j * n * n..(j + 1) * n * n]);
+                rhs += dg * &fv;
+            }
+            let col = -metric.solve(&rhs);
+            jac.set_column(j, &col);
+        }
+        jac.map(|v| if v.is_finite() { v } else { 0.0 })
+    }
+
+    /// Central finite-difference Jacobian: column j = (f(θ + εeⱼ) − f(θ − εeⱼ)) / 2ε with
+    /// ε = ∛(machine ε)·max(1, |θⱼ|) (error O(ε²)).
+    pub fn jacobian_fd(&self, theta: &[f64]) -> DMatrix<f64> {
+        let n = theta.len();
+        let mut jac = DMatrix::zeros(n, n);
+        let mut tp = theta.to_vec();
+        let (mut fp, mut fm) = (vec![0.0; n], vec![0.0; n]);
+        for j in 0..n {
+            let eps = f64::EPSILON.cbrt() * theta[j].abs().max(1.0);
+            tp[j] = theta[j] + eps;
+            self.eval(&tp, &mut fp);
+            tp[j] = theta[j] - eps;
+            self.eval(&tp, &mut fm);
+            tp[j] = theta[j];
+            for i in 0..n {
+                jac[(i, j)] = (fp[i] - fm[i]) / (2.0 * eps);
+            }
+        }
+        jac
+    }
+
+    /// J(θ)·v from the cached Jacobian at θ.
     pub fn jac_vec(&self, theta: &[f64], v: &[f64], out: &mut [f64]) {
         self.jac_evals.set(self.jac_evals.get() + 1);
-        let vn = v.iter().map(|a| a * a).sum::<f64>().sqrt();
-        if vn == 0.0 {
-            out.iter_mut().for_each(|o| *o = 0.0);
-            return;
-        }
-        let tn = theta.iter().map(|a| a * a).sum::<f64>().sqrt();
-        let eps = f64::EPSILON.cbrt() * tn.max(1.0) / vn;
-        let plus: Vec<f64> = theta.iter().zip(v).map(|(t, d)| t + eps * d).collect();
-        let minus: Vec<f64> = theta.iter().zip(v).map(|(t, d)| t - eps * d).collect();
-        let mut fp = vec![0.0; theta.len()];
-        let mut fm = vec![0.0; theta.len()];
-        self.eval(&plus, &mut fp);
-        self.eval(&minus, &mut fm);
-        for i in 0..out.len() {
-            out[i] = (fp[i] - fm[i]) / (2.0 * eps);
+        let j = self.jacobian(theta);
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = (0..v.len()).map(|k| j[(i, k)] * v[k]).sum();
         }
     }
 
-    /// ‖∇L(θ)‖ (for the convergence root function; not counted as an rhs evaluation).
+    /// ‖∇L(θ)‖ (for the convergence root function; not counted as an rhs evaluation; reuses
+    /// the last evaluation at the same θ).
     pub fn grad_norm(&self, theta: &[f64]) -> f64 {
+        {
+            let c = self.grad_cache.borrow();
+            if c.0.as_slice() == theta {
+                return c.1;
+            }
+        }
+        if let Some(k) = self.kernel.as_ref() {
+            let n = theta.len();
+            if n == 2 {
+                let (mut g, mut f) = ([0.0; 2], [0.0; 4]);
+                k.grad_fisher(theta, &mut g, &mut f);
+                return (g[0] * g[0] + g[1] * g[1]).sqrt();
+            }
+        }
         self.model.gradient(theta).norm()
     }
 
-    /// Number of f evaluations so far.
+    /// Take one evaluation off the counter (bookkeeping evaluations of the recorder).
+    pub fn uncount_eval(&self) {
+        self.evals.set(self.evals.get().saturating_sub(1));
+    }
+
+    /// Number of f evaluations so far (including those of finite-difference Jacobians).
     pub fn evals(&self) -> usize {
         self.evals.get()
     }
@@ -82,6 +300,11 @@ impl<'m> FlowRhs<'m> {
     /// Number of Jacobian–vector products so far.
     pub fn jac_evals(&self) -> usize {
         self.jac_evals.get()
+    }
+
+    /// Number of full Jacobian evaluations so far.
+    pub fn jacobians(&self) -> usize {
+        self.jacobians.get()
     }
 
     /// f(θ) allocating.

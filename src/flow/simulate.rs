@@ -1,14 +1,48 @@
-//! The runner: builds the diffsol problem, steps it, records accepted steps.
+//! The runner: builds the diffsol problem, steps it under the singularity-aware control,
+//! switches methods for `auto`, records accepted steps, events and statistics.
+//!
+//! **`auto`.** Starts with `tsit45`. After every accepted explicit step it estimates the
+//! stiffness ratio h·ρ(J) with ρ the spectral radius of the flow's Jacobian at the new point
+//! (exact dual-number Jacobian where the model has a kernel; 2×2 closed form, Gershgorin bound
+//! for n > 2) and compares it with tsit45's stability bound on the negative real axis,
+//! B ≈ 3.3 (the test of Hairer & Wanner, *Solving ODEs II*, §IV.2, with ρ from the Jacobian
+//! instead of stage differences). After [`STIFF_RUN`] consecutive steps with h·ρ > 0.8·B the
+//! step size is stability-limited: it switches to `bdf` at the current state. While on `bdf`,
+//! after [`STIFF_RUN`] consecutive steps with h·ρ < 0.4·B an explicit step of the same size
+//! would be stable: it switches back. Every switch is an [`Event`] and counts in
+//! `solver_switches`. Models without a dense Jacobian stay explicit.
 
+use super::control::StepControl;
 use super::{FlowRhs, FlowSettings, SolverKind};
 use crate::error::{Error, Result};
 use crate::model::StatModel;
-use crate::trajectory::{Stats, Step, StopReason, Trajectory};
+use crate::trajectory::{Event, Stats, Step, StopReason, Trajectory};
 use diffsol::{
-    NalgebraLU, NalgebraMat, NalgebraVec, OdeBuilder, OdeEquations, OdeSolverMethod,
-    OdeSolverStopReason, Vector,
+    NalgebraLU, NalgebraMat, NalgebraVec, OdeBuilder, OdeEquations, OdeSolverMethod, OdeSolverStopReason, Vector,
 };
+use nalgebra::DMatrix;
 use std::time::Instant;
+
+/// tsit45's stability bound on the negative real axis.
+pub const TSIT45_STABILITY: f64 = 3.3;
+/// Consecutive stiff (non-stiff) steps before `auto` switches.
+pub const STIFF_RUN: usize = 15;
+
+/// How a segment (one method) ended.
+enum SegmentEnd {
+    Stop(StopReason),
+    Switch { to: SolverKind, h: f64, ratio: f64 },
+}
+
+/// Mutable state of one run shared by its segments.
+struct RunState {
+    steps: Vec<Step>,
+    end: (f64, Vec<f64>),
+    stats: Stats,
+    events: Vec<Event>,
+    record_all: bool,
+    accepted: usize,
+}
 
 /// Integrates the flow of one model under one set of settings from any number of starts.
 pub struct Simulator<'m> {
@@ -17,9 +51,20 @@ pub struct Simulator<'m> {
 }
 
 impl<'m> Simulator<'m> {
-    /// A simulator; `settings` are validated here.
+    /// A simulator; `settings` are validated here, and implicit solvers are refused for models
+    /// without a dense Jacobian.
     pub fn new(model: &'m dyn StatModel, settings: FlowSettings) -> Result<Self> {
         settings.validate()?;
+        if settings.solver.is_implicit() && !model.dense_jacobian() {
+            return Err(Error::invalid(
+                "flow.solver",
+                settings.solver.name(),
+                format!(
+                    "implicit solvers need a dense {n}×{n} Jacobian, which this model (n = {n}) does not provide; use tsit45 or auto",
+                    n = model.dim()
+                ),
+            ));
+        }
         Ok(Simulator { model, settings })
     }
 
@@ -28,8 +73,18 @@ impl<'m> Simulator<'m> {
         &self.settings
     }
 
-    /// Integrate from `start`.
+    /// Integrate from `start`, recording every accepted step.
     pub fn run(&self, start: &[f64]) -> Result<Trajectory> {
+        self.run_with(start, true)
+    }
+
+    /// Integrate from `start` recording only the start and the end point (particle fields):
+    /// same statistics, no per-step metric evaluations.
+    pub fn run_end(&self, start: &[f64]) -> Result<Trajectory> {
+        self.run_with(start, false)
+    }
+
+    fn run_with(&self, start: &[f64], record_all: bool) -> Result<Trajectory> {
         let n = self.model.dim();
         if start.len() != n {
             return Err(Error::invalid(
@@ -43,10 +98,105 @@ impl<'m> Simulator<'m> {
         }
         let clock = Instant::now();
         let s = &self.settings;
-        let rhs = FlowRhs::new(self.model, s.metric, s.damping);
-        let x0 = start.to_vec();
+        let control = StepControl::new(self.model.exchange_pairs(), s.control_eta, s.zone);
+        let mut rhs = FlowRhs::new(self.model, s.metric, s.damping)
+            .with_jacobian(s.jacobian)
+            .with_damping_floor(s.damping_floor);
+        let mut st = RunState {
+            steps: Vec::new(),
+            end: (0.0, start.to_vec()),
+            stats: Stats::default(),
+            events: Vec::new(),
+            record_all,
+            accepted: 0,
+        };
+        if let Some((i, j)) = control.on_line(start) {
+            rhs.set_line(Some((i, j)));
+            st.events.push(Event {
+                t: 0.0,
+                kind: "on-singular-line".into(),
+                detail: format!(
+                    "start on the singular line {a} = {b}: the flow stays on it (invariant set; the single-component fit there is a saddle); use --perturb EPS to leave it",
+                    a = self.model.param_names()[i],
+                    b = self.model.param_names()[j]
+                ),
+            });
+        }
+        st.steps.push(self.record(&rhs, 0.0, start, 0.0, Vec::new()));
+        let stop = if s.grad_tol > 0.0 && st.steps[0].grad_norm < s.grad_tol {
+            StopReason::Converged
+        } else {
+            let mut method = match s.solver {
+                SolverKind::Auto => SolverKind::Tsit45,
+                m => m,
+            };
+            let mut h0 = None;
+            loop {
+                let (t0, y0) = st.end.clone();
+                match self.segment(method, &rhs, &control, &mut st, t0, &y0, h0)? {
+                    SegmentEnd::Stop(r) => break r,
+                    SegmentEnd::Switch { to, h, ratio } => {
+                        st.stats.solver_switches += 1;
+                        st.events.push(Event {
+                            t: st.end.0,
+                            kind: "switch".into(),
+                            detail: format!(
+                                "{} -> {} (h·ρ = {ratio:.3} over {STIFF_RUN} steps)",
+                                method.name(),
+                                to.name()
+                            ),
+                        });
+                        method = to;
+                        h0 = Some(h);
+                    }
+                }
+            }
+        };
+        if !record_all {
+            let (t, y) = st.end.clone();
+            if st.accepted > 0 {
+                let h = 0.0;
+                st.steps.push(self.record(&rhs, t, &y, h, Vec::new()));
+            }
+        }
+        st.stats.accepted = st.accepted;
+        st.stats.rhs_evals = rhs.evals();
+        st.stats.jac_evals = rhs.jac_evals();
+        st.stats.jacobians = rhs.jacobians();
+        st.stats.wall_time = clock.elapsed().as_secs_f64();
+        Ok(Trajectory {
+            param_names: self.model.param_names(),
+            start: start.to_vec(),
+            steps: st.steps,
+            stats: st.stats,
+            stop,
+            events: st.events,
+        })
+    }
+
+    /// Build the diffsol problem from (t0, y0) and drive one method until it stops or `auto`
+    /// asks for a switch.
+    #[allow(clippy::too_many_arguments)]
+    fn segment(
+        &self,
+        method: SolverKind,
+        rhs: &FlowRhs<'_>,
+        control: &StepControl,
+        st: &mut RunState,
+        t0: f64,
+        y0: &[f64],
+        h0: Option<f64>,
+    ) -> Result<SegmentEnd> {
+        let s = &self.settings;
+        let n = y0.len();
+        let x0 = y0.to_vec();
         let gtol = s.grad_tol;
+        let solver_err = |e: diffsol::DiffsolError| Error::Solver {
+            solver: method.name().into(),
+            message: e.to_string(),
+        };
         let builder = OdeBuilder::<NalgebraMat<f64>>::new()
+            .t0(t0)
             .rtol(s.rtol)
             .atol([s.atol])
             .init(move |_p, _t, y: &mut [f64]| y.copy_from_slice(&x0), n)
@@ -56,109 +206,184 @@ impl<'m> Simulator<'m> {
                 },
                 1,
             );
-        let solver_err = |e: diffsol::DiffsolError| Error::Solver {
-            solver: s.solver.name().into(),
-            message: e.to_string(),
-        };
-        let mut traj = match s.solver {
-            SolverKind::Tsit45 => {
-                let problem = builder
-                    .rhs(|x: &[f64], _p: &[f64], _t: f64, y: &mut [f64]| rhs.eval(x, y))
-                    .build()
-                    .map_err(solver_err)?;
+        if !self.model.dense_jacobian() {
+            let problem = builder
+                .rhs(|x: &[f64], _p: &[f64], _t: f64, y: &mut [f64]| rhs.eval(x, y))
+                .build()
+                .map_err(solver_err)?;
+            let solver = problem.tsit45().map_err(solver_err)?;
+            return self.drive(solver, method, rhs, control, st, h0);
+        }
+        let problem = builder
+            .rhs_implicit(
+                |x: &[f64], _p: &[f64], _t: f64, y: &mut [f64]| rhs.eval(x, y),
+                |x: &[f64], _p: &[f64], _t: f64, v: &[f64], y: &mut [f64]| rhs.jac_vec(x, v, y),
+            )
+            .build()
+            .map_err(solver_err)?;
+        match method {
+            SolverKind::Tsit45 | SolverKind::Auto => {
                 let solver = problem.tsit45().map_err(solver_err)?;
-                self.drive(solver, &rhs, start)?
+                self.drive(solver, method, rhs, control, st, h0)
             }
             SolverKind::Bdf => {
-                let problem = builder
-                    .rhs_implicit(
-                        |x: &[f64], _p: &[f64], _t: f64, y: &mut [f64]| rhs.eval(x, y),
-                        |x: &[f64], _p: &[f64], _t: f64, v: &[f64], y: &mut [f64]| {
-                            rhs.jac_vec(x, v, y)
-                        },
-                    )
-                    .build()
-                    .map_err(solver_err)?;
                 let solver = problem.bdf::<NalgebraLU<f64>>().map_err(solver_err)?;
-                self.drive(solver, &rhs, start)?
+                self.drive(solver, method, rhs, control, st, h0)
             }
-        };
-        traj.stats.rhs_evals = rhs.evals();
-        traj.stats.jac_evals = rhs.jac_evals();
-        traj.stats.wall_time = clock.elapsed().as_secs_f64();
-        Ok(traj)
+            SolverKind::TrBdf2 => {
+                let solver = problem.tr_bdf2::<NalgebraLU<f64>>().map_err(solver_err)?;
+                self.drive(solver, method, rhs, control, st, h0)
+            }
+            SolverKind::Esdirk34 => {
+                let solver = problem.esdirk34::<NalgebraLU<f64>>().map_err(solver_err)?;
+                self.drive(solver, method, rhs, control, st, h0)
+            }
+        }
     }
 
     /// Step the solver to the end, recording every accepted step.
-    fn drive<'a, Eqn, S>(&self, mut solver: S, rhs: &FlowRhs<'_>, start: &[f64]) -> Result<Trajectory>
+    #[allow(clippy::too_many_arguments)]
+    fn drive<'a, Eqn, S>(
+        &self,
+        mut solver: S,
+        method: SolverKind,
+        rhs: &FlowRhs<'_>,
+        control: &StepControl,
+        st: &mut RunState,
+        h0: Option<f64>,
+    ) -> Result<SegmentEnd>
     where
         Eqn: OdeEquations<T = f64, V = NalgebraVec<f64>> + 'a,
         S: OdeSolverMethod<'a, Eqn>,
     {
         let s = &self.settings;
-        let mut steps = vec![self.record(rhs, 0.0, start, 0.0, Vec::new())];
-        let stop;
-        if let Err(e) = solver.set_stop_time(s.t_end) {
-            return Err(Error::Solver {
-                solver: s.solver.name().into(),
-                message: e.to_string(),
-            });
+        let auto = s.solver == SolverKind::Auto && self.model.dense_jacobian();
+        let is_bdf = method == SolverKind::Bdf;
+        let controlled = s.step_control && !control.pairs().is_empty();
+        let fail = |e: diffsol::DiffsolError| Error::Solver {
+            solver: method.name().into(),
+            message: e.to_string(),
+        };
+        solver.set_stop_time(s.t_end).map_err(fail)?;
+        if let Some(h) = h0
+            && !is_bdf
+        {
+            *solver.state_mut().h = h;
         }
-        if s.grad_tol > 0.0 && steps[0].grad_norm < s.grad_tol {
-            stop = StopReason::Converged;
-        } else {
-            loop {
-                let t_prev = solver.state().t;
-                let reason = match solver.step() {
-                    Ok(r) => r,
-                    Err(e) => {
-                        stop = StopReason::SolverFailure(e.to_string());
-                        break;
-                    }
-                };
-                let mut done = None;
-                if let OdeSolverStopReason::RootFound(t_root, _) = reason {
-                    if let Err(e) = solver.state_mut_back(t_root) {
-                        stop = StopReason::SolverFailure(e.to_string());
-                        break;
-                    }
-                    done = Some(StopReason::Converged);
-                } else if let OdeSolverStopReason::TstopReached = reason {
-                    done = Some(StopReason::TEnd);
+        let setups0 = solver.get_statistics().number_of_linear_solver_setups;
+        let rejected0 = solver.get_statistics().number_of_error_test_failures;
+        let mut run_len = 0usize;
+        let mut retries = 0usize;
+        let finish = |st: &mut RunState, solver: &S| {
+            let stats = solver.get_statistics();
+            st.stats.factorizations += stats.number_of_linear_solver_setups - setups0;
+            st.stats.rejected += stats.number_of_error_test_failures - rejected0;
+        };
+        loop {
+            let (t_prev, y_prev, dy_prev, h_prev) = {
+                let x = solver.state();
+                (x.t, x.y.clone_as_vec(), x.dy.clone_as_vec(), x.h)
+            };
+            // (b) limit the step by the predicted relative change of δ
+            if controlled && !is_bdf {
+                let hmax = control.max_step(&y_prev, &dy_prev);
+                if h_prev > hmax {
+                    *solver.state_mut().h = hmax;
+                    st.stats.control_limited += 1;
                 }
-                let (t, theta) = {
-                    let st = solver.state();
-                    (st.t, st.y.clone_as_vec())
-                };
-                if theta.iter().any(|v| !v.is_finite()) {
-                    stop = StopReason::SolverFailure(format!("non-finite state at t = {t}"));
-                    break;
+            }
+            let reason = match solver.step() {
+                Ok(r) => r,
+                Err(e) => {
+                    finish(st, &solver);
+                    return Ok(SegmentEnd::Stop(StopReason::SolverFailure(e.to_string())));
                 }
-                let h = t - t_prev;
+            };
+            let (t_new, y_new) = {
+                let x = solver.state();
+                (x.t, x.y.clone_as_vec())
+            };
+            // (a) never cross a singular line: undo and retry with a quarter of the step
+            if controlled && control.crossed(&y_prev, &y_new) {
+                st.stats.crossings_prevented += 1;
+                retries += 1;
+                if retries > 60 {
+                    finish(st, &solver);
+                    return Ok(SegmentEnd::Stop(StopReason::SolverFailure(format!(
+                        "cannot avoid crossing the singular line at t = {t_prev}"
+                    ))));
+                }
+                {
+                    let x = solver.state_mut();
+                    for (i, (&y, &d)) in y_prev.iter().zip(&dy_prev).enumerate() {
+                        x.y.set_index(i, y);
+                        x.dy.set_index(i, d);
+                    }
+                    *x.t = t_prev;
+                    *x.h = 0.25 * (t_new - t_prev).abs().max(f64::MIN_POSITIVE);
+                }
+                solver.set_stop_time(s.t_end).map_err(fail)?;
+                continue;
+            }
+            retries = 0;
+            let mut done = None;
+            if let OdeSolverStopReason::RootFound(t_root, _) = reason {
+                if let Err(e) = solver.state_mut_back(t_root) {
+                    finish(st, &solver);
+                    return Ok(SegmentEnd::Stop(StopReason::SolverFailure(e.to_string())));
+                }
+                done = Some(StopReason::Converged);
+            } else if let OdeSolverStopReason::TstopReached = reason {
+                done = Some(StopReason::TEnd);
+            }
+            let (t, theta) = {
+                let x = solver.state();
+                (x.t, x.y.clone_as_vec())
+            };
+            if theta.iter().any(|v| !v.is_finite()) {
+                finish(st, &solver);
+                return Ok(SegmentEnd::Stop(StopReason::SolverFailure(format!(
+                    "non-finite state at t = {t}"
+                ))));
+            }
+            let h = t - t_prev;
+            if control.in_zone(&y_prev) {
+                st.stats.time_near_singular += h;
+            }
+            st.accepted += 1;
+            if st.record_all {
                 let interior = self.interior(&solver, rhs, t_prev, t);
-                steps.push(self.record(rhs, t, &theta, h, interior));
-                if let Some(r) = done {
-                    stop = r;
-                    break;
-                }
-                if steps.len() > s.max_steps {
-                    stop = StopReason::MaxSteps;
-                    break;
+                st.steps.push(self.record(rhs, t, &theta, h, interior));
+            }
+            st.end = (t, theta.clone());
+            if let Some(r) = done {
+                finish(st, &solver);
+                return Ok(SegmentEnd::Stop(r));
+            }
+            if st.accepted >= s.max_steps {
+                finish(st, &solver);
+                return Ok(SegmentEnd::Stop(StopReason::MaxSteps));
+            }
+            if auto {
+                let rho = spectral_radius(&rhs.jacobian(&theta));
+                let ratio = h * rho;
+                let (stiffish, to) = if is_bdf {
+                    (ratio < 0.4 * TSIT45_STABILITY, SolverKind::Tsit45)
+                } else {
+                    (ratio > 0.8 * TSIT45_STABILITY, SolverKind::Bdf)
+                };
+                run_len = if stiffish { run_len + 1 } else { 0 };
+                if run_len >= STIFF_RUN {
+                    finish(st, &solver);
+                    let h_next = solver.state().h;
+                    return Ok(SegmentEnd::Switch {
+                        to,
+                        h: h_next,
+                        ratio,
+                    });
                 }
             }
         }
-        let stats = Stats {
-            accepted: steps.len() - 1,
-            rejected: solver.get_statistics().number_of_error_test_failures,
-            ..Stats::default()
-        };
-        Ok(Trajectory {
-            param_names: self.model.param_names(),
-            start: start.to_vec(),
-            steps,
-            stats,
-            stop,
-        })
     }
 
     /// Loss at `interior_points` equally spaced interior times of the step, from dense output.
@@ -186,7 +411,8 @@ impl<'m> Simulator<'m> {
         let loss = model.loss_grad(theta, &mut grad);
         let g = nalgebra::DVector::from_vec(grad);
         let metric = rhs.metric_at(theta);
-        let nat = metric.solve(&g);
+        let f = rhs.eval_vec(theta);
+        rhs_uncount(rhs);
         Step {
             t,
             theta: theta.to_vec(),
@@ -194,9 +420,33 @@ impl<'m> Simulator<'m> {
             grad_norm: g.norm(),
             kappa: metric.condition_number(),
             min_eig: metric.eigenvalues()[0],
-            rate: -g.dot(&nat),
+            rate: g.dot(&f),
             step_size: h,
             interior,
         }
+    }
+}
+
+/// The recording evaluation of f is bookkeeping, not solver work: take it off the counter.
+fn rhs_uncount(rhs: &FlowRhs<'_>) {
+    rhs.uncount_eval();
+}
+
+/// Spectral radius of a square matrix: exact for 2×2, Gershgorin bound otherwise.
+pub fn spectral_radius(j: &DMatrix<f64>) -> f64 {
+    if j.nrows() == 2 {
+        let tr = j[(0, 0)] + j[(1, 1)];
+        let det = j[(0, 0)] * j[(1, 1)] - j[(0, 1)] * j[(1, 0)];
+        let disc = 0.25 * tr * tr - det;
+        if disc >= 0.0 {
+            let r = disc.sqrt();
+            (0.5 * tr + r).abs().max((0.5 * tr - r).abs())
+        } else {
+            det.abs().sqrt()
+        }
+    } else {
+        j.row_iter()
+            .map(|r| r.iter().map(|v| v.abs()).sum::<f64>())
+            .fold(0.0, f64::max)
     }
 }

@@ -234,6 +234,14 @@ impl StatModel for GaussianMixture {
         }
     }
 
+    fn flow_kernel(&self) -> Option<Box<dyn crate::flow::FlowKernel + '_>> {
+        Some(Box::new(super::mixture_kernel::MixtureKernel::new(self)))
+    }
+
+    fn exchange_pairs(&self) -> Vec<(usize, usize)> {
+        vec![(0, 1)]
+    }
+
     fn evaluation_error(&self) -> f64 {
         match self.loss_kind {
             LossKind::Population => self.scheme.relative_error(),

@@ -1,6 +1,7 @@
 //! Statistical models: θ ↦ log p(x|θ), the loss L(θ), its gradient and the exact Fisher matrix.
 
 pub mod mixture;
+pub mod mixture_kernel;
 
 pub use mixture::{GaussianMixture, LossKind};
 
@@ -51,6 +52,24 @@ pub trait StatModel: Send + Sync {
     /// The minimum loss L*, if known.
     fn optimal_loss(&self) -> Option<f64> {
         self.optima().first().map(|t| self.loss(t))
+    }
+
+    /// A fused ∇L + Fisher evaluator with exact derivatives for the flow's hot path and its
+    /// exact Jacobian, if the model has one (default: none; the flow then uses `loss_grad`,
+    /// the metric provider and finite-difference Jacobians).
+    fn flow_kernel(&self) -> Option<Box<dyn crate::flow::FlowKernel + '_>> {
+        None
+    }
+
+    /// Whether implicit solvers may form a dense n×n Jacobian of the flow (default: n ≤ 64).
+    fn dense_jacobian(&self) -> bool {
+        self.dim() <= 64
+    }
+
+    /// Pairs (i, j) of parameters whose equality θᵢ = θⱼ is a singular set of the metric (label
+    /// exchange in mixtures); the flow's step control never lets a step cross one (default: none).
+    fn exchange_pairs(&self) -> Vec<(usize, usize)> {
+        Vec::new()
     }
 
     /// Relative error bound of the loss/gradient evaluation (quadrature), for certificates.

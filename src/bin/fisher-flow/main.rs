@@ -1,6 +1,7 @@
 //! fisher-flow command-line entry point: parse, dispatch, map errors to exit codes.
 
 mod cli;
+mod integrate;
 mod metric;
 mod run;
 

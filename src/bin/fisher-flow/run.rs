@@ -24,7 +24,7 @@ pub struct RunArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub overrides: ModelOverrides,
-    /// ODE solver: tsit45 | bdf [default: the file's flow.solver, else tsit45]
+    /// ODE solver: tsit45 | bdf | tr-bdf2 | esdirk34 | auto [default: the file's flow.solver, else tsit45]
     #[arg(long)]
     pub solver: Option<String>,
     /// Relative tolerance [default: the file's flow.rtol, else 1e-8]
@@ -39,6 +39,15 @@ pub struct RunArgs {
     /// Start point MU1,MU2; repeat for several trajectories [default: the file's flow.starts]
     #[arg(long = "start", value_name = "MU1,MU2", allow_hyphen_values = true)]
     pub starts: Vec<String>,
+    /// Jacobian of implicit solvers: exact (dual numbers) | fd [default: the file's flow.jacobian, else exact]
+    #[arg(long)]
+    pub jacobian: Option<String>,
+    /// Move starts lying exactly on the singular line mu1 = mu2 off it by EPS [default: off]
+    #[arg(long, value_name = "EPS")]
+    pub perturb: Option<f64>,
+    /// Disable the singularity-aware step control [default: enabled]
+    #[arg(long = "no-step-control")]
+    pub no_step_control: bool,
     /// Do not print the per-trajectory summary
     #[arg(long, short)]
     pub quiet: bool,
@@ -56,6 +65,9 @@ impl RunArgs {
             atol: None,
             t_end: None,
             starts: Vec::new(),
+            jacobian: None,
+            perturb: None,
+            no_step_control: false,
             quiet: false,
         }
     }
@@ -78,7 +90,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
         nodes: args.overrides.nodes,
         starts,
     };
-    let exp = Experiment::load(&args.model, &ov)?;
+    let mut exp = Experiment::load(&args.model, &ov)?;
+    crate::integrate::apply_flags(&mut exp, args.jacobian.as_deref(), args.no_step_control, args.perturb)?;
     prepare_out_dir(&args.out)?;
     if let fisher_flow::model::LossKind::Empirical { seed, samples } = &exp.model.loss_kind {
         println!("empirical loss: {} samples drawn from the target with seed {seed}", samples.len());
@@ -127,6 +140,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         );
         for (i, (tr, ct)) in trajectories.iter().zip(&cert.trajectories).enumerate() {
             println!("{}", summary_line(i, tr, ct.monotone, l_star));
+            for e in tr.events.iter().filter(|e| e.kind == "on-singular-line") {
+                println!("[{i}] {}", e.detail);
+            }
         }
     }
     println!(
@@ -165,13 +181,17 @@ fn summary_line(i: usize, tr: &Trajectory, monotone: bool, l_star: Option<f64>) 
     let loss = tr.last().map(|s| s.loss).unwrap_or(f64::NAN);
     let gap = l_star.map(|l| format!(" (L-L* {:.2e})", loss - l)).unwrap_or_default();
     format!(
-        "[{i}] start {} -> end {} | loss {loss:.12}{gap} | t {:.3} | steps {} | rejected {} | rhs evals {} | monotone {} | {} | {:.1} ms",
+        "[{i}] start {} -> end {} | loss {loss:.12}{gap} | t {:.3} | steps {} | rejected {} | rhs evals {} | jacobians {} | factorizations {} | switches {} | near-singular t {:.3} | monotone {} | {} | {:.1} ms",
         fmt_vec(&tr.start),
         fmt_vec(&end),
         tr.last().map(|s| s.t).unwrap_or(0.0),
         tr.stats.accepted,
         tr.stats.rejected,
         tr.stats.rhs_evals,
+        tr.stats.jacobians,
+        tr.stats.factorizations,
+        tr.stats.solver_switches,
+        tr.stats.time_near_singular,
         monotone,
         tr.stop,
         tr.stats.wall_time * 1e3
