@@ -18,6 +18,14 @@ pub fn apply_flags(exp: &mut Experiment, jacobian: Option<&str>, no_step_control
         if !(eps.is_finite() && eps > 0.0) {
             return Err(Error::invalid("--perturb", eps, "must be a finite number > 0"));
         }
+        // The exchange eigenvalue of the Fisher matrix is ~δ²·‖I‖/σ²: below δ ≈ 1e-6σ it
+        // falls under RANK_TOL and the rank-revealing solve treats it as null.
+        let resolvable = 1e-5 * exp.model.sigma;
+        if eps < resolvable {
+            println!(
+                "note: --perturb {eps:e} is below {resolvable:e} (≈ √RANK_TOL·σ): the exchange direction is under the metric's rank threshold there, so the flow may not leave the line"
+            );
+        }
         let pairs = exp.model.exchange_pairs();
         for s in exp.starts.iter_mut() {
             let before = s.clone();
