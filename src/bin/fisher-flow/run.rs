@@ -43,7 +43,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub jacobian: Option<String>,
     /// Move starts lying exactly on the singular line mu1 = mu2 off it by EPS [default: off]
-    #[arg(long, value_name = "EPS")]
+    #[arg(long, value_name = "EPS", allow_hyphen_values = true)]
     pub perturb: Option<f64>,
     /// Disable the singularity-aware step control [default: enabled]
     #[arg(long = "no-step-control")]
