@@ -1,15 +1,16 @@
 //! The runner: builds the diffsol problem, steps it under the singularity-aware control,
 //! switches methods for `auto`, records accepted steps, events and statistics.
 //!
-//! **`auto`.** Starts with `tsit45`. After every accepted explicit step it estimates the
-//! stiffness ratio h·ρ(J) with ρ the spectral radius of the flow's Jacobian at the new point
-//! (exact dual-number Jacobian where the model has a kernel; 2×2 closed form, Gershgorin bound
-//! for n > 2) and compares it with tsit45's stability bound on the negative real axis,
-//! B ≈ 3.3 (the test of Hairer & Wanner, *Solving ODEs II*, §IV.2, with ρ from the Jacobian
-//! instead of stage differences). After [`STIFF_RUN`] consecutive steps with h·ρ > 0.8·B the
-//! step size is stability-limited: it switches to `bdf` at the current state. While on `bdf`,
-//! after [`STIFF_RUN`] consecutive steps with h·ρ < 0.4·B an explicit step of the same size
-//! would be stable: it switches back. Every switch is an [`Event`] and counts in
+//! **`auto`.** Starts with `tsit45`. After accepted steps (every 4th step, and every step once
+//! a stiff run has begun) it estimates the stiffness ratio h·ρ(J), ρ the spectral radius of the
+//! flow's Jacobian at the new point (exact dual-number Jacobian where the model has a kernel;
+//! 2×2 closed form, Gershgorin bound for n > 2), and compares it with tsit45's stability bound
+//! on the negative real axis, B ≈ 3.3 (the test of Hairer & Wanner, *Solving ODEs II*, §IV.2,
+//! with ρ from the Jacobian instead of stage differences). After [`STIFF_RUN`] consecutive
+//! checks with h·ρ > 0.8·B the step size is stability-limited: it switches to `bdf` at the
+//! current state, keeping h. On `bdf`, after a grace period of [`STIFF_RUN`] steps, 2·[`STIFF_RUN`]
+//! consecutive checks with h·ρ < 0.4·B mean an explicit step of the same size would be stable:
+//! it switches back. Every switch is an [`Event`] and counts in
 //! `solver_switches`. Models without a dense Jacobian stay explicit.
 
 use super::control::StepControl;
@@ -26,7 +27,7 @@ use std::time::Instant;
 /// tsit45's stability bound on the negative real axis.
 pub const TSIT45_STABILITY: f64 = 3.3;
 /// Consecutive stiff (non-stiff) steps before `auto` switches.
-pub const STIFF_RUN: usize = 15;
+pub const STIFF_RUN: usize = 8;
 
 /// How a segment (one method) ended.
 enum SegmentEnd {
@@ -265,11 +266,10 @@ impl<'m> Simulator<'m> {
             message: e.to_string(),
         };
         solver.set_stop_time(s.t_end).map_err(fail)?;
-        if let Some(h) = h0
-            && !is_bdf
-        {
+        if let Some(h) = h0 {
             *solver.state_mut().h = h;
         }
+        let seg_start = st.accepted;
         let setups0 = solver.get_statistics().number_of_linear_solver_setups;
         let rejected0 = solver.get_statistics().number_of_error_test_failures;
         let mut run_len = 0usize;
@@ -364,7 +364,8 @@ impl<'m> Simulator<'m> {
                 finish(st, &solver);
                 return Ok(SegmentEnd::Stop(StopReason::MaxSteps));
             }
-            if auto {
+            // the spectral radius costs a Jacobian: every 4th step, every step during a run
+            if auto && (run_len > 0 || st.accepted % 4 == 0) {
                 let rho = spectral_radius(&rhs.jacobian(&theta));
                 let ratio = h * rho;
                 let (stiffish, to) = if is_bdf {
@@ -372,8 +373,13 @@ impl<'m> Simulator<'m> {
                 } else {
                     (ratio > 0.8 * TSIT45_STABILITY, SolverKind::Bdf)
                 };
-                run_len = if stiffish { run_len + 1 } else { 0 };
-                if run_len >= STIFF_RUN {
+                // after a switch to bdf, give its order and step size STIFF_RUN steps to build
+                // up, and ask for twice as long a non-stiff run (hysteresis)
+                let grace = is_bdf && st.accepted - seg_start <= STIFF_RUN;
+                run_len = if stiffish && !grace { run_len + 1 } else { 0 };
+                // (a run counts checked steps; checks are consecutive steps once one is stiff)
+                let needed = if is_bdf { 2 * STIFF_RUN } else { STIFF_RUN };
+                if run_len >= needed {
                     finish(st, &solver);
                     let h_next = solver.state().h;
                     return Ok(SegmentEnd::Switch {
