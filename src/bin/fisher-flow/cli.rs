@@ -18,6 +18,8 @@ pub enum Command {
     Run(crate::run::RunArgs),
     /// Print loss, gradient, Fisher matrix, eigenvalues, κ, natural gradient and their angle at a point.
     Metric(crate::metric::MetricArgs),
+    /// Discrete baselines (gd, fisher-diag, ngd with optional Levenberg–Marquardt damping), t = iteration.
+    Optimize(crate::optimize::OptimizeArgs),
 }
 
 /// Settings shared by subcommands that evaluate a model.

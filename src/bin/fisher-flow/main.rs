@@ -3,6 +3,7 @@
 mod cli;
 mod integrate;
 mod metric;
+mod optimize;
 mod run;
 
 use clap::Parser;
@@ -15,6 +16,7 @@ fn main() {
         None => run::run(&RunArgs::demo()),
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Metric(args)) => metric::metric(&args),
+        Some(Command::Optimize(args)) => optimize::optimize(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -154,7 +154,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn prepare_out_dir(out: &Path) -> Result<()> {
+pub(crate) fn prepare_out_dir(out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|source| Error::Write {
         path: out.to_path_buf(),
         source,
@@ -169,7 +169,7 @@ fn prepare_out_dir(out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn fmt_vec(v: &[f64]) -> String {
+pub(crate) fn fmt_vec(v: &[f64]) -> String {
     let parts: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
     format!("({})", parts.join(", "))
 }
@@ -198,7 +198,7 @@ fn summary_line(i: usize, tr: &Trajectory, monotone: bool, l_star: Option<f64>) 
     )
 }
 
-fn plane_figure(exp: &Experiment, trajectories: &[Trajectory]) -> PlaneFigure {
+pub(crate) fn plane_figure(exp: &Experiment, trajectories: &[Trajectory]) -> PlaneFigure {
     let model = &exp.model;
     let optima = model.optima();
     let (lo, hi) = exp.plot_range.unwrap_or_else(|| {
@@ -255,7 +255,7 @@ fn plane_figure(exp: &Experiment, trajectories: &[Trajectory]) -> PlaneFigure {
     }
 }
 
-fn loss_figure(exp: &Experiment, trajectories: &[Trajectory], l_star: Option<f64>) -> LossFigure {
+pub(crate) fn loss_figure(exp: &Experiment, trajectories: &[Trajectory], l_star: Option<f64>) -> LossFigure {
     let ls = l_star.unwrap_or_else(|| {
         trajectories
             .iter()
