@@ -35,15 +35,17 @@ fn every_baseline_decreases_the_loss() {
     let l_star = m.loss(&m.target);
     for method in [Method::Gd, Method::FisherDiag, Method::Ngd] {
         for start in [[-3.0, -2.5], [3.5, -3.0], [-0.5, 3.5]] {
-            // ngd at rate ½ (a full Fisher-scoring step may overshoot far from θ*)
-            let lr = if method == Method::Ngd { 0.5 } else { method.default_lr() };
-            let o = optimize(&m, &OptimizeSettings { lr, ..settings(method) }, &start).unwrap();
+            let o = optimize(&m, &settings(method), &start).unwrap();
             let steps = &o.trajectory.steps;
             let l0 = steps[0].loss;
             let l1 = steps.last().unwrap().loss;
             assert!(l1 < l0 - 1e-3, "{method:?} {start:?}: {l0} -> {l1}");
-            // with these learning rates every iteration decreases the loss
-            assert!(steps.windows(2).all(|w| w[1].loss <= w[0].loss + 1e-12), "{method:?} {start:?}");
+            // gd and fisher-diag at rate 0.1 decrease the loss at every iteration; discrete ngd
+            // does not (from (−3, −2.5) its first step overshoots: the flow is monotone, the
+            // discrete method is not — LM damping below repairs that)
+            if method != Method::Ngd {
+                assert!(steps.windows(2).all(|w| w[1].loss <= w[0].loss + 1e-12), "{method:?} {start:?}");
+            }
             assert!((l1 - l_star) < 0.5 * (l0 - l_star));
         }
     }
