@@ -14,3 +14,4 @@ pub mod certificate;
 pub mod config;
 pub mod inspect;
 pub mod optimize;
+pub mod field;

@@ -20,6 +20,8 @@ pub enum Command {
     Metric(crate::metric::MetricArgs),
     /// Discrete baselines (gd, fisher-diag, ngd with optional Levenberg–Marquardt damping), t = iteration.
     Optimize(crate::optimize::OptimizeArgs),
+    /// Integrate an N×N grid of starts (minus the diagonal) in parallel; write field.csv and a summary.
+    Field(crate::field::FieldArgs),
 }
 
 /// Settings shared by subcommands that evaluate a model.

@@ -1,6 +1,7 @@
 //! fisher-flow command-line entry point: parse, dispatch, map errors to exit codes.
 
 mod cli;
+mod field;
 mod integrate;
 mod metric;
 mod optimize;
@@ -17,6 +18,7 @@ fn main() {
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Metric(args)) => metric::metric(&args),
         Some(Command::Optimize(args)) => optimize::optimize(&args),
+        Some(Command::Field(args)) => field::field(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
