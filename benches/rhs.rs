@@ -1,0 +1,66 @@
+//! Cost of one right-hand-side evaluation f(θ) = −(I + λI)⁺∇L for the demo mixture:
+//! the shared-exponential Gauss–Hermite fast path (K = 64), the generic log-sum-exp path
+//! through `loss_grad` + `fisher` + `Metric::solve` (same rule), and the composite default; plus
+//! one libm `exp` for the bound 2·2K·t_exp.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use fisher_flow::flow::FlowRhs;
+use fisher_flow::metric::MetricKind;
+use fisher_flow::model::{GaussianMixture, LossKind, StatModel};
+use fisher_flow::quadrature::Scheme;
+use std::hint::black_box;
+
+fn demo(scheme: Scheme) -> GaussianMixture {
+    GaussianMixture {
+        sigma: 1.0,
+        w: 0.5,
+        target: [-1.5, 2.0],
+        loss_kind: LossKind::Population,
+        scheme,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let gh = demo(Scheme::GaussHermite { nodes: 64 });
+    let comp = demo(Scheme::default());
+    let theta = [0.7, -2.3];
+    let mut g = c.benchmark_group("rhs");
+    let fast = FlowRhs::new(&gh, MetricKind::Exact, 0.0);
+    g.bench_function("gauss-hermite-64 fast path", |b| {
+        let mut out = [0.0; 2];
+        b.iter(|| fast.eval(black_box(&theta), &mut out))
+    });
+    g.bench_function("gauss-hermite-64 generic (loss_grad + fisher + Metric::solve)", |b| {
+        b.iter(|| {
+            let gr = gh.gradient(black_box(&theta));
+            MetricKind::Exact.at(&gh, black_box(&theta), 0.0).solve(&gr)
+        })
+    });
+    let slow = FlowRhs::new(&comp, MetricKind::Exact, 0.0);
+    g.bench_function("composite default", |b| {
+        let mut out = [0.0; 2];
+        b.iter(|| slow.eval(black_box(&theta), &mut out))
+    });
+    g.bench_function("exact jacobian gauss-hermite-64", |b| {
+        let mut k = 0.0;
+        b.iter(|| {
+            k += 1e-9;
+            fast.jacobian(black_box(&[theta[0] + k, theta[1]]))
+        })
+    });
+    g.bench_function("libm exp x1", |b| {
+        let mut x = 0.1f64;
+        b.iter(|| {
+            x = black_box(x) + 1e-9;
+            x.exp()
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().without_plots();
+    targets = bench
+}
+criterion_main!(benches);
