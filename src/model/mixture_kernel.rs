@@ -21,8 +21,9 @@
 //! *linear* in x. On every node set x = m + √2σzⱼ (m ∈ {μ₁, μ₂, μ₁*, μ₂*}) it factors as
 //! e^{αₘ}·Eⱼ with the shared Eⱼ = e^{√2Δzⱼ/σ}, and the symmetric nodes give E₋ⱼ = 1/Eⱼ. So one
 //! right-hand side (Fisher on two node sets + gradient on two node sets, 4·K node evaluations)
-//! costs K/2 exponentials instead of 4K, with no allocation. Used when every exponent stays
-//! below 700 in magnitude (no overflow); otherwise the log-sum-exp path is taken.
+//! costs K/2 exponentials instead of 4K and one division per two nodes, with no allocation.
+//! Used when every exponent stays below 350 in magnitude (no overflow, also for products of
+//! two); otherwise the log-sum-exp path is taken.
 
 use super::mixture::{GaussianMixture, LossKind};
 use crate::flow::FlowKernel;
@@ -59,16 +60,17 @@ pub fn log_density_scores_t<T: DualNum<Primitive = f64> + Copy>(
     (logp, [r1 * d1 * inv_s2, r2 * d2 * inv_s2])
 }
 
-/// Precomputed symmetric Gauss–Hermite nodes for the fast path.
+/// Precomputed symmetric Gauss–Hermite nodes for the fast path, laid out for 4-lane loops:
+/// `z = [z⁺₀ … z⁺ₕ₋₁, −z⁺₀ … −z⁺ₕ₋₁, (0 if K odd), zero-weight padding]`.
 #[derive(Clone, Debug)]
 struct FastGh {
-    /// zⱼ ≥ 0 of the upper half (ascending), for e^{βz}.
-    zpos: Vec<f64>,
-    /// ωⱼ/√π of the upper half (same order as `zpos`).
-    wpos: Vec<f64>,
-    /// Weight ω/√π of a node at z = 0 (odd K), else 0.
-    w0: f64,
-    has_zero: bool,
+    /// Number of positive nodes h = ⌊K/2⌋.
+    half: usize,
+    /// Nodes zⱼ (padded length, a multiple of 8).
+    z: Vec<f64>,
+    /// Weights ωⱼ/√π (0 on padding).
+    w: Vec<f64>,
+    zmax: f64,
 }
 
 impl FastGh {
@@ -83,34 +85,246 @@ impl FastGh {
             w: 0.5,
         };
         let rule = Rule::build(&Scheme::GaussHermite { nodes: k }, &unit, &unit);
-        let mut pairs: Vec<(f64, f64)> = rule.x[..k]
-            .iter()
-            .zip(&rule.w[..k])
-            .map(|(&z, &w)| (z, 2.0 * w))
-            .collect();
+        let mut pairs: Vec<(f64, f64)> = rule.x[..k].iter().zip(&rule.w[..k]).map(|(&z, &w)| (z, 2.0 * w)).collect();
         pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
         let half = k / 2;
-        let mut zpos = Vec::with_capacity(half);
-        let mut wpos = Vec::with_capacity(half);
+        let padded = k.div_ceil(8) * 8;
+        let mut z = vec![0.0; padded];
+        let mut w = vec![0.0; padded];
         for j in 0..half {
             // symmetrize: average the mirrored pair
             let (zl, wl) = pairs[j];
             let (zu, wu) = pairs[k - 1 - j];
-            zpos.push(0.5 * (zu - zl));
-            wpos.push(0.5 * (wu + wl));
+            z[j] = 0.5 * (zu - zl);
+            z[half + j] = -z[j];
+            w[j] = 0.5 * (wu + wl);
+            w[half + j] = w[j];
         }
-        let (has_zero, w0) = if k % 2 == 1 { (true, pairs[half].1) } else { (false, 0.0) };
-        Some(FastGh {
-            zpos,
-            wpos,
-            w0,
-            has_zero,
-        })
+        if k % 2 == 1 {
+            w[2 * half] = pairs[half].1;
+        }
+        let zmax = z.iter().fold(0.0, |m: f64, &v| m.max(v.abs()));
+        Some(FastGh { half, z, w, zmax })
+    }
+}
+
+/// uₗ = a·eₗ and r₁ = 1/(1 + uₗ) for four nodes with two divisions: the reciprocals of a pair
+/// come from the reciprocal of their product, 1/d₀ = d₁/(d₀d₁) (safe because every
+/// |log uₗ| < 350 on the fast path, so d₀d₁ stays finite).
+#[inline(always)]
+fn responsibilities(a: f64, e: &[f64]) -> ([f64; 4], [f64; 4]) {
+    let u = [a * e[0], a * e[1], a * e[2], a * e[3]];
+    let d = [1.0 + u[0], 1.0 + u[1], 1.0 + u[2], 1.0 + u[3]];
+    let p = [1.0 / (d[0] * d[1]), 1.0 / (d[2] * d[3])];
+    (u, [d[1] * p[0], d[0] * p[0], d[3] * p[1], d[2] * p[1]])
+}
+
+/// e[j] = e^{βzⱼ}, e[h+j] = 1/e[j] (vectorized exponential where the CPU has AVX2 + FMA).
+fn fill_exponentials(beta: f64, z: &[f64], half: usize, e: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports the features the function is compiled for (checked above).
+        unsafe { fill_exponentials_avx2(beta, z, half, e) };
+        return;
+    }
+    for j in 0..half {
+        let v = (beta * z[j]).exp();
+        e[j] = v;
+        e[half + j] = 1.0 / v;
+    }
+}
+
+/// e^x for four lanes, |x| < 700: x = k·ln2 + r with k = round(x/ln2) (Cody–Waite split of
+/// ln2), e^r by its degree-12 Taylor polynomial on |r| ≤ ln2/2 (truncation < 2e-16 relative,
+/// Horner with FMA), times 2^k built in the exponent bits. Within 2 ulp of libm (tested).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn exp4(x: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
+    use std::arch::x86_64::*;
+    const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5·2^52: adding it puts round(k) in the low bits
+    let k = _mm256_round_pd(
+        _mm256_mul_pd(x, _mm256_set1_pd(std::f64::consts::LOG2_E)),
+        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+    );
+    let r = _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_HI), x);
+    let r = _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_LO), r);
+    let mut c = 1.0f64;
+    let mut coef = [1.0f64; 13];
+    for (i, v) in coef.iter_mut().enumerate().skip(1) {
+        c /= i as f64;
+        *v = c;
+    }
+    let mut p = _mm256_set1_pd(coef[12]);
+    for &ci in coef[..12].iter().rev() {
+        p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(ci));
+    }
+    let magic = _mm256_set1_pd(MAGIC);
+    let ki = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(k, magic)), _mm256_castpd_si256(magic));
+    let two_k = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(ki, _mm256_set1_epi64x(1023)), 52));
+    _mm256_mul_pd(p, two_k)
+}
+
+/// Fill e[j] = e^{βzⱼ} and e[h+j] = 1/e[j] for the h positive nodes (AVX2 + FMA).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fill_exponentials_avx2(beta: f64, z: &[f64], half: usize, e: &mut [f64]) {
+    use std::arch::x86_64::*;
+    let vb = _mm256_set1_pd(beta);
+    let one = _mm256_set1_pd(1.0);
+    let full = half / 4 * 4;
+    for j in (0..full).step_by(4) {
+        // SAFETY: j + 4 ≤ half ≤ z.len(), and e has room for 2·half values.
+        unsafe {
+            let v = exp4(_mm256_mul_pd(vb, _mm256_loadu_pd(z.as_ptr().add(j))));
+            _mm256_storeu_pd(e.as_mut_ptr().add(j), v);
+            _mm256_storeu_pd(e.as_mut_ptr().add(half + j), _mm256_div_pd(one, v));
+        }
+    }
+    for j in full..half {
+        let v = (beta * z[j]).exp();
+        e[j] = v;
+        e[half + j] = 1.0 / v;
+    }
+}
+
+/// The four node sets of one evaluation: scale factors e^{αₘ} and offsets (m − μ₁, m − μ₂) for
+/// m = μ₁, μ₂ (Fisher) and μ₁*, μ₂* (gradient).
+struct Sets {
+    a: [f64; 4],
+    o: [[f64; 2]; 4],
+    s: f64,
+}
+
+type SetSums = ([f64; 3], [f64; 3], [f64; 2], [f64; 2]);
+
+impl Sets {
+    #[inline(always)]
+    fn eval_inline(&self, z: &[f64], e: &[f64], w: &[f64]) -> SetSums {
+        let (a, o, s) = (&self.a, &self.o, self.s);
+        (
+            fisher_set(a[0], o[0][0], o[0][1], s, z, e, w),
+            fisher_set(a[1], o[1][0], o[1][1], s, z, e, w),
+            grad_set(a[2], o[2][0], o[2][1], s, z, e, w),
+            grad_set(a[3], o[3][0], o[3][1], s, z, e, w),
+        )
     }
 
-    fn zmax(&self) -> f64 {
-        self.zpos.iter().fold(0.0, |m: f64, &z| m.max(z))
+    /// The same sums with AVX2 + FMA intrinsics (4 lanes), chosen at run time.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn eval_avx2(&self, z: &[f64], e: &[f64], w: &[f64]) -> SetSums {
+        use std::arch::x86_64::*;
+        let (a, o, s) = (&self.a, &self.o, self.s);
+        let one = _mm256_set1_pd(1.0);
+        let vs = _mm256_set1_pd(s);
+        let hsum = |v: __m256d| -> f64 {
+            let mut t = [0.0f64; 4];
+            // SAFETY: `t` holds four f64.
+            unsafe { _mm256_storeu_pd(t.as_mut_ptr(), v) };
+            (t[0] + t[1]) + (t[2] + t[3])
+        };
+        let mut fisher = [[0.0f64; 3]; 2];
+        let mut grad = [[0.0f64; 2]; 2];
+        for k in 0..4 {
+            let va = _mm256_set1_pd(a[k]);
+            let vo1 = _mm256_set1_pd(o[k][0]);
+            let vo2 = _mm256_set1_pd(o[k][1]);
+            let mut acc = [_mm256_setzero_pd(); 3];
+            let mut add = |vz: __m256d, vw: __m256d, u: __m256d, r1: __m256d| {
+                let r2 = _mm256_mul_pd(u, r1);
+                let sz = _mm256_mul_pd(vs, vz);
+                let q1 = _mm256_mul_pd(r1, _mm256_add_pd(vo1, sz));
+                let q2 = _mm256_mul_pd(r2, _mm256_add_pd(vo2, sz));
+                if k < 2 {
+                    let wq2 = _mm256_mul_pd(vw, q2);
+                    acc[0] = _mm256_fmadd_pd(_mm256_mul_pd(vw, q1), q1, acc[0]);
+                    acc[1] = _mm256_fmadd_pd(q1, wq2, acc[1]);
+                    acc[2] = _mm256_fmadd_pd(q2, wq2, acc[2]);
+                } else {
+                    acc[0] = _mm256_fmadd_pd(vw, q1, acc[0]);
+                    acc[1] = _mm256_fmadd_pd(vw, q2, acc[1]);
+                }
+            };
+            // eight nodes per iteration, one division: 1/d₀ = d₁/(d₀d₁), 1/d₁ = d₀/(d₀d₁)
+            // (finite because |log u| < 350 on the fast path)
+            for ((zc, ec), wc) in z.chunks_exact(8).zip(e.chunks_exact(8)).zip(w.chunks_exact(8)) {
+                // SAFETY: each chunk holds exactly eight f64.
+                let (z0, z1, e0, e1, w0, w1) = unsafe {
+                    (
+                        _mm256_loadu_pd(zc.as_ptr()),
+                        _mm256_loadu_pd(zc.as_ptr().add(4)),
+                        _mm256_loadu_pd(ec.as_ptr()),
+                        _mm256_loadu_pd(ec.as_ptr().add(4)),
+                        _mm256_loadu_pd(wc.as_ptr()),
+                        _mm256_loadu_pd(wc.as_ptr().add(4)),
+                    )
+                };
+                let u0 = _mm256_mul_pd(va, e0);
+                let u1 = _mm256_mul_pd(va, e1);
+                let d0 = _mm256_add_pd(one, u0);
+                let d1 = _mm256_add_pd(one, u1);
+                let inv = _mm256_div_pd(one, _mm256_mul_pd(d0, d1));
+                add(z0, w0, u0, _mm256_mul_pd(d1, inv));
+                add(z1, w1, u1, _mm256_mul_pd(d0, inv));
+            }
+            if k < 2 {
+                fisher[k] = [hsum(acc[0]), hsum(acc[1]), hsum(acc[2])];
+            } else {
+                grad[k - 2] = [hsum(acc[0]), hsum(acc[1])];
+            }
+        }
+        (fisher[0], fisher[1], grad[0], grad[1])
     }
+
+    fn eval(&self, z: &[f64], e: &[f64], w: &[f64]) -> SetSums {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features `eval_avx2` is compiled for (checked above).
+            return unsafe { self.eval_avx2(z, e, w) };
+        }
+        self.eval_inline(z, e, w)
+    }
+}
+
+/// Σⱼ wⱼ·(q₁², q₁q₂, q₂²) over one node set, qₖ = rₖ(oₖ + s·zⱼ), r₁ = 1/(1 + a·eⱼ), r₂ = a·eⱼ·r₁
+/// (4 independent lanes, so the loop vectorizes).
+#[inline(always)]
+fn fisher_set(a: f64, o1: f64, o2: f64, s: f64, z: &[f64], e: &[f64], w: &[f64]) -> [f64; 3] {
+    let mut acc = [[0.0f64; 4]; 3];
+    for ((zc, ec), wc) in z.chunks_exact(4).zip(e.chunks_exact(4)).zip(w.chunks_exact(4)) {
+        let (u, r) = responsibilities(a, ec);
+        for l in 0..4 {
+            let r1 = r[l];
+            let r2 = u[l] * r1;
+            let sz = s * zc[l];
+            let q1 = r1 * (o1 + sz);
+            let q2 = r2 * (o2 + sz);
+            let wq2 = wc[l] * q2;
+            acc[0][l] += wc[l] * q1 * q1;
+            acc[1][l] += q1 * wq2;
+            acc[2][l] += q2 * wq2;
+        }
+    }
+    acc.map(|v| (v[0] + v[1]) + (v[2] + v[3]))
+}
+
+/// Σⱼ wⱼ·(q₁, q₂) over one node set (see [`fisher_set`]).
+#[inline(always)]
+fn grad_set(a: f64, o1: f64, o2: f64, s: f64, z: &[f64], e: &[f64], w: &[f64]) -> [f64; 2] {
+    let mut acc = [[0.0f64; 4]; 2];
+    for ((zc, ec), wc) in z.chunks_exact(4).zip(e.chunks_exact(4)).zip(w.chunks_exact(4)) {
+        let (u, r) = responsibilities(a, ec);
+        for l in 0..4 {
+            let r1 = r[l];
+            let r2 = u[l] * r1;
+            let sz = s * zc[l];
+            acc[0][l] += wc[l] * r1 * (o1 + sz);
+            acc[1][l] += wc[l] * r2 * (o2 + sz);
+        }
+    }
+    acc.map(|v| (v[0] + v[1]) + (v[2] + v[3]))
 }
 
 /// The mixture's [`FlowKernel`].
@@ -152,57 +366,29 @@ impl MixtureKernel {
         let c0 = ((1.0 - m.w) / m.w).ln();
         let alpha = |c: f64| delta * (2.0 * c - mu1 - mu2) * 0.5 * inv_s2 + c0;
         let centers = [mu1, mu2, m.target[0], m.target[1]];
-        let bz = beta.abs() * gh.zmax();
-        if centers.iter().any(|&c| alpha(c).abs() + bz > 700.0) || !bz.is_finite() {
+        let bz = beta.abs() * gh.zmax;
+        if centers.iter().any(|&c| alpha(c).abs() + bz > 350.0) || !bz.is_finite() {
             return None;
         }
-        let half = gh.zpos.len();
-        let mut ep = [0.0f64; FAST_MAX_NODES / 2];
-        let mut en = [0.0f64; FAST_MAX_NODES / 2];
-        for j in 0..half {
-            let e = (beta * gh.zpos[j]).exp();
-            ep[j] = e;
-            en[j] = 1.0 / e;
-        }
+        let len = gh.z.len();
+        let mut e = [1.0f64; FAST_MAX_NODES + 8];
+        let e = &mut e[..len];
+        fill_exponentials(beta, &gh.z, gh.half, e);
         let s = std::f64::consts::SQRT_2 * sigma;
-        // Sums over one node set centred at c: returns Σω r₁d₁, Σω r₂d₂, Σω r₁²d₁², Σω r₁r₂d₁d₂,
-        // Σω r₂²d₂².
-        let set = |c: f64| -> [f64; 5] {
-            let a = alpha(c).exp();
-            let (o1, o2) = (c - mu1, c - mu2);
-            let mut acc = [0.0f64; 5];
-            let node = |z: f64, e: f64, wt: f64, acc: &mut [f64; 5]| {
-                let u = a * e;
-                let r1 = 1.0 / (1.0 + u);
-                let r2 = u * r1;
-                let q1 = r1 * (o1 + s * z);
-                let q2 = r2 * (o2 + s * z);
-                acc[0] += wt * q1;
-                acc[1] += wt * q2;
-                acc[2] += wt * q1 * q1;
-                acc[3] += wt * q1 * q2;
-                acc[4] += wt * q2 * q2;
-            };
-            for j in 0..half {
-                let (z, wt) = (gh.zpos[j], gh.wpos[j]);
-                node(z, ep[j], wt, &mut acc);
-                node(-z, en[j], wt, &mut acc);
-            }
-            if gh.has_zero {
-                node(0.0, 1.0, gh.w0, &mut acc);
-            }
-            acc
-        };
+        let (z, w) = (&gh.z[..], &gh.w[..]);
         let (w1, w2) = (m.w, 1.0 - m.w);
-        let f1 = set(mu1);
-        let f2 = set(mu2);
-        let t1 = set(m.target[0]);
-        let t2 = set(m.target[1]);
+        let (c1, c2) = (m.target[0], m.target[1]);
+        let sets = Sets {
+            a: [alpha(mu1).exp(), alpha(mu2).exp(), alpha(c1).exp(), alpha(c2).exp()],
+            o: [[0.0, mu1 - mu2], [mu2 - mu1, 0.0], [c1 - mu1, c1 - mu2], [c2 - mu1, c2 - mu2]],
+            s,
+        };
+        let (f1, f2, t1, t2) = sets.eval(z, e, w);
         let i4 = inv_s2 * inv_s2;
         let fisher = [
+            (w1 * f1[0] + w2 * f2[0]) * i4,
+            (w1 * f1[1] + w2 * f2[1]) * i4,
             (w1 * f1[2] + w2 * f2[2]) * i4,
-            (w1 * f1[3] + w2 * f2[3]) * i4,
-            (w1 * f1[4] + w2 * f2[4]) * i4,
         ];
         let grad = [
             -(w1 * t1[0] + w2 * t2[0]) * inv_s2,
@@ -346,6 +532,20 @@ mod tests {
                 for (v, r) in [(f[0], f_ref[(0, 0)]), (f[1], f_ref[(0, 1)]), (f[2], f_ref[(1, 1)])] {
                     assert!((v - r).abs() < 1e-13 * scale_f, "{th:?} {v} {r}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn vector_exponential_matches_libm() {
+        let z: Vec<f64> = (0..203).map(|i| -1.0 + 2.0 * i as f64 / 202.0).collect();
+        for beta in [0.0, 1e-3, 0.7, 13.0, -77.0, 340.0] {
+            let mut e = vec![0.0; 2 * z.len()];
+            fill_exponentials(beta, &z, z.len(), &mut e);
+            for (j, &zj) in z.iter().enumerate() {
+                let r = (beta * zj).exp();
+                assert!((e[j] - r).abs() <= 4.5e-16 * r, "beta {beta} z {zj}: {} vs {r}", e[j]);
+                assert!((e[z.len() + j] - 1.0 / r).abs() <= 6.7e-16 / r);
             }
         }
     }
