@@ -114,7 +114,7 @@ impl OptimizeSettings {
 
 /// The LM rule: λ·[`LM_UP`] if ρ < ¼, λ·[`LM_DOWN`] if ρ > ¾, else λ (a λ of 0 restarts at 1e-8).
 pub fn lm_update(lambda: f64, rho: f64) -> f64 {
-    if !(rho >= 0.25) {
+    if rho.is_nan() || rho < 0.25 {
         (lambda * LM_UP).max(1e-8)
     } else if rho > 0.75 {
         lambda * LM_DOWN

@@ -197,6 +197,7 @@ fn gauss_hermite(k: usize, density: &Mixture2) -> Rule {
 
 /// Gauss–Hermite nodes for e^{-z²}, cached per K.
 fn hermite_nodes(k: usize) -> std::sync::Arc<Vec<(f64, f64)>> {
+    #[allow(clippy::type_complexity)]
     static CACHE: OnceLock<std::sync::Mutex<Vec<(usize, std::sync::Arc<Vec<(f64, f64)>>)>>> =
         OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
@@ -215,6 +216,7 @@ fn hermite_nodes(k: usize) -> std::sync::Arc<Vec<(f64, f64)>> {
 
 /// Gauss–Legendre nodes on [−1, 1], cached per n.
 fn legendre_nodes(n: usize) -> std::sync::Arc<Vec<(f64, f64)>> {
+    #[allow(clippy::type_complexity)]
     static CACHE: OnceLock<std::sync::Mutex<Vec<(usize, std::sync::Arc<Vec<(f64, f64)>>)>>> =
         OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);

@@ -193,6 +193,6 @@ fn solver_names_round_trip_and_bad_names_are_listed() {
     for name in SolverKind::NAMES {
         assert_eq!(SolverKind::parse("s", name).expect("valid").name(), *name);
     }
-    let e = SolverKind::parse("flow.solver", "rk4").err().expect("invalid").to_string();
+    let e = SolverKind::parse("flow.solver", "rk4").expect_err("invalid").to_string();
     assert!(e.contains("tr-bdf2") && e.contains("auto"), "{e}");
 }

@@ -365,7 +365,7 @@ impl<'m> Simulator<'m> {
                 return Ok(SegmentEnd::Stop(StopReason::MaxSteps));
             }
             // the spectral radius costs a Jacobian: every 4th step, every step during a run
-            if auto && (run_len > 0 || st.accepted % 4 == 0) {
+            if auto && (run_len > 0 || st.accepted.is_multiple_of(4)) {
                 let rho = spectral_radius(&rhs.jacobian(&theta));
                 let ratio = h * rho;
                 let (stiffish, to) = if is_bdf {

@@ -141,8 +141,8 @@ fn fill_exponentials(beta: f64, z: &[f64], half: usize, e: &mut [f64]) {
 #[target_feature(enable = "avx2,fma")]
 fn exp4(x: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
     use std::arch::x86_64::*;
-    const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    const LN2_HI: f64 = 0.6931471803691238;
+    const LN2_LO: f64 = 1.9082149292705877e-10;
     const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5·2^52: adding it puts round(k) in the low bits
     let k = _mm256_round_pd(
         _mm256_mul_pd(x, _mm256_set1_pd(std::f64::consts::LOG2_E)),
