@@ -4,12 +4,12 @@ pub mod export;
 pub mod plot;
 
 pub use error::{Error, Result};
-pub mod model;
-pub mod quadrature;
-pub mod linalg;
-pub mod metric;
-pub mod flow;
-pub mod trajectory;
 pub mod certificate;
 pub mod config;
+pub mod flow;
 pub mod inspect;
+pub mod linalg;
+pub mod metric;
+pub mod model;
+pub mod quadrature;
+pub mod trajectory;

@@ -16,9 +16,11 @@
 //!   default: the Gaussian tail beyond, times the quadratic growth of the integrands, is below
 //!   1e-19 relative). Each panel is a 12-node Gauss–Legendre rule, so every pole sits outside a
 //!   Bernstein ellipse with ρ ≥ 4.3 and the per-panel error is ≲ ρ^(−24) ≈ 1e-15.
-//!   Measured against a rule with twice the nodes per panel and half the panel width
-//!   (`tests` below and `tests/quadrature.rs`), the Fisher entries agree to ≤ 2e-14 relative for
-//!   every |Δ|/σ ∈ [0, 20]; the rule has 250–500 nodes.
+//!   Measured against a rule with 4× the nodes per panel and panels 8× narrower
+//!   (`tests/quadrature.rs`, `cargo run --release --example quad_table`), every Fisher entry
+//!   agrees to ≤ 1.1e-14 relative for |Δ|/σ ∈ [0.5, 20] (8 nodes/panel: 1.9e-10; 10: 4.9e-13;
+//!   Gauss–Hermite with 64 nodes per component: 6.7e-1 on the tiny off-diagonal entry of
+//!   well-separated components and ≈1e-4 on the diagonal at |Δ| ≈ 5σ); the rule has ≤ 528 nodes.
 //! * [`Scheme::GaussHermite`] — K Gauss–Hermite nodes per component, xₖⱼ = μₖ + √2 σ zⱼ, kept for
 //!   comparisons with tools that use it (`--nodes K`). Fast, but only ≈1e-5 accurate for partly
 //!   overlapping components.
@@ -84,7 +86,9 @@ impl Scheme {
             Scheme::Composite { .. } => 1e-13,
             // Measured worst case for partly overlapping components at 64 nodes ≈ 1e-5;
             // fewer nodes are worse. Scale as a rough power law in K.
-            Scheme::GaussHermite { nodes } => (1e-5 * (64.0 / nodes.max(1) as f64).powi(2)).min(1.0),
+            Scheme::GaussHermite { nodes } => {
+                (1e-5 * (64.0 / nodes.max(1) as f64).powi(2)).min(1.0)
+            }
         }
     }
 
@@ -93,7 +97,9 @@ impl Scheme {
         match self {
             Scheme::Composite {
                 nodes_per_panel, ..
-            } => format!("composite Gauss-Legendre ({nodes_per_panel} nodes/panel, graded at crossover)"),
+            } => format!(
+                "composite Gauss-Legendre ({nodes_per_panel} nodes/panel, graded at crossover)"
+            ),
             Scheme::GaussHermite { nodes } => format!("Gauss-Hermite ({nodes} nodes/component)"),
         }
     }
@@ -124,9 +130,9 @@ impl Mixture2 {
         if delta == 0.0 {
             return None;
         }
-        // w N1 = (1-w) N2  ⇔  Δ (2x − μ₁ − μ₂) / (2σ²) = ln((1−w)/w)
+        // w N1 = (1−w) N2  ⇔  Δ (x − (μ₁ + μ₂)/2) / σ² = ln(w/(1−w))
         let c = 0.5 * (self.mu[0] + self.mu[1])
-            + self.sigma * self.sigma * ((1.0 - self.w) / self.w).ln() / delta;
+            + self.sigma * self.sigma * (self.w / (1.0 - self.w)).ln() / delta;
         Some(c)
     }
 
@@ -195,10 +201,12 @@ fn gauss_hermite(k: usize, density: &Mixture2) -> Rule {
     rule
 }
 
+/// Cached (node, weight) tables keyed by their size.
+type NodeCache = std::sync::Mutex<Vec<(usize, std::sync::Arc<Vec<(f64, f64)>>)>>;
+
 /// Gauss–Hermite nodes for e^{-z²}, cached per K.
 fn hermite_nodes(k: usize) -> std::sync::Arc<Vec<(f64, f64)>> {
-    static CACHE: OnceLock<std::sync::Mutex<Vec<(usize, std::sync::Arc<Vec<(f64, f64)>>)>>> =
-        OnceLock::new();
+    static CACHE: OnceLock<NodeCache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut guard = match cache.lock() {
         Ok(g) => g,
@@ -215,8 +223,7 @@ fn hermite_nodes(k: usize) -> std::sync::Arc<Vec<(f64, f64)>> {
 
 /// Gauss–Legendre nodes on [−1, 1], cached per n.
 fn legendre_nodes(n: usize) -> std::sync::Arc<Vec<(f64, f64)>> {
-    static CACHE: OnceLock<std::sync::Mutex<Vec<(usize, std::sync::Arc<Vec<(f64, f64)>>)>>> =
-        OnceLock::new();
+    static CACHE: OnceLock<NodeCache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut guard = match cache.lock() {
         Ok(g) => g,
@@ -234,7 +241,12 @@ fn legendre_nodes(n: usize) -> std::sync::Arc<Vec<(f64, f64)>> {
 }
 
 /// Panel edges of the composite rule (sorted, deduplicated).
-pub fn panel_edges(max_panel: f64, half_width: f64, density: &Mixture2, scores_of: &Mixture2) -> Vec<f64> {
+pub fn panel_edges(
+    max_panel: f64,
+    half_width: f64,
+    density: &Mixture2,
+    scores_of: &Mixture2,
+) -> Vec<f64> {
     let s = density.sigma.max(scores_of.sigma);
     let lo = density.mu[0].min(density.mu[1]) - half_width * density.sigma;
     let hi = density.mu[0].max(density.mu[1]) + half_width * density.sigma;
@@ -327,6 +339,18 @@ mod tests {
     }
 
     #[test]
+    fn crossover_equalizes_the_weighted_components() {
+        let m = Mixture2 {
+            mu: [-1.0, 3.0],
+            sigma: 1.3,
+            w: 0.85,
+        };
+        let c = m.crossover().unwrap_or(f64::NAN);
+        let n = |mu: f64| (-(c - mu) * (c - mu) / (2.0 * 1.69)).exp();
+        assert!((0.85 * n(-1.0) - 0.15 * n(3.0)).abs() < 1e-14);
+    }
+
+    #[test]
     fn edges_are_graded_near_the_crossover() {
         let m = Mixture2 {
             mu: [0.0, 20.0],
@@ -336,7 +360,10 @@ mod tests {
         let e = panel_edges(1.0, 10.0, &m, &m);
         let d = m.pole_distance();
         // the smallest panel is as wide as the pole distance, and it touches c = 10
-        let smallest = e.windows(2).map(|p| p[1] - p[0]).fold(f64::INFINITY, f64::min);
+        let smallest = e
+            .windows(2)
+            .map(|p| p[1] - p[0])
+            .fold(f64::INFINITY, f64::min);
         assert!((smallest - d).abs() < 1e-12, "smallest {smallest} d {d}");
         assert!(e.iter().any(|&x| (x - 10.0).abs() < 1e-12));
         assert!(e.windows(2).all(|p| p[1] - p[0] <= 1.0 + 1e-12));

@@ -107,10 +107,18 @@ impl FlowSettings {
         pos("flow.atol", self.atol)?;
         pos("flow.t_end", self.t_end)?;
         if !(self.damping.is_finite() && self.damping >= 0.0) {
-            return Err(Error::invalid("flow.damping", self.damping, "must be a finite number ≥ 0"));
+            return Err(Error::invalid(
+                "flow.damping",
+                self.damping,
+                "must be a finite number ≥ 0",
+            ));
         }
         if !(self.grad_tol.is_finite() && self.grad_tol >= 0.0) {
-            return Err(Error::invalid("flow.grad_tol", self.grad_tol, "must be a finite number ≥ 0"));
+            return Err(Error::invalid(
+                "flow.grad_tol",
+                self.grad_tol,
+                "must be a finite number ≥ 0",
+            ));
         }
         if self.max_steps == 0 {
             return Err(Error::invalid("flow.max_steps", 0, "must be ≥ 1"));

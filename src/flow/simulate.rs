@@ -35,11 +35,18 @@ impl<'m> Simulator<'m> {
             return Err(Error::invalid(
                 "start",
                 format!("{start:?}"),
-                format!("expected {n} values ({})", self.model.param_names().join(", ")),
+                format!(
+                    "expected {n} values ({})",
+                    self.model.param_names().join(", ")
+                ),
             ));
         }
         if start.iter().any(|v| !v.is_finite()) {
-            return Err(Error::invalid("start", format!("{start:?}"), "values must be finite"));
+            return Err(Error::invalid(
+                "start",
+                format!("{start:?}"),
+                "values must be finite",
+            ));
         }
         let clock = Instant::now();
         let s = &self.settings;
@@ -52,7 +59,11 @@ impl<'m> Simulator<'m> {
             .init(move |_p, _t, y: &mut [f64]| y.copy_from_slice(&x0), n)
             .root(
                 |x: &[f64], _p: &[f64], _t: f64, y: &mut [f64]| {
-                    y[0] = if gtol > 0.0 { rhs.grad_norm(x) - gtol } else { 1.0 };
+                    y[0] = if gtol > 0.0 {
+                        rhs.grad_norm(x) - gtol
+                    } else {
+                        1.0
+                    };
                 },
                 1,
             );
@@ -90,7 +101,12 @@ impl<'m> Simulator<'m> {
     }
 
     /// Step the solver to the end, recording every accepted step.
-    fn drive<'a, Eqn, S>(&self, mut solver: S, rhs: &FlowRhs<'_>, start: &[f64]) -> Result<Trajectory>
+    fn drive<'a, Eqn, S>(
+        &self,
+        mut solver: S,
+        rhs: &FlowRhs<'_>,
+        start: &[f64],
+    ) -> Result<Trajectory>
     where
         Eqn: OdeEquations<T = f64, V = NalgebraVec<f64>> + 'a,
         S: OdeSolverMethod<'a, Eqn>,
@@ -162,7 +178,13 @@ impl<'m> Simulator<'m> {
     }
 
     /// Loss at `interior_points` equally spaced interior times of the step, from dense output.
-    fn interior<'a, Eqn, S>(&self, solver: &S, rhs: &FlowRhs<'_>, t0: f64, t1: f64) -> Vec<(f64, f64)>
+    fn interior<'a, Eqn, S>(
+        &self,
+        solver: &S,
+        rhs: &FlowRhs<'_>,
+        t0: f64,
+        t1: f64,
+    ) -> Vec<(f64, f64)>
     where
         Eqn: OdeEquations<T = f64, V = NalgebraVec<f64>> + 'a,
         S: OdeSolverMethod<'a, Eqn>,
@@ -179,7 +201,14 @@ impl<'m> Simulator<'m> {
     }
 
     /// Evaluate everything recorded at an accepted step.
-    fn record(&self, rhs: &FlowRhs<'_>, t: f64, theta: &[f64], h: f64, interior: Vec<(f64, f64)>) -> Step {
+    fn record(
+        &self,
+        rhs: &FlowRhs<'_>,
+        t: f64,
+        theta: &[f64],
+        h: f64,
+        interior: Vec<(f64, f64)>,
+    ) -> Step {
         let model = rhs.model();
         let n = model.dim();
         let mut grad = vec![0.0; n];
