@@ -240,52 +240,64 @@ fn legendre_nodes(n: usize) -> std::sync::Arc<Vec<(f64, f64)>> {
     v
 }
 
-/// Panel edges of the composite rule (sorted, deduplicated).
-pub fn panel_edges(
+/// Panels (a, b) of the composite rule, sorted. Only the windows [μₖ − Lσ, μₖ + Lσ] of the
+/// density's components are covered (merged where they overlap): elsewhere the density is below
+/// e^{−L²/2} of its peak, so far-apart components cost no more than two separate ones.
+pub fn panels(
     max_panel: f64,
     half_width: f64,
     density: &Mixture2,
     scores_of: &Mixture2,
-) -> Vec<f64> {
-    let s = density.sigma.max(scores_of.sigma);
-    let lo = density.mu[0].min(density.mu[1]) - half_width * density.sigma;
-    let hi = density.mu[0].max(density.mu[1]) + half_width * density.sigma;
-    let hmax = max_panel * s;
-    let mut edges = vec![lo, hi];
-    // Graded edges around the crossover of the mixture whose scores are integrated.
+) -> Vec<(f64, f64)> {
+    let hmax = max_panel * density.sigma.max(scores_of.sigma);
+    let reach = half_width * density.sigma;
+    let (m0, m1) = (
+        density.mu[0].min(density.mu[1]),
+        density.mu[0].max(density.mu[1]),
+    );
+    let windows = if m1 - m0 <= 2.0 * reach {
+        vec![(m0 - reach, m1 + reach)]
+    } else {
+        vec![(m0 - reach, m0 + reach), (m1 - reach, m1 + reach)]
+    };
+    // Graded edges around the crossover of the mixture whose scores are integrated:
+    // c, c ± d, c ± 3d, c ± 7d, … until the spacing reaches hmax.
+    let mut graded = Vec::new();
     if let Some(c) = scores_of.crossover() {
         let d = scores_of.pole_distance();
-        if d < hmax && c > lo && c < hi {
-            edges.push(c);
+        if d < hmax {
+            graded.push(c);
             let mut off = d;
             let mut step = d;
             while step < hmax {
-                for e in [c - off, c + off] {
-                    if e > lo && e < hi {
-                        edges.push(e);
-                    }
-                }
+                graded.push(c - off);
+                graded.push(c + off);
                 step *= 2.0;
                 off += step;
             }
-            // `off` is now the first offset whose spacing reached hmax; uniform panels follow.
         }
     }
-    edges.sort_by(f64::total_cmp);
-    // Subdivide gaps wider than hmax uniformly.
-    let mut out = Vec::with_capacity(edges.len() * 2);
-    for pair in edges.windows(2) {
-        let (a, b) = (pair[0], pair[1]);
-        if b - a <= 0.0 {
-            continue;
-        }
-        let m = ((b - a) / hmax).ceil().max(1.0) as usize;
-        for i in 0..m {
-            out.push(a + (b - a) * i as f64 / m as f64);
+    let mut out = Vec::new();
+    for (lo, hi) in windows {
+        let mut edges = vec![lo, hi];
+        edges.extend(graded.iter().copied().filter(|&e| e > lo && e < hi));
+        edges.sort_by(f64::total_cmp);
+        edges.dedup_by(|a, b| (*a - *b).abs() <= 1e-14 * (1.0 + b.abs()));
+        // Subdivide gaps wider than hmax uniformly.
+        for pair in edges.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            let m = ((b - a) / hmax).ceil().max(1.0) as usize;
+            for i in 0..m {
+                let lo_i = a + (b - a) * i as f64 / m as f64;
+                let hi_i = if i + 1 == m {
+                    b
+                } else {
+                    a + (b - a) * (i + 1) as f64 / m as f64
+                };
+                out.push((lo_i, hi_i));
+            }
         }
     }
-    out.push(hi);
-    out.dedup_by(|a, b| (*a - *b).abs() <= 1e-14 * (1.0 + b.abs()));
     out
 }
 
@@ -297,13 +309,12 @@ fn composite(
     scores_of: &Mixture2,
 ) -> Rule {
     let gl = legendre_nodes(n);
-    let edges = panel_edges(max_panel, half_width, density, scores_of);
+    let panels = panels(max_panel, half_width, density, scores_of);
     let mut rule = Rule {
-        x: Vec::with_capacity(n * edges.len()),
-        w: Vec::with_capacity(n * edges.len()),
+        x: Vec::with_capacity(n * panels.len()),
+        w: Vec::with_capacity(n * panels.len()),
     };
-    for pair in edges.windows(2) {
-        let (a, b) = (pair[0], pair[1]);
+    for (a, b) in panels {
         let half = 0.5 * (b - a);
         let mid = 0.5 * (a + b);
         for &(z, omega) in gl.iter() {
@@ -351,21 +362,37 @@ mod tests {
     }
 
     #[test]
-    fn edges_are_graded_near_the_crossover() {
+    fn panels_are_graded_near_the_crossover() {
         let m = Mixture2 {
             mu: [0.0, 20.0],
             sigma: 1.0,
             w: 0.5,
         };
-        let e = panel_edges(1.0, 10.0, &m, &m);
+        let p = panels(1.0, 10.0, &m, &m);
         let d = m.pole_distance();
-        // the smallest panel is as wide as the pole distance, and it touches c = 10
-        let smallest = e
-            .windows(2)
-            .map(|p| p[1] - p[0])
-            .fold(f64::INFINITY, f64::min);
+        // the smallest panel is as wide as the pole distance, and one touches c = 10
+        let smallest = p.iter().map(|(a, b)| b - a).fold(f64::INFINITY, f64::min);
         assert!((smallest - d).abs() < 1e-12, "smallest {smallest} d {d}");
-        assert!(e.iter().any(|&x| (x - 10.0).abs() < 1e-12));
-        assert!(e.windows(2).all(|p| p[1] - p[0] <= 1.0 + 1e-12));
+        assert!(p.iter().any(|&(a, _)| (a - 10.0).abs() < 1e-12));
+        assert!(p.iter().all(|(a, b)| b - a <= 1.0 + 1e-12));
+        // contiguous cover of [−10, 30]
+        assert!((p[0].0 + 10.0).abs() < 1e-12 && (p[p.len() - 1].1 - 30.0).abs() < 1e-12);
+        assert!(p.windows(2).all(|w| (w[0].1 - w[1].0).abs() < 1e-12));
+    }
+
+    #[test]
+    fn far_apart_components_only_cover_their_own_windows() {
+        let m = Mixture2 {
+            mu: [-1e4, 1e4],
+            sigma: 1e-3,
+            w: 0.5,
+        };
+        let p = panels(1.0, 10.0, &m, &m);
+        let covered: f64 = p.iter().map(|(a, b)| b - a).sum();
+        assert!((covered - 0.04).abs() < 1e-9, "{covered}");
+        let r = Rule::build(&Scheme::default(), &m, &m);
+        // |μ|/σ = 1e7: node positions carry ~1e-12 absolute rounding, i.e. ~1e-9 in z.
+        let mass = r.expect(|_| 1.0);
+        assert!((mass - 1.0).abs() < 1e-6, "{mass}");
     }
 }
