@@ -175,6 +175,13 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 impl Experiment {
     /// Read, parse, override and validate a model file.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Experiment> {
+        // Command-line names are checked first so their errors name the flag, not the file.
+        if let Some(m) = &overrides.metric {
+            MetricKind::parse("--metric", m)?;
+        }
+        if let Some(s) = &overrides.solver {
+            SolverKind::parse("--solver", s)?;
+        }
         let bytes = std::fs::read(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,
