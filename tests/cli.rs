@@ -284,3 +284,30 @@ fn unwritable_output_directory_is_rejected_before_computing() {
         .expect("runs");
     assert_bad_input(out, &["not-a-dir"]);
 }
+
+#[test]
+fn empirical_runs_print_their_seed_and_are_reproducible() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(
+        dir.path(),
+        "emp.toml",
+        &MINIMAL.replace(
+            "[flow]",
+            "[loss]\nkind = \"empirical\"\nsamples = 200\nseed = 9\n[flow]",
+        ),
+    );
+    let run = |sub: &str| {
+        let out = dir.path().join(sub);
+        let o = ff()
+            .arg("run")
+            .arg(&p)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("seed 9"));
+        std::fs::read_to_string(out.join("trajectory.csv")).expect("csv")
+    };
+    assert_eq!(run("a"), run("b"));
+}

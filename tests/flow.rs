@@ -165,3 +165,26 @@ fn step_cap_is_respected() {
     assert_eq!(tr.stop, fisher_flow::trajectory::StopReason::MaxSteps);
     assert_eq!(tr.stats.accepted, 7);
 }
+
+#[test]
+fn empirical_loss_flow_reaches_the_sample_optimum() {
+    let samples = fisher_flow::model::mixture::draw_samples(400, 11, [-1.5, 2.0], 1.0, 0.5);
+    let m = GaussianMixture {
+        loss_kind: LossKind::Empirical { samples, seed: 11 },
+        ..model()
+    };
+    let opt = m.optima();
+    // the empirical optimum is a stationary point of the empirical loss, near θ*
+    assert!(m.gradient(&opt[0]).norm() < 1e-10);
+    assert!(((opt[0][0] + 1.5).powi(2) + (opt[0][1] - 2.0).powi(2)).sqrt() < 0.5);
+    let settings = FlowSettings {
+        t_end: 30.0,
+        ..FlowSettings::default()
+    };
+    let tr = Simulator::new(&m, settings)
+        .expect("valid")
+        .run(&[0.0, 1.0])
+        .expect("runs");
+    let end = &tr.last().expect("steps").theta;
+    assert!(dist_to_optimum(&m, end) < 1e-6, "{end:?} vs {opt:?}");
+}
