@@ -71,7 +71,7 @@ fn backend_eigen(a: &DMatrix<f64>) -> (DVector<f64>, DMatrix<f64>) {
 
 #[cfg(feature = "lapack")]
 fn backend_eigen(a: &DMatrix<f64>) -> (DVector<f64>, DMatrix<f64>) {
-    match nalgebra_lapack::SymmetricEigen::new(a.clone()) {
+    match nalgebra_lapack::SymmetricEigen::try_new(a.clone()) {
         Some(e) => (e.eigenvalues, e.eigenvectors),
         None => {
             let e = nalgebra::SymmetricEigen::new(a.clone());
