@@ -27,15 +27,23 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("field");
     g.sample_size(20);
     for (grid, threads) in [(32, 1), (32, 2), (16, 1)] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("pool");
         let starts = grid_starts(grid, -4.0, 4.0);
-        g.bench_function(format!("{grid}x{grid} gh64 tsit45, {threads} thread(s)"), |b| {
-            b.iter(|| {
-                let pts = pool.install(|| run_field(&sim, &m, &starts, 1e-3, &|| {})).expect("runs");
-                assert!(pts.iter().all(|p| p.converged));
-                pts.len()
-            })
-        });
+        g.bench_function(
+            format!("{grid}x{grid} gh64 tsit45, {threads} thread(s)"),
+            |b| {
+                b.iter(|| {
+                    let pts = pool
+                        .install(|| run_field(&sim, &m, &starts, 1e-3, &|| {}))
+                        .expect("runs");
+                    assert!(pts.iter().all(|p| p.converged));
+                    pts.len()
+                })
+            },
+        );
     }
     g.finish();
 }

@@ -30,12 +30,15 @@ fn bench(c: &mut Criterion) {
         let mut out = [0.0; 2];
         b.iter(|| fast.eval(black_box(&theta), &mut out))
     });
-    g.bench_function("gauss-hermite-64 generic (loss_grad + fisher + Metric::solve)", |b| {
-        b.iter(|| {
-            let gr = gh.gradient(black_box(&theta));
-            MetricKind::Exact.at(&gh, black_box(&theta), 0.0).solve(&gr)
-        })
-    });
+    g.bench_function(
+        "gauss-hermite-64 generic (loss_grad + fisher + Metric::solve)",
+        |b| {
+            b.iter(|| {
+                let gr = gh.gradient(black_box(&theta));
+                MetricKind::Exact.at(&gh, black_box(&theta), 0.0).solve(&gr)
+            })
+        },
+    );
     let slow = FlowRhs::new(&comp, MetricKind::Exact, 0.0);
     g.bench_function("composite default", |b| {
         let mut out = [0.0; 2];

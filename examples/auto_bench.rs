@@ -39,7 +39,14 @@ impl FlowKernel for StiffKernel {
         g[1] = 1000.0 * t[1];
         f.copy_from_slice(&[1.0, 0.0, 0.0, 1.0]);
     }
-    fn grad_fisher_derivs(&self, t: &[f64], g: &mut [f64], f: &mut [f64], h: &mut [f64], df: &mut [f64]) {
+    fn grad_fisher_derivs(
+        &self,
+        t: &[f64],
+        g: &mut [f64],
+        f: &mut [f64],
+        h: &mut [f64],
+        df: &mut [f64],
+    ) {
         self.grad_fisher(t, g, f);
         h.copy_from_slice(&[1.0, 0.0, 0.0, 1000.0]);
         df.iter_mut().for_each(|v| *v = 0.0);
@@ -71,16 +78,35 @@ fn main() {
         ("near-diagonal (0.1, 0.15)", &near, [0.1, 0.15]),
         ("far (-3.5, 3.8)", &near, [-3.5, 3.8]),
         ("symmetric target (-1,1), start (2.5, 3)", &sym, [2.5, 3.0]),
-        ("target on the line (0.5,0.5), start (-2, 3)", &on_line, [-2.0, 3.0]),
+        (
+            "target on the line (0.5,0.5), start (-2, 3)",
+            &on_line,
+            [-2.0, 3.0],
+        ),
         ("stiff quadratic, start (1, 1)", &Stiff, [1.0, 1.0]),
     ];
-    let methods = [SolverKind::Tsit45, SolverKind::Bdf, SolverKind::TrBdf2, SolverKind::Esdirk34];
-    println!("rtol 1e-8 atol 1e-10 t_end 20, exact Jacobians; entries: rhs evals / jacobians / factorizations, wall time");
+    let methods = [
+        SolverKind::Tsit45,
+        SolverKind::Bdf,
+        SolverKind::TrBdf2,
+        SolverKind::Esdirk34,
+    ];
+    println!(
+        "rtol 1e-8 atol 1e-10 t_end 20, exact Jacobians; entries: rhs evals / jacobians / factorizations, wall time"
+    );
     for (name, model, start) in cases {
         let mut best = usize::MAX;
         let mut line = format!("{name:<46}");
         for m in methods {
-            let tr = Simulator::new(model, FlowSettings { solver: m, ..base.clone() }).and_then(|s| s.run_end(&start)).expect("run");
+            let tr = Simulator::new(
+                model,
+                FlowSettings {
+                    solver: m,
+                    ..base.clone()
+                },
+            )
+            .and_then(|s| s.run_end(&start))
+            .expect("run");
             best = best.min(tr.stats.rhs_evals);
             line += &format!(
                 " | {} {}/{}/{} {:.2}ms",
@@ -91,7 +117,15 @@ fn main() {
                 tr.stats.wall_time * 1e3
             );
         }
-        let tr = Simulator::new(model, FlowSettings { solver: SolverKind::Auto, ..base.clone() }).and_then(|s| s.run_end(&start)).expect("run");
+        let tr = Simulator::new(
+            model,
+            FlowSettings {
+                solver: SolverKind::Auto,
+                ..base.clone()
+            },
+        )
+        .and_then(|s| s.run_end(&start))
+        .expect("run");
         line += &format!(
             " | auto {}/{}/{} {:.2}ms switches {} | auto/best {:.2}",
             tr.stats.rhs_evals,

@@ -7,7 +7,13 @@ use std::hint::black_box;
 use std::time::Instant;
 
 fn main() {
-    let m = GaussianMixture { sigma: 1.0, w: 0.5, target: [-1.5, 2.0], loss_kind: LossKind::Population, scheme: Scheme::GaussHermite { nodes: 64 } };
+    let m = GaussianMixture {
+        sigma: 1.0,
+        w: 0.5,
+        target: [-1.5, 2.0],
+        loss_kind: LossKind::Population,
+        scheme: Scheme::GaussHermite { nodes: 64 },
+    };
     let rhs = FlowRhs::new(&m, MetricKind::Exact, 0.0);
     let mut out = [0.0; 2];
     let mut best = f64::INFINITY;
@@ -41,5 +47,10 @@ fn main() {
         black_box(acc);
         bexp = bexp.min(t.elapsed().as_secs_f64() / n as f64);
     }
-    println!("fast rhs: {:.0} ns per evaluation (min of 30 x 20000); libm exp {:.2} ns; bound 2*2K*exp = {:.0} ns (K = 64)", best * 1e9, bexp * 1e9, 256.0 * bexp * 1e9);
+    println!(
+        "fast rhs: {:.0} ns per evaluation (min of 30 x 20000); libm exp {:.2} ns; bound 2*2K*exp = {:.0} ns (K = 64)",
+        best * 1e9,
+        bexp * 1e9,
+        256.0 * bexp * 1e9
+    );
 }

@@ -39,24 +39,58 @@ fn main() {
         control_eta: eta.unwrap_or(fisher_flow::flow::control::DEFAULT_ETA),
         ..FlowSettings::default()
     };
-    println!("quadrature: {} | tsit45 rtol 1e-8 atol 1e-10 | t_end {t_end} | eta {}", scheme_name(&m), base.control_eta);
-    println!("{:>8} {:>10} | {:>9} {:>9} {:>11} | {:>9} {:>9} {:>11} {:>8}", "delta", "mu", "rej(off)", "rhs(off)", "err(off)", "rej(on)", "rhs(on)", "err(on)", "limited");
+    println!(
+        "quadrature: {} | tsit45 rtol 1e-8 atol 1e-10 | t_end {t_end} | eta {}",
+        scheme_name(&m),
+        base.control_eta
+    );
+    println!(
+        "{:>8} {:>10} | {:>9} {:>9} {:>11} | {:>9} {:>9} {:>11} {:>8}",
+        "delta",
+        "mu",
+        "rej(off)",
+        "rhs(off)",
+        "err(off)",
+        "rej(on)",
+        "rhs(on)",
+        "err(on)",
+        "limited"
+    );
     let mut tot = [0usize; 4];
     for &mu in &[0.25, 0.5, -1.0, 2.0] {
         for &delta in &[1e-1, 1e-2, 1e-3, 1e-4] {
             let start = [mu - 0.5 * delta, mu + 0.5 * delta];
-            let reference = Simulator::new(&m, FlowSettings { rtol: 1e-12, atol: 1e-14, step_control: true, ..base.clone() })
-                .and_then(|s| s.run_end(&start))
-                .expect("reference");
+            let reference = Simulator::new(
+                &m,
+                FlowSettings {
+                    rtol: 1e-12,
+                    atol: 1e-14,
+                    step_control: true,
+                    ..base.clone()
+                },
+            )
+            .and_then(|s| s.run_end(&start))
+            .expect("reference");
             let r = &reference.last().expect("end").theta;
             let mut row = Vec::new();
             for control in [false, true] {
-                let tr = Simulator::new(&m, FlowSettings { step_control: control, ..base.clone() })
-                    .and_then(|s| s.run_end(&start))
-                    .expect("run");
+                let tr = Simulator::new(
+                    &m,
+                    FlowSettings {
+                        step_control: control,
+                        ..base.clone()
+                    },
+                )
+                .and_then(|s| s.run_end(&start))
+                .expect("run");
                 let e = &tr.last().expect("end").theta;
                 let err = ((e[0] - r[0]).powi(2) + (e[1] - r[1]).powi(2)).sqrt();
-                row.push((tr.stats.rejected, tr.stats.rhs_evals, err, tr.stats.control_limited));
+                row.push((
+                    tr.stats.rejected,
+                    tr.stats.rhs_evals,
+                    err,
+                    tr.stats.control_limited,
+                ));
             }
             tot[0] += row[0].0;
             tot[1] += row[0].1;
@@ -68,7 +102,10 @@ fn main() {
             );
         }
     }
-    println!("total: rejected {} -> {}, rhs evals {} -> {}", tot[0], tot[2], tot[1], tot[3]);
+    println!(
+        "total: rejected {} -> {}, rhs evals {} -> {}",
+        tot[0], tot[2], tot[1], tot[3]
+    );
 }
 
 fn scheme_name(m: &GaussianMixture) -> String {

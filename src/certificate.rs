@@ -107,7 +107,15 @@ impl Monotone {
 }
 
 /// The derived tolerance for one step.
-pub fn step_tolerance(eq: f64, rtol: f64, atol: f64, n: f64, l: [f64; 2], g: [f64; 2], theta: &[f64]) -> f64 {
+pub fn step_tolerance(
+    eq: f64,
+    rtol: f64,
+    atol: f64,
+    n: f64,
+    l: [f64; 2],
+    g: [f64; 2],
+    theta: &[f64],
+) -> f64 {
     let tmax = theta.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     2.0 * eq * l[0].abs().max(l[1].abs()) + g[0].max(g[1]) * n.sqrt() * (rtol * tmax + atol)
 }
@@ -121,7 +129,15 @@ fn certify(tr: &Trajectory, eq: f64, rtol: f64, atol: f64, n: f64) -> CertTrajec
         let mut tol = 0.0;
         if k > 0 {
             let p = &tr.steps[k - 1];
-            tol = step_tolerance(eq, rtol, atol, n, [p.loss, s.loss], [p.grad_norm, s.grad_norm], &s.theta);
+            tol = step_tolerance(
+                eq,
+                rtol,
+                atol,
+                n,
+                [p.loss, s.loss],
+                [p.grad_norm, s.grad_norm],
+                &s.theta,
+            );
             let mut prev = p.loss;
             let mut worst = f64::NEG_INFINITY;
             for &(_, l) in s.interior.iter().chain(std::iter::once(&(s.t, s.loss))) {
@@ -150,7 +166,11 @@ fn certify(tr: &Trajectory, eq: f64, rtol: f64, atol: f64, n: f64) -> CertTrajec
     CertTrajectory {
         start: tr.start.clone(),
         steps,
-        max_increase: if max_increase.is_finite() { max_increase } else { 0.0 },
+        max_increase: if max_increase.is_finite() {
+            max_increase
+        } else {
+            0.0
+        },
         max_rate,
         first_violation,
         monotone: first_violation.is_none(),

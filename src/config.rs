@@ -169,13 +169,25 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let upto = &text[..offset.min(text.len())];
     let line = upto.matches('\n').count() + 1;
-    let col = upto.rsplit('\n').next().map(|s| s.chars().count()).unwrap_or(0) + 1;
+    let col = upto
+        .rsplit('\n')
+        .next()
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
 impl Experiment {
     /// Read, parse, override and validate a model file.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Experiment> {
+        // Command-line names are checked first so their errors name the flag, not the file.
+        if let Some(m) = &overrides.metric {
+            MetricKind::parse("--metric", m)?;
+        }
+        if let Some(s) = &overrides.solver {
+            SolverKind::parse("--solver", s)?;
+        }
         let bytes = std::fs::read(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,
@@ -212,7 +224,12 @@ impl Experiment {
     }
 
     /// Validate an already parsed file.
-    pub fn from_file(path: &Path, file_hash: String, mut file: ModelFile, ov: &Overrides) -> Result<Experiment> {
+    pub fn from_file(
+        path: &Path,
+        file_hash: String,
+        mut file: ModelFile,
+        ov: &Overrides,
+    ) -> Result<Experiment> {
         // Apply overrides to the raw file first, so the same checks see them.
         let f = &mut file.flow;
         if ov.metric.is_some() {
@@ -242,10 +259,18 @@ impl Experiment {
             ));
         }
         if !(m.sigma.is_finite() && m.sigma > 0.0) {
-            return Err(Error::invalid("model.sigma", m.sigma, "σ must be a finite number > 0"));
+            return Err(Error::invalid(
+                "model.sigma",
+                m.sigma,
+                "σ must be a finite number > 0",
+            ));
         }
         if !(m.weight.is_finite() && m.weight > 0.0 && m.weight < 1.0) {
-            return Err(Error::invalid("model.weight", m.weight, "w must lie strictly between 0 and 1"));
+            return Err(Error::invalid(
+                "model.weight",
+                m.weight,
+                "w must lie strictly between 0 and 1",
+            ));
         }
         let target = two_finite("model.target", &m.target)?;
 
@@ -253,7 +278,11 @@ impl Experiment {
             (None | Some("composite"), None) => Scheme::default(),
             (None | Some("gauss-hermite"), Some(k)) => {
                 if k == 0 || k > 1000 {
-                    return Err(Error::invalid("quadrature.nodes", k, "must be between 1 and 1000"));
+                    return Err(Error::invalid(
+                        "quadrature.nodes",
+                        k,
+                        "must be between 1 and 1000",
+                    ));
                 }
                 Scheme::GaussHermite { nodes: k }
             }
@@ -281,7 +310,13 @@ impl Experiment {
                     return Err(Error::invalid("loss.samples", 0, "must be ≥ 1"));
                 }
                 LossKind::Empirical {
-                    samples: draw_samples(file.loss.samples, file.loss.seed, target, m.sigma, m.weight),
+                    samples: draw_samples(
+                        file.loss.samples,
+                        file.loss.seed,
+                        target,
+                        m.sigma,
+                        m.weight,
+                    ),
                     seed: file.loss.seed,
                 }
             }
@@ -322,21 +357,33 @@ impl Experiment {
         };
         flow.validate()?;
         if flow.interior_points < 2 {
-            return Err(Error::invalid("flow.interior_points", flow.interior_points, "must be ≥ 2"));
+            return Err(Error::invalid(
+                "flow.interior_points",
+                flow.interior_points,
+                "must be ≥ 2",
+            ));
         }
         let mut starts = Vec::new();
         for (i, s) in f.starts.iter().enumerate() {
             starts.push(two_finite(&format!("flow.starts[{i}]"), s)?.to_vec());
         }
         if starts.is_empty() {
-            return Err(Error::invalid("flow.starts", "[]", "give at least one start [mu1, mu2]"));
+            return Err(Error::invalid(
+                "flow.starts",
+                "[]",
+                "give at least one start [mu1, mu2]",
+            ));
         }
         let plot_range = match &file.plot.range {
             None => None,
             Some(r) => {
                 let [a, b] = two_finite("plot.range", r)?;
                 if a >= b {
-                    return Err(Error::invalid("plot.range", format!("{r:?}"), "needs a < b"));
+                    return Err(Error::invalid(
+                        "plot.range",
+                        format!("{r:?}"),
+                        "needs a < b",
+                    ));
                 }
                 Some((a, b))
             }
@@ -362,10 +409,18 @@ impl Experiment {
 
 fn two_finite(field: &str, v: &[f64]) -> Result<[f64; 2]> {
     if v.len() != 2 {
-        return Err(Error::invalid(field, format!("{v:?}"), "expected two numbers [mu1, mu2]"));
+        return Err(Error::invalid(
+            field,
+            format!("{v:?}"),
+            "expected two numbers [mu1, mu2]",
+        ));
     }
     if v.iter().any(|x| !x.is_finite()) {
-        return Err(Error::invalid(field, format!("{v:?}"), "values must be finite"));
+        return Err(Error::invalid(
+            field,
+            format!("{v:?}"),
+            "values must be finite",
+        ));
     }
     Ok([v[0], v[1]])
 }
@@ -374,7 +429,11 @@ fn two_finite(field: &str, v: &[f64]) -> Result<[f64; 2]> {
 pub fn parse_pair(flag: &str, s: &str) -> Result<Vec<f64>> {
     let parts: Vec<&str> = s.split(',').map(str::trim).collect();
     if parts.len() != 2 {
-        return Err(Error::invalid(flag, format!("'{s}'"), "expected two numbers A,B"));
+        return Err(Error::invalid(
+            flag,
+            format!("'{s}'"),
+            "expected two numbers A,B",
+        ));
     }
     let mut out = Vec::with_capacity(2);
     for p in parts {
@@ -382,7 +441,11 @@ pub fn parse_pair(flag: &str, s: &str) -> Result<Vec<f64>> {
             .parse()
             .map_err(|_| Error::invalid(flag, format!("'{s}'"), "expected two numbers A,B"))?;
         if !v.is_finite() {
-            return Err(Error::invalid(flag, format!("'{s}'"), "values must be finite"));
+            return Err(Error::invalid(
+                flag,
+                format!("'{s}'"),
+                "values must be finite",
+            ));
         }
         out.push(v);
     }

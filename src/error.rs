@@ -56,7 +56,10 @@ impl Error {
     /// Exit code for the command line: 2 for bad input, 1 for a failed computation.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Read { .. } | Error::Write { .. } | Error::Parse { .. } | Error::Invalid { .. } => 2,
+            Error::Read { .. }
+            | Error::Write { .. }
+            | Error::Parse { .. }
+            | Error::Invalid { .. } => 2,
             _ => 1,
         }
     }

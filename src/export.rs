@@ -40,7 +40,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Serialize `value` as pretty JSON and write it atomically.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Numerical(format!("JSON encoding failed: {e}")))?;
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Numerical(format!("JSON encoding failed: {e}")))?;
     write_atomic(path, text.as_bytes())
 }
 

@@ -29,7 +29,13 @@ pub struct FieldPoint {
 /// The N×N grid over [a, b]² in row-major order (μ₂ outer, μ₁ inner), without the points
 /// with μ₁ = μ₂ exactly.
 pub fn grid_starts(n: usize, a: f64, b: f64) -> Vec<[f64; 2]> {
-    let coord = |i: usize| if n == 1 { 0.5 * (a + b) } else { a + (b - a) * i as f64 / (n - 1) as f64 };
+    let coord = |i: usize| {
+        if n == 1 {
+            0.5 * (a + b)
+        } else {
+            a + (b - a) * i as f64 / (n - 1) as f64
+        }
+    };
     let mut out = Vec::with_capacity(n * n);
     for j in 0..n {
         for i in 0..n {
@@ -53,7 +59,11 @@ pub fn run_field(
     tick: &(dyn Fn() + Sync),
 ) -> Result<Vec<FieldPoint>> {
     if model.dim() != 2 {
-        return Err(Error::invalid("field", model.dim(), "particle fields need a 2-parameter model"));
+        return Err(Error::invalid(
+            "field",
+            model.dim(),
+            "particle fields need a 2-parameter model",
+        ));
     }
     let optima = model.optima();
     starts
@@ -61,7 +71,10 @@ pub fn run_field(
         .map(|s| {
             let clock = Instant::now();
             let tr = sim.run_end(s)?;
-            let last = tr.last().map(|x| x.theta.clone()).unwrap_or_else(|| s.to_vec());
+            let last = tr
+                .last()
+                .map(|x| x.theta.clone())
+                .unwrap_or_else(|| s.to_vec());
             let end = [last[0], last[1]];
             let distance = optima
                 .iter()
@@ -89,13 +102,19 @@ pub fn run_field(
 }
 
 fn num(v: f64) -> String {
-    if v.is_finite() { format!("{v:e}") } else { "inf".into() }
+    if v.is_finite() {
+        format!("{v:e}")
+    } else {
+        "inf".into()
+    }
 }
 
 /// `field.csv`: `mu1_start, mu2_start, mu1_end, mu2_end, converged, distance, steps, rejected,
 /// rhs_evals, time, stop`.
 pub fn field_csv(points: &[FieldPoint]) -> String {
-    let mut out = String::from("mu1_start,mu2_start,mu1_end,mu2_end,converged,distance,steps,rejected,rhs_evals,time,stop\n");
+    let mut out = String::from(
+        "mu1_start,mu2_start,mu1_end,mu2_end,converged,distance,steps,rejected,rhs_evals,time,stop\n",
+    );
     for p in points {
         out.push_str(&format!(
             "{},{},{},{},{},{},{},{},{},{},{}\n",

@@ -26,7 +26,12 @@ pub struct PointReport {
 
 impl PointReport {
     /// Evaluate at θ with the given metric and damping.
-    pub fn at(model: &dyn StatModel, metric: MetricKind, damping: f64, theta: &[f64]) -> PointReport {
+    pub fn at(
+        model: &dyn StatModel,
+        metric: MetricKind,
+        damping: f64,
+        theta: &[f64],
+    ) -> PointReport {
         let mut grad = vec![0.0; model.dim()];
         let loss = model.loss_grad(theta, &mut grad);
         let g = nalgebra::DVector::from_vec(grad);
@@ -69,7 +74,10 @@ impl PointReport {
             Some(k) => s.push_str(&format!("condition number:  {k:.6e}\n")),
             None => s.push_str("condition number:  inf (singular)\n"),
         }
-        s.push_str(&format!("natural gradient:  [{}]\n", v(&self.natural_gradient)));
+        s.push_str(&format!(
+            "natural gradient:  [{}]\n",
+            v(&self.natural_gradient)
+        ));
         s.push_str(&format!("angle:             {:.4} deg\n", self.angle_deg));
         s
     }

@@ -26,11 +26,7 @@ pub fn backend_name() -> &'static str {
 /// Symmetric eigendecomposition of `a` (only the lower triangle is trusted).
 pub fn sym_eigen(a: &DMatrix<f64>) -> SymEigen {
     let n = a.nrows();
-    let (values, vectors) = if n == 2 {
-        eigen2(a)
-    } else {
-        backend_eigen(a)
-    };
+    let (values, vectors) = if n == 2 { eigen2(a) } else { backend_eigen(a) };
     sort_ascending(values, vectors, n)
 }
 
@@ -53,10 +49,7 @@ fn sort_ascending(values: DVector<f64>, vectors: DMatrix<f64>, n: usize) -> SymE
 fn eigen2(a: &DMatrix<f64>) -> (DVector<f64>, DMatrix<f64>) {
     let (p, q, r) = (a[(0, 0)], a[(1, 0)], a[(1, 1)]);
     if q == 0.0 {
-        return (
-            DVector::from_vec(vec![p, r]),
-            DMatrix::identity(2, 2),
-        );
+        return (DVector::from_vec(vec![p, r]), DMatrix::identity(2, 2));
     }
     // Rotation angle from tan(2φ) = 2q/(p−r), computed stably.
     let tau = (r - p) / (2.0 * q);
@@ -78,7 +71,7 @@ fn backend_eigen(a: &DMatrix<f64>) -> (DVector<f64>, DMatrix<f64>) {
 
 #[cfg(feature = "lapack")]
 fn backend_eigen(a: &DMatrix<f64>) -> (DVector<f64>, DMatrix<f64>) {
-    match nalgebra_lapack::SymmetricEigen::new(a.clone()) {
+    match nalgebra_lapack::SymmetricEigen::try_new(a.clone()) {
         Some(e) => (e.eigenvalues, e.eigenvectors),
         None => {
             let e = nalgebra::SymmetricEigen::new(a.clone());
@@ -114,7 +107,12 @@ mod tests {
 
     #[test]
     fn eigen2_reconstructs_and_is_ascending() {
-        for m in [[2.0, 0.3, 1.0], [1.0, 1.0, 1.0], [1e-8, 1e-9, 3.0], [0.25, 0.25, 0.25]] {
+        for m in [
+            [2.0, 0.3, 1.0],
+            [1.0, 1.0, 1.0],
+            [1e-8, 1e-9, 3.0],
+            [0.25, 0.25, 0.25],
+        ] {
             let a = DMatrix::from_row_slice(2, 2, &[m[0], m[1], m[1], m[2]]);
             let e = sym_eigen(&a);
             assert!(e.values[0] <= e.values[1]);

@@ -48,7 +48,11 @@ impl Method {
             "gd" => Ok(Method::Gd),
             "fisher-diag" => Ok(Method::FisherDiag),
             "ngd" => Ok(Method::Ngd),
-            _ => Err(Error::invalid(field, format!("'{s}'"), "expected one of gd, fisher-diag, ngd")),
+            _ => Err(Error::invalid(
+                field,
+                format!("'{s}'"),
+                "expected one of gd, fisher-diag, ngd",
+            )),
         }
     }
 
@@ -94,19 +98,35 @@ impl OptimizeSettings {
     /// Check every value; the error names the flag.
     pub fn validate(&self) -> Result<()> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(Error::invalid("--lr", self.lr, "must be a finite number > 0"));
+            return Err(Error::invalid(
+                "--lr",
+                self.lr,
+                "must be a finite number > 0",
+            ));
         }
         if self.iters == 0 {
             return Err(Error::invalid("--iters", 0, "must be ≥ 1"));
         }
         if !(self.damping.is_finite() && self.damping >= 0.0) {
-            return Err(Error::invalid("--damping", self.damping, "must be a finite number ≥ 0"));
+            return Err(Error::invalid(
+                "--damping",
+                self.damping,
+                "must be a finite number ≥ 0",
+            ));
         }
         if !(self.eps.is_finite() && self.eps > 0.0) {
-            return Err(Error::invalid("--eps", self.eps, "must be a finite number > 0"));
+            return Err(Error::invalid(
+                "--eps",
+                self.eps,
+                "must be a finite number > 0",
+            ));
         }
         if self.lm && self.method != Method::Ngd {
-            return Err(Error::invalid("--lm", self.method.name(), "Levenberg–Marquardt damping applies to --method ngd only"));
+            return Err(Error::invalid(
+                "--lm",
+                self.method.name(),
+                "Levenberg–Marquardt damping applies to --method ngd only",
+            ));
         }
         Ok(())
     }
@@ -136,7 +156,11 @@ pub fn optimize(model: &dyn StatModel, s: &OptimizeSettings, start: &[f64]) -> R
     s.validate()?;
     let n = model.dim();
     if start.len() != n || start.iter().any(|v| !v.is_finite()) {
-        return Err(Error::invalid("start", format!("{start:?}"), format!("expected {n} finite values")));
+        return Err(Error::invalid(
+            "start",
+            format!("{start:?}"),
+            format!("expected {n} finite values"),
+        ));
     }
     let clock = Instant::now();
     let mut theta = DVector::from_column_slice(start);
@@ -191,7 +215,11 @@ pub fn optimize(model: &dyn StatModel, s: &OptimizeSettings, start: &[f64]) -> R
         }
         if s.lm {
             let predicted = g.dot(&p) + 0.5 * metric.quad_form(&p);
-            let rho = if predicted < 0.0 { (lt - loss) / predicted } else { f64::NEG_INFINITY };
+            let rho = if predicted < 0.0 {
+                (lt - loss) / predicted
+            } else {
+                f64::NEG_INFINITY
+            };
             let new_lambda = lm_update(lambda, rho);
             if new_lambda != lambda {
                 events.push(Event {

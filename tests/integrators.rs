@@ -64,7 +64,14 @@ impl FlowKernel for QuadKernel {
             }
         }
     }
-    fn grad_fisher_derivs(&self, theta: &[f64], grad: &mut [f64], fisher: &mut [f64], hess: &mut [f64], dfisher: &mut [f64]) {
+    fn grad_fisher_derivs(
+        &self,
+        theta: &[f64],
+        grad: &mut [f64],
+        fisher: &mut [f64],
+        hess: &mut [f64],
+        dfisher: &mut [f64],
+    ) {
         let n = self.0.len();
         self.grad_fisher(theta, grad, fisher);
         for i in 0..n {
@@ -101,7 +108,13 @@ fn every_solver_reaches_the_target_or_its_swap() {
         }
         th
     };
-    for solver in [SolverKind::Tsit45, SolverKind::Bdf, SolverKind::TrBdf2, SolverKind::Esdirk34, SolverKind::Auto] {
+    for solver in [
+        SolverKind::Tsit45,
+        SolverKind::Bdf,
+        SolverKind::TrBdf2,
+        SolverKind::Esdirk34,
+        SolverKind::Auto,
+    ] {
         let sim = Simulator::new(&m, settings(solver)).expect("valid");
         for start in [[-3.0, -2.5], [3.5, -3.0]] {
             let tr = sim.run(&start).expect("runs");
@@ -110,11 +123,18 @@ fn every_solver_reaches_the_target_or_its_swap() {
                 .sqrt()
                 .min(((end[0] - opt[1]).powi(2) + (end[1] - opt[0]).powi(2)).sqrt());
             // |θ(15) − θ*| ≤ e^{−15}·|θ(0) − θ*| + tolerance-level error
-            assert!(d < 1e-4, "{solver:?} from {start:?}: end {end:?}, distance {d:e}");
+            assert!(
+                d < 1e-4,
+                "{solver:?} from {start:?}: end {end:?}, distance {d:e}"
+            );
             assert_eq!(tr.stats.accepted + 1, tr.steps.len());
             assert!(tr.stats.rhs_evals > 0);
             if solver.is_implicit() {
-                assert!(tr.stats.jacobians > 0 && tr.stats.factorizations > 0, "{solver:?} {:?}", tr.stats);
+                assert!(
+                    tr.stats.jacobians > 0 && tr.stats.factorizations > 0,
+                    "{solver:?} {:?}",
+                    tr.stats
+                );
             }
         }
     }
@@ -132,7 +152,10 @@ fn exact_and_finite_difference_jacobians_agree() {
                 let je = exact.jacobian(&th);
                 let jf = fd.jacobian(&th);
                 let scale = je.amax().max(1.0);
-                assert!((&je - &jf).amax() < 1e-6 * scale, "{scheme:?} {metric:?} {th:?}\n{je}\n{jf}");
+                assert!(
+                    (&je - &jf).amax() < 1e-6 * scale,
+                    "{scheme:?} {metric:?} {th:?}\n{je}\n{jf}"
+                );
             }
         }
     }
@@ -140,7 +163,10 @@ fn exact_and_finite_difference_jacobians_agree() {
 
 #[test]
 fn exact_jacobian_of_a_quadratic_is_minus_its_hessian() {
-    let q = Quadratic { a: vec![2.0, 30.0], dense: true };
+    let q = Quadratic {
+        a: vec![2.0, 30.0],
+        dense: true,
+    };
     let rhs = FlowRhs::new(&q, MetricKind::Exact, 0.5);
     let j = rhs.jacobian(&[0.7, -0.2]);
     // f = −(I + λI)⁻¹ aθ ⇒ J = −diag(a)/(1 + λ)
@@ -150,40 +176,78 @@ fn exact_jacobian_of_a_quadratic_is_minus_its_hessian() {
 
 #[test]
 fn auto_switches_on_a_stiff_problem_and_not_on_a_non_stiff_one() {
-    let stiff = Quadratic { a: vec![1.0, 1000.0], dense: true };
+    let stiff = Quadratic {
+        a: vec![1.0, 1000.0],
+        dense: true,
+    };
     let s = FlowSettings {
         grad_tol: 0.0,
         ..settings(SolverKind::Auto)
     };
-    let tr = Simulator::new(&stiff, s.clone()).expect("valid").run(&[1.0, 1.0]).expect("runs");
+    let tr = Simulator::new(&stiff, s.clone())
+        .expect("valid")
+        .run(&[1.0, 1.0])
+        .expect("runs");
     assert!(tr.stats.solver_switches >= 1, "{:?}", tr.stats);
-    let ev = tr.events.iter().find(|e| e.kind == "switch").expect("switch event");
+    let ev = tr
+        .events
+        .iter()
+        .find(|e| e.kind == "switch")
+        .expect("switch event");
     assert!(ev.detail.contains("tsit45 -> bdf"), "{}", ev.detail);
     // the exact solution is θ(t) = θ(0)e^{−at}
     let end = &tr.last().expect("steps").theta;
     assert!((end[0] - (-15.0f64).exp()).abs() < 1e-6, "{end:?}");
     // cheaper than staying explicit
-    let explicit = Simulator::new(&stiff, FlowSettings { solver: SolverKind::Tsit45, ..s.clone() })
+    let explicit = Simulator::new(
+        &stiff,
+        FlowSettings {
+            solver: SolverKind::Tsit45,
+            ..s.clone()
+        },
+    )
+    .expect("valid")
+    .run(&[1.0, 1.0])
+    .expect("runs");
+    assert!(
+        tr.stats.rhs_evals < explicit.stats.rhs_evals,
+        "{:?} vs {:?}",
+        tr.stats,
+        explicit.stats
+    );
+
+    let mild = Quadratic {
+        a: vec![1.0, 2.0],
+        dense: true,
+    };
+    let tr = Simulator::new(&mild, s)
         .expect("valid")
         .run(&[1.0, 1.0])
         .expect("runs");
-    assert!(tr.stats.rhs_evals < explicit.stats.rhs_evals, "{:?} vs {:?}", tr.stats, explicit.stats);
-
-    let mild = Quadratic { a: vec![1.0, 2.0], dense: true };
-    let tr = Simulator::new(&mild, s).expect("valid").run(&[1.0, 1.0]).expect("runs");
     assert_eq!(tr.stats.solver_switches, 0, "{:?}", tr.events);
     assert!(tr.events.is_empty());
 }
 
 #[test]
 fn implicit_solvers_are_refused_without_a_dense_jacobian_and_auto_stays_explicit() {
-    let big = Quadratic { a: vec![1.0, 1000.0], dense: false };
+    let big = Quadratic {
+        a: vec![1.0, 1000.0],
+        dense: false,
+    };
     for solver in [SolverKind::Bdf, SolverKind::TrBdf2, SolverKind::Esdirk34] {
-        let err = Simulator::new(&big, settings(solver)).err().expect("refused");
+        let err = Simulator::new(&big, settings(solver))
+            .err()
+            .expect("refused");
         let msg = err.to_string();
-        assert!(msg.contains("flow.solver") && msg.contains("dense"), "{msg}");
+        assert!(
+            msg.contains("flow.solver") && msg.contains("dense"),
+            "{msg}"
+        );
     }
-    let tr = Simulator::new(&big, settings(SolverKind::Auto)).expect("auto allowed").run(&[1.0, 1.0]).expect("runs");
+    let tr = Simulator::new(&big, settings(SolverKind::Auto))
+        .expect("auto allowed")
+        .run(&[1.0, 1.0])
+        .expect("runs");
     assert_eq!(tr.stats.solver_switches, 0);
     assert_eq!(tr.stats.jacobians, 0);
 }
@@ -193,6 +257,8 @@ fn solver_names_round_trip_and_bad_names_are_listed() {
     for name in SolverKind::NAMES {
         assert_eq!(SolverKind::parse("s", name).expect("valid").name(), *name);
     }
-    let e = SolverKind::parse("flow.solver", "rk4").expect_err("invalid").to_string();
+    let e = SolverKind::parse("flow.solver", "rk4")
+        .expect_err("invalid")
+        .to_string();
     assert!(e.contains("tr-bdf2") && e.contains("auto"), "{e}");
 }

@@ -44,7 +44,10 @@ fn every_baseline_decreases_the_loss() {
             // does not (from (−3, −2.5) its first step overshoots: the flow is monotone, the
             // discrete method is not — LM damping below repairs that)
             if method != Method::Ngd {
-                assert!(steps.windows(2).all(|w| w[1].loss <= w[0].loss + 1e-12), "{method:?} {start:?}");
+                assert!(
+                    steps.windows(2).all(|w| w[1].loss <= w[0].loss + 1e-12),
+                    "{method:?} {start:?}"
+                );
             }
             assert!((l1 - l_star) < 0.5 * (l0 - l_star));
         }
@@ -56,7 +59,11 @@ fn natural_gradient_descent_with_unit_rate_converges_fast() {
     let m = demo();
     let o = optimize(&m, &settings(Method::Ngd), &[-3.0, -2.5]).unwrap();
     // Fisher scoring near the optimum is Newton-like: few iterations to ‖∇L‖ < 1e-10
-    assert!(o.trajectory.steps.len() < 15, "{}", o.trajectory.steps.len());
+    assert!(
+        o.trajectory.steps.len() < 15,
+        "{}",
+        o.trajectory.steps.len()
+    );
     let end = &o.trajectory.last().unwrap().theta;
     let opt = m.optima();
     let d = opt
@@ -86,7 +93,11 @@ fn levenberg_marquardt_raises_lambda_after_a_bad_step_and_never_accepts_an_incre
     f[(1, 1)] += 1e-3;
     let p = -f.cholesky().unwrap().solve(&g);
     assert!(m.loss(&[start[0] + p[0], start[1] + p[1]]) > steps[0].loss);
-    assert!((o.damping[1] - 1e-3 * LM_UP).abs() < 1e-15, "{:?}", &o.damping[..3]);
+    assert!(
+        (o.damping[1] - 1e-3 * LM_UP).abs() < 1e-15,
+        "{:?}",
+        &o.damping[..3]
+    );
     assert!(o.trajectory.stats.rejected >= 1);
     assert_eq!(steps[1].theta, steps[0].theta, "a bad step is rejected");
     assert!(steps.windows(2).all(|w| w[1].loss <= w[0].loss));
@@ -103,22 +114,53 @@ fn cli_writes_run_outputs_and_rejects_bad_flags() {
     let out = dir.path().join("o");
     Command::cargo_bin("fisher-flow")
         .unwrap()
-        .args(["optimize", model.to_str().unwrap(), "--method", "gd", "--iters", "20", "--out", out.to_str().unwrap()])
+        .args([
+            "optimize",
+            model.to_str().unwrap(),
+            "--method",
+            "gd",
+            "--iters",
+            "20",
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .assert()
         .success();
-    for f in ["trajectory.csv", "trajectory.json", "trajectory.svg", "loss.png"] {
+    for f in [
+        "trajectory.csv",
+        "trajectory.json",
+        "trajectory.svg",
+        "loss.png",
+    ] {
         assert!(out.join(f).exists(), "{f}");
     }
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("trajectory.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("trajectory.json")).unwrap()).unwrap();
     let steps = json["trajectories"][0]["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 21);
     assert_eq!(steps[20]["t"].as_f64(), Some(20.0));
-    for bad in [vec!["--method", "adam"], vec!["--lr", "-1"], vec!["--method", "gd", "--lm"]] {
-        let mut args = vec!["optimize", model.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    for bad in [
+        vec!["--method", "adam"],
+        vec!["--lr", "-1"],
+        vec!["--method", "gd", "--lm"],
+    ] {
+        let mut args = vec![
+            "optimize",
+            model.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
         args.extend(bad.iter().copied());
-        let o = Command::cargo_bin("fisher-flow").unwrap().args(&args).output().unwrap();
+        let o = Command::cargo_bin("fisher-flow")
+            .unwrap()
+            .args(&args)
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(2), "{bad:?}");
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.contains(bad[bad.len() - 2]) || err.contains(bad[0]), "{bad:?}: {err}");
+        assert!(
+            err.contains(bad[bad.len() - 2]) || err.contains(bad[0]),
+            "{bad:?}: {err}"
+        );
     }
 }

@@ -54,12 +54,22 @@ proptest! {
 #[test]
 fn a_start_on_the_line_stays_on_it_and_reaches_the_single_gaussian_fit() {
     let m = demo(32);
-    let tr = Simulator::new(&m, FlowSettings { t_end: 20.0, ..fast(SolverKind::Tsit45) })
-        .unwrap()
-        .run(&[1.3, 1.3])
-        .unwrap();
+    let tr = Simulator::new(
+        &m,
+        FlowSettings {
+            t_end: 20.0,
+            ..fast(SolverKind::Tsit45)
+        },
+    )
+    .unwrap()
+    .run(&[1.3, 1.3])
+    .unwrap();
     assert!(tr.steps.iter().all(|s| s.theta[0] == s.theta[1]));
-    let ev = tr.events.iter().find(|e| e.kind == "on-singular-line").expect("event");
+    let ev = tr
+        .events
+        .iter()
+        .find(|e| e.kind == "on-singular-line")
+        .expect("event");
     assert!(ev.detail.contains("--perturb"));
     // On the line the model is N(μ, σ²); the cross-entropy minimizer is the target mean
     // w·μ₁* + (1−w)·μ₂* = 0.25.
@@ -70,25 +80,52 @@ fn a_start_on_the_line_stays_on_it_and_reaches_the_single_gaussian_fit() {
 #[test]
 fn control_saves_rejections_near_the_line_at_the_same_accuracy() {
     let m = demo(24);
-    let base = FlowSettings { rtol: 1e-8, atol: 1e-10, t_end: 3.0, ..fast(SolverKind::Tsit45) };
+    let base = FlowSettings {
+        rtol: 1e-8,
+        atol: 1e-10,
+        t_end: 3.0,
+        ..fast(SolverKind::Tsit45)
+    };
     let start = [0.5 - 5e-5, 0.5 + 5e-5];
-    let reference = Simulator::new(&m, FlowSettings { rtol: 1e-12, atol: 1e-14, ..base.clone() })
+    let reference = Simulator::new(
+        &m,
+        FlowSettings {
+            rtol: 1e-12,
+            atol: 1e-14,
+            ..base.clone()
+        },
+    )
+    .unwrap()
+    .run_end(&start)
+    .unwrap();
+    let r = reference.last().unwrap().theta.clone();
+    let run = |control: bool| {
+        let tr = Simulator::new(
+            &m,
+            FlowSettings {
+                step_control: control,
+                ..base.clone()
+            },
+        )
         .unwrap()
         .run_end(&start)
         .unwrap();
-    let r = reference.last().unwrap().theta.clone();
-    let run = |control: bool| {
-        let tr = Simulator::new(&m, FlowSettings { step_control: control, ..base.clone() })
-            .unwrap()
-            .run_end(&start)
-            .unwrap();
         let e = &tr.last().unwrap().theta;
-        (tr.stats.rejected, ((e[0] - r[0]).powi(2) + (e[1] - r[1]).powi(2)).sqrt())
+        (
+            tr.stats.rejected,
+            ((e[0] - r[0]).powi(2) + (e[1] - r[1]).powi(2)).sqrt(),
+        )
     };
     let (rej_off, err_off) = run(false);
     let (rej_on, err_on) = run(true);
-    assert!(2 * rej_on <= rej_off, "rejections with control {rej_on}, without {rej_off}");
-    assert!(err_on <= 2.0 * err_off.max(1e-8), "error with control {err_on:e}, without {err_off:e}");
+    assert!(
+        2 * rej_on <= rej_off,
+        "rejections with control {rej_on}, without {rej_off}"
+    );
+    assert!(
+        err_on <= 2.0 * err_off.max(1e-8),
+        "error with control {err_on:e}, without {err_off:e}"
+    );
 }
 
 fn model_file(dir: &std::path::Path) -> std::path::PathBuf {
@@ -107,27 +144,41 @@ fn cli_says_so_on_the_line_and_perturb_leaves_it() {
     let model = model_file(dir.path());
     let out = Command::cargo_bin("fisher-flow")
         .unwrap()
-        .args(["run", model.to_str().unwrap(), "--out", dir.path().join("a").to_str().unwrap()])
+        .args([
+            "run",
+            model.to_str().unwrap(),
+            "--out",
+            dir.path().join("a").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.matches("singular line").count(), 1, "{text}");
     let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("a/trajectory.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.path().join("a/trajectory.json")).unwrap())
+            .unwrap();
     let steps = json["trajectories"][0]["steps"].as_array().unwrap();
     assert!(steps.iter().all(|s| s["theta"][0] == s["theta"][1]));
 
     let out = Command::cargo_bin("fisher-flow")
         .unwrap()
-        .args(["run", model.to_str().unwrap(), "--perturb", "1e-3", "--out", dir.path().join("b").to_str().unwrap()])
+        .args([
+            "run",
+            model.to_str().unwrap(),
+            "--perturb",
+            "1e-3",
+            "--out",
+            dir.path().join("b").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("perturbed start"), "{text}");
     let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("b/trajectory.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.path().join("b/trajectory.json")).unwrap())
+            .unwrap();
     let steps = json["trajectories"][0]["steps"].as_array().unwrap();
     let last = &steps[steps.len() - 1]["theta"];
     let (a, b) = (last[0].as_f64().unwrap(), last[1].as_f64().unwrap());
@@ -135,7 +186,14 @@ fn cli_says_so_on_the_line_and_perturb_leaves_it() {
 
     let out = Command::cargo_bin("fisher-flow")
         .unwrap()
-        .args(["run", model.to_str().unwrap(), "--perturb", "-1", "--out", dir.path().join("c").to_str().unwrap()])
+        .args([
+            "run",
+            model.to_str().unwrap(),
+            "--perturb",
+            "-1",
+            "--out",
+            dir.path().join("c").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -77,12 +77,17 @@ impl StepControl {
 
     /// True if θ lies exactly on a line.
     pub fn on_line(&self, theta: &[f64]) -> Option<(usize, usize)> {
-        self.pairs.iter().copied().find(|&(i, j)| theta[i] == theta[j])
+        self.pairs
+            .iter()
+            .copied()
+            .find(|&(i, j)| theta[i] == theta[j])
     }
 
     /// True if θ is inside the near-singular zone of some pair.
     pub fn in_zone(&self, theta: &[f64]) -> bool {
-        self.pairs.iter().any(|&(i, j)| (theta[j] - theta[i]).abs() < self.zone)
+        self.pairs
+            .iter()
+            .any(|&(i, j)| (theta[j] - theta[i]).abs() < self.zone)
     }
 }
 

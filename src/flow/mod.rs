@@ -68,7 +68,10 @@ impl SolverKind {
 
     /// True for methods that need the Jacobian of the right-hand side.
     pub fn is_implicit(&self) -> bool {
-        matches!(self, SolverKind::Bdf | SolverKind::TrBdf2 | SolverKind::Esdirk34)
+        matches!(
+            self,
+            SolverKind::Bdf | SolverKind::TrBdf2 | SolverKind::Esdirk34
+        )
     }
 }
 
@@ -93,7 +96,11 @@ impl JacobianKind {
         match s {
             "exact" => Ok(JacobianKind::Exact),
             "fd" => Ok(JacobianKind::Fd),
-            _ => Err(Error::invalid(field, format!("'{s}'"), "expected one of exact, fd")),
+            _ => Err(Error::invalid(
+                field,
+                format!("'{s}'"),
+                "expected one of exact, fd",
+            )),
         }
     }
 
@@ -192,15 +199,27 @@ impl FlowSettings {
         pos("flow.atol", self.atol)?;
         pos("flow.t_end", self.t_end)?;
         if !(self.damping.is_finite() && self.damping >= 0.0) {
-            return Err(Error::invalid("flow.damping", self.damping, "must be a finite number ≥ 0"));
+            return Err(Error::invalid(
+                "flow.damping",
+                self.damping,
+                "must be a finite number ≥ 0",
+            ));
         }
         if !(self.grad_tol.is_finite() && self.grad_tol >= 0.0) {
-            return Err(Error::invalid("flow.grad_tol", self.grad_tol, "must be a finite number ≥ 0"));
+            return Err(Error::invalid(
+                "flow.grad_tol",
+                self.grad_tol,
+                "must be a finite number ≥ 0",
+            ));
         }
         pos("flow.control_eta", self.control_eta)?;
         pos("flow.zone", self.zone)?;
         if !(self.damping_floor.is_finite() && (0.0..1.0).contains(&self.damping_floor)) {
-            return Err(Error::invalid("flow.damping_floor", self.damping_floor, "must be a finite number in [0, 1)"));
+            return Err(Error::invalid(
+                "flow.damping_floor",
+                self.damping_floor,
+                "must be a finite number in [0, 1)",
+            ));
         }
         if self.max_steps == 0 {
             return Err(Error::invalid("flow.max_steps", 0, "must be ≥ 1"));

@@ -212,7 +212,12 @@ impl<'m> FlowRhs<'m> {
         let Some(k) = self.kernel.as_ref() else {
             return self.jacobian_fd(theta);
         };
-        let (mut g, mut f, mut h, mut df) = (vec![0.0; n], vec![0.0; n * n], vec![0.0; n * n], vec![0.0; n * n * n]);
+        let (mut g, mut f, mut h, mut df) = (
+            vec![0.0; n],
+            vec![0.0; n * n],
+            vec![0.0; n * n],
+            vec![0.0; n * n * n],
+        );
         k.grad_fisher_derivs(theta, &mut g, &mut f, &mut h, &mut df);
         let euclid = matches!(self.metric, MetricKind::Euclidean);
         let gm = if euclid {

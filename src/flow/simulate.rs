@@ -19,7 +19,8 @@ use crate::error::{Error, Result};
 use crate::model::StatModel;
 use crate::trajectory::{Event, Stats, Step, StopReason, Trajectory};
 use diffsol::{
-    NalgebraLU, NalgebraMat, NalgebraVec, OdeBuilder, OdeEquations, OdeSolverMethod, OdeSolverStopReason, Vector,
+    NalgebraLU, NalgebraMat, NalgebraVec, OdeBuilder, OdeEquations, OdeSolverMethod,
+    OdeSolverStopReason, Vector,
 };
 use nalgebra::DMatrix;
 use std::time::Instant;
@@ -91,11 +92,18 @@ impl<'m> Simulator<'m> {
             return Err(Error::invalid(
                 "start",
                 format!("{start:?}"),
-                format!("expected {n} values ({})", self.model.param_names().join(", ")),
+                format!(
+                    "expected {n} values ({})",
+                    self.model.param_names().join(", ")
+                ),
             ));
         }
         if start.iter().any(|v| !v.is_finite()) {
-            return Err(Error::invalid("start", format!("{start:?}"), "values must be finite"));
+            return Err(Error::invalid(
+                "start",
+                format!("{start:?}"),
+                "values must be finite",
+            ));
         }
         let clock = Instant::now();
         let s = &self.settings;
@@ -123,7 +131,8 @@ impl<'m> Simulator<'m> {
                 ),
             });
         }
-        st.steps.push(self.record(&rhs, 0.0, start, 0.0, Vec::new()));
+        st.steps
+            .push(self.record(&rhs, 0.0, start, 0.0, Vec::new()));
         let stop = if s.grad_tol > 0.0 && st.steps[0].grad_norm < s.grad_tol {
             StopReason::Converged
         } else {
@@ -203,7 +212,11 @@ impl<'m> Simulator<'m> {
             .init(move |_p, _t, y: &mut [f64]| y.copy_from_slice(&x0), n)
             .root(
                 |x: &[f64], _p: &[f64], _t: f64, y: &mut [f64]| {
-                    y[0] = if gtol > 0.0 { rhs.grad_norm(x) - gtol } else { 1.0 };
+                    y[0] = if gtol > 0.0 {
+                        rhs.grad_norm(x) - gtol
+                    } else {
+                        1.0
+                    };
                 },
                 1,
             );
@@ -393,7 +406,13 @@ impl<'m> Simulator<'m> {
     }
 
     /// Loss at `interior_points` equally spaced interior times of the step, from dense output.
-    fn interior<'a, Eqn, S>(&self, solver: &S, rhs: &FlowRhs<'_>, t0: f64, t1: f64) -> Vec<(f64, f64)>
+    fn interior<'a, Eqn, S>(
+        &self,
+        solver: &S,
+        rhs: &FlowRhs<'_>,
+        t0: f64,
+        t1: f64,
+    ) -> Vec<(f64, f64)>
     where
         Eqn: OdeEquations<T = f64, V = NalgebraVec<f64>> + 'a,
         S: OdeSolverMethod<'a, Eqn>,
@@ -410,7 +429,14 @@ impl<'m> Simulator<'m> {
     }
 
     /// Evaluate everything recorded at an accepted step.
-    fn record(&self, rhs: &FlowRhs<'_>, t: f64, theta: &[f64], h: f64, interior: Vec<(f64, f64)>) -> Step {
+    fn record(
+        &self,
+        rhs: &FlowRhs<'_>,
+        t: f64,
+        theta: &[f64],
+        h: f64,
+        interior: Vec<(f64, f64)>,
+    ) -> Step {
         let model = rhs.model();
         let n = model.dim();
         let mut grad = vec![0.0; n];

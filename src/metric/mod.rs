@@ -137,7 +137,11 @@ impl Metric {
     /// Number of eigen-directions treated as null by [`Metric::solve`].
     pub fn null_directions(&self) -> usize {
         let cut = self.cutoff();
-        self.eigen.values.iter().filter(|&&l| l + self.damping <= cut).count()
+        self.eigen
+            .values
+            .iter()
+            .filter(|&&l| l + self.damping <= cut)
+            .count()
     }
 }
 

@@ -69,15 +69,15 @@ pub fn log_density_scores(x: f64, mu: [f64; 2], sigma: f64, w: f64) -> (f64, [f6
     let d2 = x - mu[1];
     let a = -0.5 * d1 * d1 * inv_s2 + w.ln();
     let b = -0.5 * d2 * d2 * inv_s2 + (1.0 - w).ln();
-    // r1 = 1/(1+e^{b−a}), r2 = 1 − r1, computed without overflow.
-    let (lse, r1) = if a >= b {
+    // r1 = 1/(1+e^{b−a}), r2 = 1/(1+e^{a−b}), each computed directly (never as 1 − r, which
+    // would lose all relative accuracy of the small one) and without overflow.
+    let (lse, r1, r2) = if a >= b {
         let e = (b - a).exp();
-        (a + e.ln_1p(), 1.0 / (1.0 + e))
+        (a + e.ln_1p(), 1.0 / (1.0 + e), e / (1.0 + e))
     } else {
         let e = (a - b).exp();
-        (b + e.ln_1p(), e / (1.0 + e))
+        (b + e.ln_1p(), e / (1.0 + e), 1.0 / (1.0 + e))
     };
-    let r2 = 1.0 - r1;
     let logp = lse - (sigma * (2.0 * PI).sqrt()).ln();
     (logp, [r1 * d1 * inv_s2, r2 * d2 * inv_s2])
 }
@@ -120,10 +120,8 @@ impl GaussianMixture {
         let mut out = DMatrix::zeros(2, 2);
         let at = SVector::<f64, 2>::new(theta[0], theta[1]);
         for (&x, &wt) in rule.x.iter().zip(&rule.w) {
-            let (_, _, h) = num_dual::hessian(
-                |v| log_density(x, v[0], v[1], self.sigma, self.w),
-                &at,
-            );
+            let (_, _, h) =
+                num_dual::hessian(|v| log_density(x, v[0], v[1], self.sigma, self.w), &at);
             for i in 0..2 {
                 for j in 0..2 {
                     out[(i, j)] -= wt * h[(i, j)];
@@ -187,7 +185,11 @@ impl StatModel for GaussianMixture {
         };
         match &self.loss_kind {
             LossKind::Population => {
-                let rule = Rule::build(&self.scheme, &self.density(&self.target), &self.density(theta));
+                let rule = Rule::build(
+                    &self.scheme,
+                    &self.density(&self.target),
+                    &self.density(theta),
+                );
                 for (&x, &wt) in rule.x.iter().zip(&rule.w) {
                     add(wt, x);
                 }
@@ -274,7 +276,10 @@ mod tests {
                 let lpg: f64 = log_density(x, th[0], th[1], m.sigma, m.w);
                 assert!((lp - lpg).abs() < 1e-12 * (1.0 + lp.abs()));
                 for k in 0..2 {
-                    assert!((s[k] - sd[k]).abs() < 1e-10 * (1.0 + s[k].abs()), "x={x} {th:?}");
+                    assert!(
+                        (s[k] - sd[k]).abs() < 1e-10 * (1.0 + s[k].abs()),
+                        "x={x} {th:?}"
+                    );
                     let h = 1e-5;
                     let mut tp = th;
                     let mut tm = th;
@@ -283,7 +288,10 @@ mod tests {
                     let fd = (log_density_scores(x, tp, m.sigma, m.w).0
                         - log_density_scores(x, tm, m.sigma, m.w).0)
                         / (2.0 * h);
-                    assert!((s[k] - fd).abs() < 1e-6 * (1.0 + s[k].abs()), "fd x={x} {th:?}");
+                    assert!(
+                        (s[k] - fd).abs() < 1e-6 * (1.0 + s[k].abs()),
+                        "fd x={x} {th:?}"
+                    );
                 }
             }
         }

@@ -85,7 +85,11 @@ impl FastGh {
             w: 0.5,
         };
         let rule = Rule::build(&Scheme::GaussHermite { nodes: k }, &unit, &unit);
-        let mut pairs: Vec<(f64, f64)> = rule.x[..k].iter().zip(&rule.w[..k]).map(|(&z, &w)| (z, 2.0 * w)).collect();
+        let mut pairs: Vec<(f64, f64)> = rule.x[..k]
+            .iter()
+            .zip(&rule.w[..k])
+            .map(|(&z, &w)| (z, 2.0 * w))
+            .collect();
         pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
         let half = k / 2;
         let padded = k.div_ceil(8) * 8;
@@ -161,8 +165,14 @@ fn exp4(x: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
         p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(ci));
     }
     let magic = _mm256_set1_pd(MAGIC);
-    let ki = _mm256_sub_epi64(_mm256_castpd_si256(_mm256_add_pd(k, magic)), _mm256_castpd_si256(magic));
-    let two_k = _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_add_epi64(ki, _mm256_set1_epi64x(1023)), 52));
+    let ki = _mm256_sub_epi64(
+        _mm256_castpd_si256(_mm256_add_pd(k, magic)),
+        _mm256_castpd_si256(magic),
+    );
+    let two_k = _mm256_castsi256_pd(_mm256_slli_epi64(
+        _mm256_add_epi64(ki, _mm256_set1_epi64x(1023)),
+        52,
+    ));
     _mm256_mul_pd(p, two_k)
 }
 
@@ -249,7 +259,11 @@ impl Sets {
             };
             // eight nodes per iteration, one division: 1/d₀ = d₁/(d₀d₁), 1/d₁ = d₀/(d₀d₁)
             // (finite because |log u| < 350 on the fast path)
-            for ((zc, ec), wc) in z.chunks_exact(8).zip(e.chunks_exact(8)).zip(w.chunks_exact(8)) {
+            for ((zc, ec), wc) in z
+                .chunks_exact(8)
+                .zip(e.chunks_exact(8))
+                .zip(w.chunks_exact(8))
+            {
                 // SAFETY: each chunk holds exactly eight f64.
                 let (z0, z1, e0, e1, w0, w1) = unsafe {
                     (
@@ -280,7 +294,8 @@ impl Sets {
 
     fn eval(&self, z: &[f64], e: &[f64], w: &[f64]) -> SetSums {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             // SAFETY: the CPU supports the features `eval_avx2` is compiled for (checked above).
             return unsafe { self.eval_avx2(z, e, w) };
         }
@@ -293,7 +308,11 @@ impl Sets {
 #[inline(always)]
 fn fisher_set(a: f64, o1: f64, o2: f64, s: f64, z: &[f64], e: &[f64], w: &[f64]) -> [f64; 3] {
     let mut acc = [[0.0f64; 4]; 3];
-    for ((zc, ec), wc) in z.chunks_exact(4).zip(e.chunks_exact(4)).zip(w.chunks_exact(4)) {
+    for ((zc, ec), wc) in z
+        .chunks_exact(4)
+        .zip(e.chunks_exact(4))
+        .zip(w.chunks_exact(4))
+    {
         let (u, r) = responsibilities(a, ec);
         for l in 0..4 {
             let r1 = r[l];
@@ -314,7 +333,11 @@ fn fisher_set(a: f64, o1: f64, o2: f64, s: f64, z: &[f64], e: &[f64], w: &[f64])
 #[inline(always)]
 fn grad_set(a: f64, o1: f64, o2: f64, s: f64, z: &[f64], e: &[f64], w: &[f64]) -> [f64; 2] {
     let mut acc = [[0.0f64; 4]; 2];
-    for ((zc, ec), wc) in z.chunks_exact(4).zip(e.chunks_exact(4)).zip(w.chunks_exact(4)) {
+    for ((zc, ec), wc) in z
+        .chunks_exact(4)
+        .zip(e.chunks_exact(4))
+        .zip(w.chunks_exact(4))
+    {
         let (u, r) = responsibilities(a, ec);
         for l in 0..4 {
             let r1 = r[l];
@@ -379,8 +402,18 @@ impl MixtureKernel {
         let (w1, w2) = (m.w, 1.0 - m.w);
         let (c1, c2) = (m.target[0], m.target[1]);
         let sets = Sets {
-            a: [alpha(mu1).exp(), alpha(mu2).exp(), alpha(c1).exp(), alpha(c2).exp()],
-            o: [[0.0, mu1 - mu2], [mu2 - mu1, 0.0], [c1 - mu1, c1 - mu2], [c2 - mu1, c2 - mu2]],
+            a: [
+                alpha(mu1).exp(),
+                alpha(mu2).exp(),
+                alpha(c1).exp(),
+                alpha(c2).exp(),
+            ],
+            o: [
+                [0.0, mu1 - mu2],
+                [mu2 - mu1, 0.0],
+                [c1 - mu1, c1 - mu2],
+                [c2 - mu1, c2 - mu2],
+            ],
             s,
         };
         let (f1, f2, t1, t2) = sets.eval(z, e, w);
@@ -399,7 +432,10 @@ impl MixtureKernel {
 
     /// g and (G₁₁, G₁₂, G₂₂) for any dual-number type, differentiating through the quadrature
     /// as the module docs describe. `re` is θ's real part (where the rules are built).
-    pub fn grad_fisher_t<T: DualNum<Primitive = f64> + Copy>(&self, theta: [T; 2]) -> ([T; 2], [T; 3]) {
+    pub fn grad_fisher_t<T: DualNum<Primitive = f64> + Copy>(
+        &self,
+        theta: [T; 2],
+    ) -> ([T; 2], [T; 3]) {
         let m = &self.model;
         let re = [theta[0].re(), theta[1].re()];
         let zero = T::from(0.0);
@@ -519,17 +555,30 @@ mod tests {
             let m = model(Scheme::GaussHermite { nodes: 64 }, w);
             let k = MixtureKernel::new(&m);
             assert!(k.has_fast_path());
-            for th in [[0.1, 0.15], [-3.0, -2.5], [3.5, -3.0], [-4.0, 4.0], [1.0, 1.0]] {
+            for th in [
+                [0.1, 0.15],
+                [-3.0, -2.5],
+                [3.5, -3.0],
+                [-4.0, 4.0],
+                [1.0, 1.0],
+            ] {
                 let (g, f) = k.fast_grad_fisher(&th).expect("fast path applies");
                 let mut g_ref = [0.0; 2];
                 m.loss_grad(&th, &mut g_ref);
                 let f_ref = m.fisher(&th);
                 let scale_g = g_ref[0].abs().max(g_ref[1].abs()).max(1e-3);
                 for i in 0..2 {
-                    assert!((g[i] - g_ref[i]).abs() < 1e-13 * scale_g, "{th:?} g {g:?} {g_ref:?}");
+                    assert!(
+                        (g[i] - g_ref[i]).abs() < 1e-13 * scale_g,
+                        "{th:?} g {g:?} {g_ref:?}"
+                    );
                 }
                 let scale_f = f_ref.amax();
-                for (v, r) in [(f[0], f_ref[(0, 0)]), (f[1], f_ref[(0, 1)]), (f[2], f_ref[(1, 1)])] {
+                for (v, r) in [
+                    (f[0], f_ref[(0, 0)]),
+                    (f[1], f_ref[(0, 1)]),
+                    (f[2], f_ref[(1, 1)]),
+                ] {
                     assert!((v - r).abs() < 1e-13 * scale_f, "{th:?} {v} {r}");
                 }
             }
@@ -544,7 +593,11 @@ mod tests {
             fill_exponentials(beta, &z, z.len(), &mut e);
             for (j, &zj) in z.iter().enumerate() {
                 let r = (beta * zj).exp();
-                assert!((e[j] - r).abs() <= 4.5e-16 * r, "beta {beta} z {zj}: {} vs {r}", e[j]);
+                assert!(
+                    (e[j] - r).abs() <= 4.5e-16 * r,
+                    "beta {beta} z {zj}: {} vs {r}",
+                    e[j]
+                );
                 assert!((e[z.len() + j] - 1.0 / r).abs() <= 6.7e-16 / r);
             }
         }
@@ -569,11 +622,17 @@ mod tests {
                     k.grad_fisher(&tm, &mut gm, &mut fm);
                     for i in 0..2 {
                         let fd = (gp[i] - gm[i]) / (2.0 * eps);
-                        assert!((h[2 * i + j] - fd).abs() < 1e-6 * (1.0 + fd.abs()), "{scheme:?} H");
+                        assert!(
+                            (h[2 * i + j] - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+                            "{scheme:?} H"
+                        );
                     }
                     for e in 0..4 {
                         let fd = (fp[e] - fm[e]) / (2.0 * eps);
-                        assert!((df[4 * j + e] - fd).abs() < 1e-6 * (1.0 + fd.abs()), "{scheme:?} dG");
+                        assert!(
+                            (df[4 * j + e] - fd).abs() < 1e-6 * (1.0 + fd.abs()),
+                            "{scheme:?} dG"
+                        );
                     }
                 }
             }

@@ -90,11 +90,7 @@ pub fn draw_loss_on<DB: DrawingBackend>(
         return Err(font_error());
     }
     root.fill(&WHITE)?;
-    let body = if fig.title.is_empty() {
-        root.clone()
-    } else {
-        root.titled(&fig.title, (FAMILY, 24).into_font().color(&BLACK))?
-    };
+    let body = super::title_area(root, &fig.title)?;
 
     let curves: Vec<Vec<(f64, f64)>> = fig.series.iter().map(|s| clean(&s.points)).collect();
     let all = || curves.iter().flatten();
@@ -105,10 +101,11 @@ pub fn draw_loss_on<DB: DrawingBackend>(
     let (y_min, y_max) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
         (a.min(p.1), b.max(p.1))
     });
-    // Whole decades, at least one, within [FLOOR, f64::MAX].
+    // Whole decades, at least one.
     let (y_lo, y_hi) = if y_min.is_finite() && y_max.is_finite() {
-        let lo = y_min.log10().floor();
-        let hi = y_max.log10().ceil().max(lo + 1.0).min(308.0);
+        // A little headroom so that curves at a decade (e.g. the floor) stay off the frame.
+        let lo = (y_min.log10() - 0.02).floor();
+        let hi = (y_max.log10() + 0.02).ceil().max(lo + 1.0).min(308.0);
         (10f64.powf(lo.min(hi - 1.0)), 10f64.powf(hi))
     } else {
         (1e-3, 1.0)
@@ -127,9 +124,10 @@ pub fn draw_loss_on<DB: DrawingBackend>(
         .label_style((FAMILY, 15))
         .axis_desc_style((FAMILY, 19))
         .bold_line_style(BLACK.mix(0.13))
-        .light_line_style(BLACK.mix(0.04))
+        .light_line_style(BLACK.mix(0.03))
         .x_labels(10)
         .y_labels(10)
+        .x_label_formatter(&|v| super::tick_label(*v, xr.1 - xr.0))
         .y_label_formatter(&|v| log_label(*v))
         .draw()?;
 
@@ -221,6 +219,9 @@ mod tests {
             (f64::NAN, 1.0),
             (5.0, f64::NEG_INFINITY),
         ]);
-        assert_eq!(c, vec![(0.0, 1.0), (1.0, FLOOR), (2.0, FLOOR), (5.0, FLOOR)]);
+        assert_eq!(
+            c,
+            vec![(0.0, 1.0), (1.0, FLOOR), (2.0, FLOOR), (5.0, FLOOR)]
+        );
     }
 }

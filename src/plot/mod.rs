@@ -14,6 +14,7 @@ pub use plane::{PlaneFigure, draw_plane_on, plane};
 use crate::error::{Error, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
 
 /// Default size in pixels of the parameter-plane figure (both formats).
@@ -104,6 +105,40 @@ pub(crate) fn sane_range((a, b): (f64, f64), fallback: (f64, f64)) -> (f64, f64)
     (lo, hi)
 }
 
+/// Draw `title` centred at the top of `root` and return the area below it
+/// (all of `root` when the title is empty).
+pub(crate) fn title_area<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+) -> std::result::Result<DrawingArea<DB, Shift>, DrawingAreaErrorKind<DB::ErrorType>> {
+    if title.is_empty() {
+        return Ok(root.clone());
+    }
+    let style = TextStyle::from((font::FAMILY, 24).into_font())
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    let (_, text_h) = root.estimate_text_size(title, &style)?;
+    let (w, _) = root.dim_in_pixel();
+    root.draw_text(title, &style, ((w / 2) as i32, 10))?;
+    Ok(root.margin(text_h as i32 + 18, 0, 0, 0))
+}
+
+/// Axis tick label for a linear axis spanning `span`: enough decimals for about ten ticks,
+/// a real minus sign, and no negative zero.
+pub(crate) fn tick_label(v: f64, span: f64) -> String {
+    let step = (span.abs() / 9.0).max(1e-300);
+    let decimals = (-step.log10()).ceil().clamp(0.0, 12.0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.trim_start_matches('-')
+        .chars()
+        .all(|c| c == '0' || c == '.')
+    {
+        s.trim_start_matches('-').to_string()
+    } else {
+        s.replace('-', "−")
+    }
+}
+
 /// Map a drawing error to [`Error::Plot`] for `path`.
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Plot {
@@ -170,7 +205,11 @@ pub(crate) fn render(
 /// Where to put a legend box of size `dim` (pixels) inside a plotting area of size `area`:
 /// the corner whose box covers the fewest of `points` (pixel coordinates relative to the
 /// plotting area); ties go to upper right, upper left, lower right, lower left.
-pub(crate) fn legend_corner(dim: (i32, i32), area: (u32, u32), points: &[(i32, i32)]) -> (i32, i32) {
+pub(crate) fn legend_corner(
+    dim: (i32, i32),
+    area: (u32, u32),
+    points: &[(i32, i32)],
+) -> (i32, i32) {
     const PAD: i32 = 8;
     let (w, h) = dim;
     let (aw, ah) = (area.0 as i32, area.1 as i32);
@@ -225,7 +264,10 @@ mod tests {
     #[test]
     fn format_from_extension() {
         assert_eq!(Format::from_path(Path::new("a.SVG")).unwrap(), Format::Svg);
-        assert_eq!(Format::from_path(Path::new("a/b.png")).unwrap(), Format::Png);
+        assert_eq!(
+            Format::from_path(Path::new("a/b.png")).unwrap(),
+            Format::Png
+        );
         assert!(Format::from_path(Path::new("a.jpg")).is_err());
         assert!(Format::from_path(Path::new("a")).is_err());
     }
@@ -239,6 +281,14 @@ mod tests {
         assert!(lo < 2.0 && hi > 2.0);
         let (lo, hi) = sane_range((0.0, 0.0), (-1.0, 1.0));
         assert!(lo < 0.0 && hi > 0.0);
+    }
+
+    #[test]
+    fn tick_labels() {
+        assert_eq!(tick_label(-3.0, 8.0), "−3.0");
+        assert_eq!(tick_label(-0.0, 8.0), "0.0");
+        assert_eq!(tick_label(20.0, 100.0), "20");
+        assert_eq!(tick_label(0.25, 0.5), "0.25");
     }
 
     #[test]

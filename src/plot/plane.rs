@@ -21,8 +21,8 @@ pub struct PlaneFigure {
     pub x_range: (f64, f64),
     /// Vertical extent (a reversed range is swapped, a zero-width one widened).
     pub y_range: (f64, f64),
-    /// Loss values on a regular grid for filled contours/heat map: grid[j][i] at
-    /// x = x_range.0 + i*(x_range.1-x_range.0)/(nx-1), y likewise with j. May be empty (no background).
+    /// Loss values on a regular grid for filled contours/heat map: `grid[j][i]` at
+    /// `x = x_range.0 + i*(x_range.1-x_range.0)/(nx-1)`, y likewise with j. May be empty (no background).
     /// Ragged rows are truncated to the shortest row; non-finite values are left blank.
     /// The heat map shows log10(L − L_min + 1e-12), with a colour bar and contour lines.
     pub loss_grid: Vec<Vec<f64>>,
@@ -48,7 +48,7 @@ pub fn plane(path: &Path, fig: &PlaneFigure) -> Result<()> {
 }
 
 /// Number of colour bands of the heat map.
-const BANDS: usize = 64;
+const BANDS: usize = 48;
 /// A contour line is drawn at every `BANDS / CONTOURS`-th band boundary.
 const CONTOURS: usize = 8;
 /// Side of one heat-map raster cell in pixels.
@@ -87,7 +87,9 @@ pub fn colormap(t: f64) -> RGBColor {
     let (a, b) = (VIRIDIS[k], VIRIDIS[k + 1]);
     let ch = |x: f64, y: f64| {
         let v = x + f * (y - x);
-        (v * (1.0 - WHITE_MIX) + 255.0 * WHITE_MIX).round().clamp(0.0, 255.0) as u8
+        (v * (1.0 - WHITE_MIX) + 255.0 * WHITE_MIX)
+            .round()
+            .clamp(0.0, 255.0) as u8
     };
     RGBColor(ch(a.0, b.0), ch(a.1, b.1), ch(a.2, b.2))
 }
@@ -123,7 +125,11 @@ impl Field {
             .flat_map(|row| row[..nx].iter())
             .map(|&l| {
                 let z = (l - l_min + 1e-12).log10();
-                if l.is_finite() && z.is_finite() { z } else { f64::NAN }
+                if l.is_finite() && z.is_finite() {
+                    z
+                } else {
+                    f64::NAN
+                }
             })
             .collect();
         let mut finite: Vec<f64> = z.iter().copied().filter(|v| v.is_finite()).collect();
@@ -169,7 +175,11 @@ impl Field {
             Some(sum / weight)
         } else {
             // Only zero-weight corners are finite: use their plain mean.
-            let finite: Vec<f64> = corners.iter().map(|c| c.0).filter(|v| v.is_finite()).collect();
+            let finite: Vec<f64> = corners
+                .iter()
+                .map(|c| c.0)
+                .filter(|v| v.is_finite())
+                .collect();
             (!finite.is_empty()).then(|| finite.iter().sum::<f64>() / finite.len() as f64)
         }
     }
@@ -196,8 +206,10 @@ impl Field {
         let frac = |a: f64, b: f64| ((level - a) / (b - a)).clamp(0.0, 1.0);
         // Crossing point on an edge, computed from its canonical endpoints so that the two cells
         // sharing the edge get bit-identical points.
-        let h_point = |i: usize, j: usize| (i as f64 + frac(self.at(i, j), self.at(i + 1, j)), j as f64);
-        let v_point = |i: usize, j: usize| (i as f64, j as f64 + frac(self.at(i, j), self.at(i, j + 1)));
+        let h_point =
+            |i: usize, j: usize| (i as f64 + frac(self.at(i, j), self.at(i + 1, j)), j as f64);
+        let v_point =
+            |i: usize, j: usize| (i as f64, j as f64 + frac(self.at(i, j), self.at(i, j + 1)));
 
         type End = (usize, (f64, f64));
         let mut segments: Vec<(End, End)> = Vec::new();
@@ -296,7 +308,12 @@ fn clip_segment(
     let (dx, dy) = (q.0 - p.0, q.1 - p.1);
     let mut t0: f64 = 0.0;
     let mut t1: f64 = 1.0;
-    for (den, num) in [(-dx, p.0 - x0), (dx, x1 - p.0), (-dy, p.1 - y0), (dy, y1 - p.1)] {
+    for (den, num) in [
+        (-dx, p.0 - x0),
+        (dx, x1 - p.0),
+        (-dy, p.1 - y0),
+        (dy, y1 - p.1),
+    ] {
         if den == 0.0 {
             if num < 0.0 {
                 return None;
@@ -356,7 +373,10 @@ fn star(r: f64) -> Vec<(i32, i32)> {
         .map(|k| {
             let rad = if k % 2 == 0 { r } else { 0.42 * r };
             let a = std::f64::consts::PI * (k as f64 / 5.0 - 0.5);
-            ((rad * a.cos()).round() as i32, (rad * a.sin()).round() as i32)
+            (
+                (rad * a.cos()).round() as i32,
+                (rad * a.sin()).round() as i32,
+            )
         })
         .collect()
 }
@@ -424,11 +444,7 @@ pub fn draw_plane_on<DB: DrawingBackend>(
         return Err(font_error());
     }
     root.fill(&WHITE)?;
-    let body = if fig.title.is_empty() {
-        root.clone()
-    } else {
-        root.titled(&fig.title, (FAMILY, 24).into_font().color(&BLACK))?
-    };
+    let body = super::title_area(root, &fig.title)?;
     let (xr, yr) = (
         sane_range(fig.x_range, (-1.0, 1.0)),
         sane_range(fig.y_range, (-1.0, 1.0)),
@@ -445,7 +461,7 @@ pub fn draw_plane_on<DB: DrawingBackend>(
 
     let mut chart = ChartBuilder::on(&main)
         .margin(MARGIN)
-        .margin_right(if bar.is_some() { 6 } else { 2 * MARGIN })
+        .margin_right(if bar.is_some() { MARGIN } else { 2 * MARGIN })
         .x_label_area_size(X_LABEL_AREA)
         .y_label_area_size(Y_LABEL_AREA)
         .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)?;
@@ -476,7 +492,10 @@ pub fn draw_plane_on<DB: DrawingBackend>(
                 if let Some(k) = bands[c0] {
                     let colour = colormap((k as f64 + 0.5) / BANDS as f64);
                     plot_px.draw(&Rectangle::new(
-                        [(edge(c0 as u32, rw, pw), py0), (edge(c1 as u32, rw, pw), py1)],
+                        [
+                            (edge(c0 as u32, rw, pw), py0),
+                            (edge(c1 as u32, rw, pw), py1),
+                        ],
                         colour.filled(),
                     ))?;
                 }
@@ -495,6 +514,8 @@ pub fn draw_plane_on<DB: DrawingBackend>(
         .light_line_style(TRANSPARENT)
         .x_labels(9)
         .y_labels(9)
+        .x_label_formatter(&|v| super::tick_label(*v, xr.1 - xr.0))
+        .y_label_formatter(&|v| super::tick_label(*v, yr.1 - yr.0))
         .draw()?;
 
     // Contours at every (BANDS / CONTOURS)-th band boundary.
@@ -529,7 +550,7 @@ pub fn draw_plane_on<DB: DrawingBackend>(
         ))?;
     }
 
-    // Trajectories: white halo, coloured line, hollow circle at the start, filled dot at the end.
+    // Trajectories: coloured line, hollow circle at the start, filled dot at the end.
     let mut pixel_points: Vec<(i32, i32)> = Vec::new();
     let base = plot_px.get_base_pixel();
     let inside = |p: &(f64, f64)| p.0 >= xr.0 && p.0 <= xr.1 && p.1 >= yr.0 && p.1 <= yr.1;
@@ -543,10 +564,6 @@ pub fn draw_plane_on<DB: DrawingBackend>(
             .collect();
         let pieces = clip_polyline(&pts, xr, yr);
         for piece in pieces.iter().filter(|p| p.len() >= 2) {
-            chart.draw_series(std::iter::once(PathElement::new(
-                piece.clone(),
-                WHITE.mix(0.7).stroke_width(5),
-            )))?;
             chart.draw_series(std::iter::once(PathElement::new(
                 piece.clone(),
                 colour.stroke_width(2),
@@ -705,8 +722,9 @@ fn draw_colour_bar<DB: DrawingBackend>(
     bar.configure_mesh()
         .disable_mesh()
         .disable_x_axis()
+        .set_tick_mark_size(LabelAreaPosition::Right, 5)
         .y_labels(8)
-        .y_label_formatter(&|v| format!("{v:.1}").replace('-', "−"))
+        .y_label_formatter(&|v| super::tick_label(*v, f.hi - f.lo))
         .y_desc("log₁₀(L − min L)")
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))
@@ -762,9 +780,7 @@ mod tests {
 
     #[test]
     fn contour_of_a_plane_is_one_open_line() {
-        let z: Vec<Vec<f64>> = (0..5)
-            .map(|_| (0..7).map(|i| i as f64).collect())
-            .collect();
+        let z: Vec<Vec<f64>> = (0..5).map(|_| (0..7).map(|i| i as f64).collect()).collect();
         let lines = field(z).contour(2.5);
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].len(), 5);
@@ -775,9 +791,15 @@ mod tests {
     fn clipping_splits_at_the_border() {
         let pts = [(0.0, 0.0), (2.0, 0.0), (2.0, 0.5), (0.5, 0.5)];
         let pieces = clip_polyline(&pts, (-1.0, 1.0), (-1.0, 1.0));
-        assert_eq!(pieces, vec![vec![(0.0, 0.0), (1.0, 0.0)], vec![(1.0, 0.5), (0.5, 0.5)]]);
+        assert_eq!(
+            pieces,
+            vec![vec![(0.0, 0.0), (1.0, 0.0)], vec![(1.0, 0.5), (0.5, 0.5)]]
+        );
         assert!(clip_polyline(&[(5.0, 5.0), (6.0, 6.0)], (-1.0, 1.0), (-1.0, 1.0)).is_empty());
-        assert_eq!(clip_polyline(&[(0.0, 0.0)], (-1.0, 1.0), (-1.0, 1.0)).len(), 1);
+        assert_eq!(
+            clip_polyline(&[(0.0, 0.0)], (-1.0, 1.0), (-1.0, 1.0)).len(),
+            1
+        );
     }
 
     #[test]

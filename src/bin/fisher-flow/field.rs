@@ -55,10 +55,18 @@ pub struct FieldArgs {
 pub fn field(args: &FieldArgs) -> Result<()> {
     let clock = Instant::now();
     if args.grid < 2 || args.grid > 4096 {
-        return Err(Error::invalid("--grid", args.grid, "must be between 2 and 4096"));
+        return Err(Error::invalid(
+            "--grid",
+            args.grid,
+            "must be between 2 and 4096",
+        ));
     }
     if !(args.tolerance.is_finite() && args.tolerance > 0.0) {
-        return Err(Error::invalid("--tolerance", args.tolerance, "must be a finite number > 0"));
+        return Err(Error::invalid(
+            "--tolerance",
+            args.tolerance,
+            "must be a finite number > 0",
+        ));
     }
     let ov = Overrides {
         metric: args.overrides.metric.clone(),
@@ -90,7 +98,8 @@ pub fn field(args: &FieldArgs) -> Result<()> {
             }
             b = b.num_threads(t);
         }
-        b.build().map_err(|e| Error::Numerical(format!("thread pool: {e}")))?
+        b.build()
+            .map_err(|e| Error::Numerical(format!("thread pool: {e}")))?
     };
     let starts = grid_starts(args.grid, a, b);
     let model = &exp.model;
@@ -98,7 +107,9 @@ pub fn field(args: &FieldArgs) -> Result<()> {
     let bar = ProgressBar::new(starts.len() as u64);
     if args.quiet || !std::io::stdout().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::hidden());
-    } else if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} starts {elapsed_precise}") {
+    } else if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} starts {elapsed_precise}")
+    {
         bar.set_style(style);
     }
     let compute = Instant::now();
@@ -109,8 +120,13 @@ pub fn field(args: &FieldArgs) -> Result<()> {
 
     let converged = points.iter().filter(|p| p.converged).count();
     let worst = points.iter().map(|p| p.distance).fold(0.0, f64::max);
-    let sum = |f: &dyn Fn(&fisher_flow::field::FieldPoint) -> usize| points.iter().map(f).sum::<usize>();
-    let (steps, rejected, evals) = (sum(&|p| p.steps), sum(&|p| p.rejected), sum(&|p| p.rhs_evals));
+    let sum =
+        |f: &dyn Fn(&fisher_flow::field::FieldPoint) -> usize| points.iter().map(f).sum::<usize>();
+    let (steps, rejected, evals) = (
+        sum(&|p| p.steps),
+        sum(&|p| p.rejected),
+        sum(&|p| p.rhs_evals),
+    );
     let out = &args.out;
     write_atomic(&out.join("field.csv"), field_csv(&points).as_bytes())?;
     write_json(

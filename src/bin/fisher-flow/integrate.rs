@@ -7,7 +7,12 @@ use fisher_flow::model::StatModel;
 use fisher_flow::{Error, Result};
 
 /// Apply `--jacobian`, `--no-step-control` and `--perturb EPS` to a loaded experiment.
-pub fn apply_flags(exp: &mut Experiment, jacobian: Option<&str>, no_step_control: bool, perturb: Option<f64>) -> Result<()> {
+pub fn apply_flags(
+    exp: &mut Experiment,
+    jacobian: Option<&str>,
+    no_step_control: bool,
+    perturb: Option<f64>,
+) -> Result<()> {
     if let Some(j) = jacobian {
         exp.flow.jacobian = JacobianKind::parse("--jacobian", j)?;
     }
@@ -16,7 +21,11 @@ pub fn apply_flags(exp: &mut Experiment, jacobian: Option<&str>, no_step_control
     }
     if let Some(eps) = perturb {
         if !(eps.is_finite() && eps > 0.0) {
-            return Err(Error::invalid("--perturb", eps, "must be a finite number > 0"));
+            return Err(Error::invalid(
+                "--perturb",
+                eps,
+                "must be a finite number > 0",
+            ));
         }
         // The exchange eigenvalue of the Fisher matrix is ~δ²·‖I‖/σ²: below δ ≈ 1e-6σ it
         // falls under RANK_TOL and the rank-revealing solve treats it as null.

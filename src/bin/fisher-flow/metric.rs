@@ -2,12 +2,12 @@
 
 use crate::cli::ModelOverrides;
 use clap::Args;
-use std::path::PathBuf;
 use fisher_flow::config::{Experiment, Overrides, parse_pair};
 use fisher_flow::inspect::PointReport;
 use fisher_flow::metric::MetricKind;
 use fisher_flow::model::StatModel;
 use fisher_flow::{Error, Result};
+use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
 pub struct MetricArgs {

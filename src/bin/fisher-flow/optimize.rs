@@ -47,7 +47,11 @@ pub struct OptimizeArgs {
 
 pub fn optimize(args: &OptimizeArgs) -> Result<()> {
     let clock = Instant::now();
-    let starts = args.starts.iter().map(|s| parse_pair("--start", s)).collect::<Result<Vec<_>>>()?;
+    let starts = args
+        .starts
+        .iter()
+        .map(|s| parse_pair("--start", s))
+        .collect::<Result<Vec<_>>>()?;
     let method = Method::parse("--method", &args.method)?;
     let ov = Overrides {
         metric: args.overrides.metric.clone(),
@@ -62,7 +66,11 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
         lr: args.lr.unwrap_or(method.default_lr()),
         iters: args.iters,
         metric: exp.flow.metric,
-        damping: if args.lm && exp.flow.damping == 0.0 { 1e-3 } else { exp.flow.damping },
+        damping: if args.lm && exp.flow.damping == 0.0 {
+            1e-3
+        } else {
+            exp.flow.damping
+        },
         lm: args.lm,
         eps: args.eps,
         grad_tol: exp.flow.grad_tol,
@@ -78,7 +86,10 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
     let trajectories: Vec<_> = outcomes.iter().map(|o| o.trajectory.clone()).collect();
     let l_star = model.optimal_loss();
     let out = &args.out;
-    write_atomic(&out.join("trajectory.csv"), trajectories_csv(&trajectories).as_bytes())?;
+    write_atomic(
+        &out.join("trajectory.csv"),
+        trajectories_csv(&trajectories).as_bytes(),
+    )?;
     write_json(
         &out.join("trajectory.json"),
         &serde_json::json!({
@@ -95,7 +106,11 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
     )?;
     let plane = plane_figure(&exp, &trajectories);
     let mut loss = loss_figure(&exp, &trajectories, l_star);
-    loss.title = format!("Loss gap of discrete {} (lr {})", method.name(), settings.lr);
+    loss.title = format!(
+        "Loss gap of discrete {} (lr {})",
+        method.name(),
+        settings.lr
+    );
     loss.x_label = "iteration".into();
     for ext in ["svg", "png"] {
         plot::plane(&out.join(format!("trajectory.{ext}")), &plane)?;
@@ -112,8 +127,12 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
         );
         for (i, o) in outcomes.iter().enumerate() {
             let tr = &o.trajectory;
-            let last = tr.last().ok_or_else(|| Error::Numerical("empty trajectory".into()))?;
-            let gap = l_star.map(|l| format!(" (L-L* {:.2e})", last.loss - l)).unwrap_or_default();
+            let last = tr
+                .last()
+                .ok_or_else(|| Error::Numerical("empty trajectory".into()))?;
+            let gap = l_star
+                .map(|l| format!(" (L-L* {:.2e})", last.loss - l))
+                .unwrap_or_default();
             println!(
                 "[{i}] start {} -> end {} | loss {:.12}{gap} | iterations {} | accepted {} | rejected {} | gradient evals {} | final lambda {:.3e} | {} | {:.1} ms",
                 fmt_vec(&tr.start),

@@ -2,7 +2,6 @@
 
 use crate::cli::ModelOverrides;
 use clap::Args;
-use std::path::PathBuf;
 use fisher_flow::certificate::Monotone;
 use fisher_flow::config::{Experiment, Overrides, parse_pair};
 use fisher_flow::export::{trajectories_csv, write_atomic, write_json};
@@ -12,6 +11,7 @@ use fisher_flow::plot::{self, LossFigure, PlaneFigure, Series};
 use fisher_flow::trajectory::Trajectory;
 use fisher_flow::{Error, Result};
 use std::path::Path;
+use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Args, Debug, Clone)]
@@ -91,10 +91,18 @@ pub fn run(args: &RunArgs) -> Result<()> {
         starts,
     };
     let mut exp = Experiment::load(&args.model, &ov)?;
-    crate::integrate::apply_flags(&mut exp, args.jacobian.as_deref(), args.no_step_control, args.perturb)?;
+    crate::integrate::apply_flags(
+        &mut exp,
+        args.jacobian.as_deref(),
+        args.no_step_control,
+        args.perturb,
+    )?;
     prepare_out_dir(&args.out)?;
     if let fisher_flow::model::LossKind::Empirical { seed, samples } = &exp.model.loss_kind {
-        println!("empirical loss: {} samples drawn from the target with seed {seed}", samples.len());
+        println!(
+            "empirical loss: {} samples drawn from the target with seed {seed}",
+            samples.len()
+        );
     }
     let model = &exp.model;
     let sim = Simulator::new(model, exp.flow.clone())?;
@@ -107,7 +115,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let l_star = model.optimal_loss();
 
     let out = &args.out;
-    write_atomic(&out.join("trajectory.csv"), trajectories_csv(&trajectories).as_bytes())?;
+    write_atomic(
+        &out.join("trajectory.csv"),
+        trajectories_csv(&trajectories).as_bytes(),
+    )?;
     write_json(
         &out.join("trajectory.json"),
         &serde_json::json!({
@@ -147,7 +158,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     println!(
         "certificate: {} | wrote {} (trajectory.csv/json, certificate.json, trajectory.svg/png, loss.svg/png) | total wall time {:.3} s",
-        if cert.monotone { "monotone: true" } else { "monotone: FALSE" },
+        if cert.monotone {
+            "monotone: true"
+        } else {
+            "monotone: FALSE"
+        },
         out.display(),
         clock.elapsed().as_secs_f64()
     );
@@ -179,7 +194,9 @@ pub(crate) fn fmt_vec(v: &[f64]) -> String {
 fn summary_line(i: usize, tr: &Trajectory, monotone: bool, l_star: Option<f64>) -> String {
     let end = tr.last().map(|s| s.theta.clone()).unwrap_or_default();
     let loss = tr.last().map(|s| s.loss).unwrap_or(f64::NAN);
-    let gap = l_star.map(|l| format!(" (L-L* {:.2e})", loss - l)).unwrap_or_default();
+    let gap = l_star
+        .map(|l| format!(" (L-L* {:.2e})", loss - l))
+        .unwrap_or_default();
     format!(
         "[{i}] start {} -> end {} | loss {loss:.12}{gap} | t {:.3} | steps {} | rejected {} | rhs evals {} | jacobians {} | factorizations {} | switches {} | near-singular t {:.3} | monotone {} | {} | {:.1} ms",
         fmt_vec(&tr.start),
@@ -232,7 +249,11 @@ pub(crate) fn plane_figure(exp: &Experiment, trajectories: &[Trajectory]) -> Pla
     PlaneFigure {
         title: format!(
             "{} flow, σ = {}, w = {}, target ({}, {})",
-            if exp.flow.metric.name() == "exact" { "Natural-gradient" } else { "Euclidean-gradient" },
+            if exp.flow.metric.name() == "exact" {
+                "Natural-gradient"
+            } else {
+                "Euclidean-gradient"
+            },
             model.sigma,
             model.w,
             model.target[0],
@@ -255,7 +276,11 @@ pub(crate) fn plane_figure(exp: &Experiment, trajectories: &[Trajectory]) -> Pla
     }
 }
 
-pub(crate) fn loss_figure(exp: &Experiment, trajectories: &[Trajectory], l_star: Option<f64>) -> LossFigure {
+pub(crate) fn loss_figure(
+    exp: &Experiment,
+    trajectories: &[Trajectory],
+    l_star: Option<f64>,
+) -> LossFigure {
     let ls = l_star.unwrap_or_else(|| {
         trajectories
             .iter()

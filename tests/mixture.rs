@@ -1,0 +1,129 @@
+//! The mixture's Fisher matrix, scores and gradients against closed forms and finite differences.
+
+use fisher_flow::model::{GaussianMixture, LossKind, StatModel};
+use fisher_flow::quadrature::Scheme;
+
+fn model(w: f64, sigma: f64) -> GaussianMixture {
+    GaussianMixture {
+        sigma,
+        w,
+        target: [-1.5, 2.0],
+        loss_kind: LossKind::Population,
+        scheme: Scheme::default(),
+    }
+}
+
+#[test]
+fn well_separated_fisher_is_diag_w_over_sigma2() {
+    for &(w, sigma) in &[(0.5, 1.0), (0.3, 1.0), (0.5, 0.5)] {
+        let m = model(w, sigma);
+        // (−10, 10) is 20σ apart for σ = 1; scale with σ so the separation stays ≥ 20σ.
+        let th = [-10.0 * sigma, 10.0 * sigma];
+        let f = m.fisher(&th);
+        let s2 = sigma * sigma;
+        assert!((f[(0, 0)] - w / s2).abs() < 1e-9, "{f}");
+        assert!((f[(1, 1)] - (1.0 - w) / s2).abs() < 1e-9, "{f}");
+        assert!(f[(0, 1)].abs() < 1e-9, "{f}");
+    }
+}
+
+#[test]
+fn coincident_means_give_the_rank_one_closed_form() {
+    for &(w, sigma, m0) in &[(0.5, 1.0, 0.3), (0.25, 0.7, -2.0), (0.9, 2.0, 5.0)] {
+        let f = model(w, sigma).fisher(&[m0, m0]);
+        let s2 = sigma * sigma;
+        let expect = [
+            [w * w, w * (1.0 - w)],
+            [w * (1.0 - w), (1.0 - w) * (1.0 - w)],
+        ];
+        for i in 0..2 {
+            for j in 0..2 {
+                let e = expect[i][j] / s2;
+                assert!(
+                    (f[(i, j)] - e).abs() < 1e-12 * e.abs().max(1.0),
+                    "({i},{j}) {} vs {e}",
+                    f[(i, j)]
+                );
+            }
+        }
+        // rank one: the determinant vanishes relative to the entries
+        let det = f[(0, 0)] * f[(1, 1)] - f[(0, 1)] * f[(1, 0)];
+        assert!(det.abs() < 1e-14 * f.norm_squared());
+    }
+}
+
+#[test]
+fn score_square_form_equals_negative_hessian_form() {
+    for &(w, sigma) in &[(0.5, 1.0), (0.3, 0.8)] {
+        let m = model(w, sigma);
+        for th in [
+            [0.1, 0.15],
+            [-1.5, 2.0],
+            [-3.0, 0.5],
+            [2.0, 2.0],
+            [-6.0, 6.0],
+            [1.0, -4.0],
+        ] {
+            let a = m.fisher(&th);
+            let b = m.fisher_hessian_form(&th);
+            assert!(
+                (&a - &b).amax() < 1e-8 * a.amax().max(1.0),
+                "{th:?}\n{a}\n{b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gradients_match_central_finite_differences() {
+    for loss_kind in [
+        LossKind::Population,
+        LossKind::Empirical {
+            samples: fisher_flow::model::mixture::draw_samples(300, 7, [-1.5, 2.0], 1.0, 0.5),
+            seed: 7,
+        },
+    ] {
+        let m = GaussianMixture {
+            loss_kind,
+            ..model(0.5, 1.0)
+        };
+        for th in [[0.1, 0.15], [-3.0, 4.0], [1.5, -1.0], [2.0, 2.0]] {
+            let g = m.gradient(&th);
+            for k in 0..2 {
+                let h = 1e-5;
+                let mut p = th;
+                let mut q = th;
+                p[k] += h;
+                q[k] -= h;
+                let fd = (m.loss(&p) - m.loss(&q)) / (2.0 * h);
+                assert!(
+                    (g[k] - fd).abs() < 1e-7 * (1.0 + g[k].abs()),
+                    "{th:?} k={k}: {} vs {fd}",
+                    g[k]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn loss_is_minimal_at_the_target_and_its_swap() {
+    let m = model(0.5, 1.0);
+    let l_star = m.loss(&[-1.5, 2.0]);
+    assert!((m.loss(&[2.0, -1.5]) - l_star).abs() < 1e-12);
+    assert!(m.gradient(&[-1.5, 2.0]).norm() < 1e-12);
+    for th in [[-1.4, 2.0], [-1.5, 2.1], [0.0, 0.0], [3.0, 3.0]] {
+        assert!(m.loss(&th) > l_star);
+    }
+}
+
+#[test]
+fn far_apart_components_and_tiny_sigma_stay_finite() {
+    let m = model(0.5, 1e-3);
+    let th = [-1e4, 1e4];
+    let mut g = [0.0; 2];
+    let l = m.loss_grad(&th, &mut g);
+    assert!(l.is_finite() && g.iter().all(|v| v.is_finite()));
+    let f = m.fisher(&th);
+    assert!(f.iter().all(|v| v.is_finite()));
+}
