@@ -127,7 +127,7 @@ fn bad_flags_exit_2_naming_the_flag() {
         (vec!["--range", "3,-3"], "--range"),
         (vec!["--range", "a,b"], "--range"),
         (vec!["--threads", "0"], "--threads"),
-        (vec!["--solver", "rk4"], "flow.solver"),
+        (vec!["--solver", "rk4"], "--solver"),
     ] {
         let mut all = vec![
             "field",
