@@ -48,14 +48,16 @@ pub fn log_density_scores_t<T: DualNum<Primitive = f64> + Copy>(
     let d2 = x - mu[1];
     let a = d1 * d1 * (-0.5 * inv_s2) + w.ln();
     let b = d2 * d2 * (-0.5 * inv_s2) + (1.0 - w).ln();
-    let (lse, r1) = if a.re() >= b.re() {
+    // both responsibilities directly (never as 1 − r), as in the f64 version
+    let (lse, r1, r2) = if a.re() >= b.re() {
         let e = (b - a).exp();
-        (a + e.ln_1p(), (e + 1.0).recip())
+        let inv = (e + 1.0).recip();
+        (a + e.ln_1p(), inv, e * inv)
     } else {
         let e = (a - b).exp();
-        (b + e.ln_1p(), e / (e + 1.0))
+        let inv = (e + 1.0).recip();
+        (b + e.ln_1p(), e * inv, inv)
     };
-    let r2 = -r1 + 1.0;
     let logp = lse - (sigma * (2.0 * PI).sqrt()).ln();
     (logp, [r1 * d1 * inv_s2, r2 * d2 * inv_s2])
 }
