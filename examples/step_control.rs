@@ -57,6 +57,7 @@ fn main() {
         "limited"
     );
     let mut tot = [0usize; 4];
+    let mut crossings = [0usize; 2];
     for &mu in &[0.25, 0.5, -1.0, 2.0] {
         for &delta in &[1e-1, 1e-2, 1e-3, 1e-4] {
             let start = [mu - 0.5 * delta, mu + 0.5 * delta];
@@ -81,8 +82,15 @@ fn main() {
                         ..base.clone()
                     },
                 )
-                .and_then(|s| s.run_end(&start))
+                .and_then(|s| s.run(&start))
                 .expect("run");
+                if tr
+                    .steps
+                    .iter()
+                    .any(|s| (s.theta[1] - s.theta[0]).signum() != delta.signum())
+                {
+                    crossings[usize::from(control)] += 1;
+                }
                 let e = &tr.last().expect("end").theta;
                 let err = ((e[0] - r[0]).powi(2) + (e[1] - r[1]).powi(2)).sqrt();
                 row.push((
@@ -103,9 +111,52 @@ fn main() {
         }
     }
     println!(
-        "total: rejected {} -> {}, rhs evals {} -> {}",
-        tot[0], tot[2], tot[1], tot[3]
+        "total: rejected {} -> {}, rhs evals {} -> {}, runs that crossed the line {} -> {}",
+        tot[0], tot[2], tot[1], tot[3], crossings[0], crossings[1]
     );
+    // Loose tolerances: does any accepted step cross μ₁ = μ₂ without the control?
+    for target in [[-1.5, 2.0], [0.5, 0.5]] {
+        let m = GaussianMixture {
+            target,
+            ..m.clone()
+        };
+        let mut cross = [0usize; 2];
+        let mut runs = 0;
+        for i in 0..40 {
+            for &delta in &[3e-1, 1e-1, 3e-2, 1e-2, 1e-3] {
+                let mu = -3.0 + 6.0 * i as f64 / 39.0;
+                for sign in [1.0, -1.0] {
+                    let start = [mu, mu + sign * delta];
+                    runs += 1;
+                    for control in [false, true] {
+                        let tr = Simulator::new(
+                            &m,
+                            FlowSettings {
+                                rtol: 1e-3,
+                                atol: 1e-6,
+                                t_end: 20.0,
+                                step_control: control,
+                                ..base.clone()
+                            },
+                        )
+                        .and_then(|s| s.run(&start))
+                        .expect("run");
+                        if tr
+                            .steps
+                            .iter()
+                            .any(|s| (s.theta[1] - s.theta[0]).signum() != sign)
+                        {
+                            cross[usize::from(control)] += 1;
+                        }
+                    }
+                }
+            }
+        }
+        println!(
+            "target {target:?}, rtol 1e-3, atol 1e-6, t_end 20, {runs} near-diagonal starts: runs with a step across the line: without control {}, with control {}",
+            cross[0], cross[1]
+        );
+    }
 }
 
 fn scheme_name(m: &GaussianMixture) -> String {
