@@ -1,7 +1,8 @@
 //! `auto` against every fixed method on a benchmark set: rhs evaluations (and Jacobians,
 //! factorizations) per case, and the ratio auto / best fixed method.
 //!
-//! `cargo run --release --example auto_bench`
+//! `cargo run --release --example auto_bench [-- --fd]` (`--fd`: finite-difference Jacobians,
+//! whose 2n evaluations per Jacobian count as rhs evaluations)
 
 use fisher_flow::flow::{FlowKernel, FlowSettings, Simulator, SolverKind};
 use fisher_flow::model::{GaussianMixture, LossKind, StatModel};
@@ -69,6 +70,11 @@ fn main() {
         atol: 1e-10,
         t_end: 20.0,
         interior_points: 0,
+        jacobian: if std::env::args().any(|a| a == "--fd") {
+            fisher_flow::flow::JacobianKind::Fd
+        } else {
+            fisher_flow::flow::JacobianKind::Exact
+        },
         ..FlowSettings::default()
     };
     let near = mixture([-1.5, 2.0]);
@@ -92,7 +98,8 @@ fn main() {
         SolverKind::Esdirk34,
     ];
     println!(
-        "rtol 1e-8 atol 1e-10 t_end 20, exact Jacobians; entries: rhs evals / jacobians / factorizations, wall time"
+        "rtol 1e-8 atol 1e-10 t_end 20, {} Jacobians; entries: rhs evals / jacobians / factorizations, wall time",
+        base.jacobian.name()
     );
     for (name, model, start) in cases {
         let mut best = usize::MAX;
