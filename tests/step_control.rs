@@ -199,3 +199,53 @@ fn cli_says_so_on_the_line_and_perturb_leaves_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--perturb"));
 }
+
+#[test]
+fn fast_two_by_two_solve_matches_the_metric_pseudo_inverse() {
+    use fisher_flow::flow::FlowRhs;
+    use fisher_flow::metric::MetricKind;
+    use fisher_flow::model::StatModel;
+    let m = demo(64);
+    let rhs = FlowRhs::new(&m, MetricKind::Exact, 0.0);
+    assert!(rhs.uses_kernel());
+    for th in [
+        [0.3, 0.3 + 1e-3],
+        [0.3, 0.3 + 1e-7],
+        [1.0, 1.0],
+        [-3.0, 2.5],
+        [2.0, -1.0],
+    ] {
+        let f = rhs.eval_vec(&th);
+        let reference = -MetricKind::Exact.at(&m, &th, 0.0).solve(&m.gradient(&th));
+        let scale = reference.amax().max(1e-12);
+        assert!(
+            (&f - &reference).amax() <= 1e-8 * scale,
+            "{th:?}: {f} vs {reference}"
+        );
+    }
+}
+
+#[test]
+fn damping_floor_scales_with_the_trace_of_the_fisher_matrix() {
+    use fisher_flow::flow::FlowRhs;
+    use fisher_flow::metric::MetricKind;
+    use fisher_flow::model::StatModel;
+    let m = demo(32);
+    let nu = 1e-3;
+    let rhs = FlowRhs::new(&m, MetricKind::Exact, 0.0).with_damping_floor(nu);
+    for th in [[0.3, 0.3 + 1e-4], [-2.0, 1.0]] {
+        let g = m.fisher(&th);
+        let lam = nu * g.trace();
+        let mut damped = g.clone();
+        damped[(0, 0)] += lam;
+        damped[(1, 1)] += lam;
+        let reference = -damped.cholesky().unwrap().solve(&m.gradient(&th));
+        let f = rhs.eval_vec(&th);
+        assert!(
+            (&f - &reference).amax() <= 1e-9 * reference.amax(),
+            "{th:?}: {f} vs {reference}"
+        );
+        // and it bounds the speed near the line: |f| ≤ |∇L| / λ_eff
+        assert!(f.norm() <= m.gradient(&th).norm() / lam * (1.0 + 1e-12));
+    }
+}

@@ -11,7 +11,7 @@
 //!     the right-hand side evaluates.
 //!   - composite Gauss–Legendre: the panel edges move with θ in a piecewise way (their count
 //!     is an integer), so instead the rule is frozen at the current θ₀ and the density moves
-//!     through the weight ratio, E_θ[h] = E_{θ₀}[h(x) p(x|θ)/p(x|θ₀)]. Differentiating that
+//!     through the weight ratio, E_θ(h) = E_{θ₀}(h(x) p(x|θ)/p(x|θ₀)). Differentiating that
 //!     at θ = θ₀ gives the exact derivative of the integral, which the composite rule resolves
 //!     to ≈1e-13; the evaluated f differs from the integral by that much, so exact and
 //!     finite-difference Jacobians agree to the finite-difference error.
