@@ -357,6 +357,15 @@ fn grad_set(a: f64, o1: f64, o2: f64, s: f64, z: &[f64], e: &[f64], w: &[f64]) -
 pub struct MixtureKernel {
     model: GaussianMixture,
     fast: Option<FastGh>,
+    composite: Option<FastComposite>,
+}
+
+/// Gauss–Legendre nodes and the panel parameters of the composite scheme, for its fast path.
+#[derive(Clone, Debug)]
+struct FastComposite {
+    gl: Vec<(f64, f64)>,
+    max_panel: f64,
+    half_width: f64,
 }
 
 impl MixtureKernel {
@@ -366,10 +375,88 @@ impl MixtureKernel {
             (LossKind::Population, Scheme::GaussHermite { nodes }) => FastGh::new(nodes),
             _ => None,
         };
+        let composite = match (&model.loss_kind, model.scheme) {
+            (
+                LossKind::Population,
+                Scheme::Composite {
+                    nodes_per_panel,
+                    max_panel,
+                    half_width,
+                },
+            ) => std::num::NonZeroUsize::new(nodes_per_panel).map(|n| FastComposite {
+                gl: gauss_quad::legendre::GaussLegendre::new(n)
+                    .as_node_weight_pairs()
+                    .to_vec(),
+                max_panel,
+                half_width,
+            }),
+            _ => None,
+        };
         MixtureKernel {
             model: model.clone(),
             fast,
+            composite,
         }
+    }
+
+    /// g and (G₁₁, G₁₂, G₂₂) under the composite rule with shared work: on the Fisher rule the
+    /// two component terms A = w·e^{−d₁²/2σ²}, B = (1−w)·e^{−d₂²/2σ²} give both the density
+    /// weight and the responsibilities (p·r₁² = A²/(S·σ√2π), S = A + B), so a node costs two
+    /// exponentials; on the gradient rule the target density takes two and the
+    /// responsibilities one (their exponent is linear in x). Same panels and nodes as
+    /// [`Rule::build`]; `None` unless the scheme is composite and the loss is the population one.
+    pub fn composite_grad_fisher(&self, theta: &[f64]) -> Option<([f64; 2], [f64; 3])> {
+        let c = self.composite.as_ref()?;
+        let m = &self.model;
+        let (mu1, mu2) = (theta[0], theta[1]);
+        let sigma = m.sigma;
+        let inv_s2 = 1.0 / (sigma * sigma);
+        let inv2s2 = 0.5 * inv_s2;
+        let norm = 1.0 / (sigma * (2.0 * PI).sqrt());
+        let (lw1, lw2) = (m.w.ln(), (1.0 - m.w).ln());
+        let p = m.density(theta);
+        let mut f = [0.0f64; 3];
+        for (a, b) in crate::quadrature::panels(c.max_panel, c.half_width, &p, &p) {
+            let (half, mid) = (0.5 * (b - a), 0.5 * (a + b));
+            for &(z, om) in &c.gl {
+                let x = mid + half * z;
+                let (d1, d2) = (x - mu1, x - mu2);
+                let ea = (lw1 - d1 * d1 * inv2s2).max(-700.0).exp();
+                let eb = (lw2 - d2 * d2 * inv2s2).max(-700.0).exp();
+                let k = half * om * norm / (ea + eb);
+                let (q1, q2) = (ea * d1, eb * d2);
+                f[0] += k * q1 * q1;
+                f[1] += k * q1 * q2;
+                f[2] += k * q2 * q2;
+            }
+        }
+        let t = m.density(&m.target);
+        let (t1, t2) = (m.target[0], m.target[1]);
+        let delta = mu2 - mu1;
+        let c0 = lw2 - lw1;
+        let mut g = [0.0f64; 2];
+        for (a, b) in crate::quadrature::panels(c.max_panel, c.half_width, &t, &p) {
+            let (half, mid) = (0.5 * (b - a), 0.5 * (a + b));
+            for &(z, om) in &c.gl {
+                let x = mid + half * z;
+                let pt = norm
+                    * (m.w * (-(x - t1) * (x - t1) * inv2s2).exp()
+                        + (1.0 - m.w) * (-(x - t2) * (x - t2) * inv2s2).exp());
+                // u = e^{b−a}, b − a = Δ(2x − μ₁ − μ₂)/(2σ²) + ln((1−w)/w)
+                let u = (delta * (2.0 * x - mu1 - mu2) * inv2s2 + c0)
+                    .min(700.0)
+                    .exp();
+                let r1 = 1.0 / (1.0 + u);
+                let k = half * om * pt;
+                g[0] -= k * r1 * (x - mu1);
+                g[1] -= k * (u * r1) * (x - mu2);
+            }
+        }
+        let i4 = inv_s2 * inv_s2;
+        Some((
+            [g[0] * inv_s2, g[1] * inv_s2],
+            [f[0] * i4, f[1] * i4, f[2] * i4],
+        ))
     }
 
     /// True if the shared-exponential path is available for this model.
@@ -494,7 +581,10 @@ impl FlowKernel for MixtureKernel {
     }
 
     fn grad_fisher(&self, theta: &[f64], grad: &mut [f64], fisher: &mut [f64]) {
-        let (g, f) = match self.fast_grad_fisher(theta) {
+        let (g, f) = match self
+            .fast_grad_fisher(theta)
+            .or_else(|| self.composite_grad_fisher(theta))
+        {
             Some(v) => v,
             None => self.grad_fisher_t([theta[0], theta[1]]),
         };
@@ -582,6 +672,54 @@ mod tests {
                     (f[2], f_ref[(1, 1)]),
                 ] {
                     assert!((v - r).abs() < 1e-13 * scale_f, "{th:?} {v} {r}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn composite_fast_path_matches_the_log_sum_exp_path() {
+        for w in [0.5, 0.3] {
+            for target in [[-1.5, 2.0], [0.4, 0.4], [-30.0, 25.0]] {
+                let m = GaussianMixture {
+                    target,
+                    ..model(Scheme::default(), w)
+                };
+                let k = MixtureKernel::new(&m);
+                for th in [
+                    [0.1, 0.15],
+                    [-3.0, -2.5],
+                    [3.5, -3.0],
+                    [1.0, 1.0],
+                    [-40.0, 45.0],
+                    [0.3, 0.3 + 1e-6],
+                ] {
+                    let (g, f) = k
+                        .composite_grad_fisher(&th)
+                        .expect("composite path applies");
+                    let mut g_ref = [0.0; 2];
+                    m.loss_grad(&th, &mut g_ref);
+                    let f_ref = m.fisher(&th);
+                    let scale_g = g_ref[0].abs().max(g_ref[1].abs()).max(1e-300);
+                    for i in 0..2 {
+                        // the reference forms b − a from two squares (cancellation ~1e-13 at
+                        // |x| ≈ 30); the fast path uses the linear form
+                        assert!(
+                            (g[i] - g_ref[i]).abs() <= 1e-12 * scale_g,
+                            "{w} {target:?} {th:?} g {g:?} {g_ref:?}"
+                        );
+                    }
+                    let scale_f = f_ref.amax();
+                    for (v, r) in [
+                        (f[0], f_ref[(0, 0)]),
+                        (f[1], f_ref[(0, 1)]),
+                        (f[2], f_ref[(1, 1)]),
+                    ] {
+                        assert!(
+                            (v - r).abs() <= 1e-13 * scale_f,
+                            "{w} {target:?} {th:?} {v} {r}"
+                        );
+                    }
                 }
             }
         }
