@@ -18,6 +18,8 @@ pub enum Command {
     Run(crate::run::RunArgs),
     /// Print loss, gradient, Fisher matrix, eigenvalues, κ, natural gradient and their angle at a point.
     Metric(crate::metric::MetricArgs),
+    /// Re-check a certificate independently: exit 0 if all claims hold, 1 if one fails, 2 for bad input.
+    Verify(crate::verify::VerifyArgs),
 }
 
 /// Settings shared by subcommands that evaluate a model.

@@ -3,6 +3,7 @@
 mod cli;
 mod metric;
 mod run;
+mod verify;
 
 use clap::Parser;
 use cli::{Cli, Command};
@@ -14,6 +15,10 @@ fn main() {
         None => run::run(&RunArgs::demo()),
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Metric(args)) => metric::metric(&args),
+        Some(Command::Verify(args)) => match verify::verify(&args) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
