@@ -366,6 +366,9 @@ impl Ctx<'_> {
                     }
                 }
                 times.push(s.t);
+                if times.len() != kk + 2 {
+                    return fail(Some(ti), Some(k), why);
+                }
                 // 6. continuity, by RK4 with step doubling
                 let base = [self.solver_tol(th[0], th[0]), self.solver_tol(th[1], th[1])];
                 let mut m = 1;
