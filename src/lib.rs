@@ -13,3 +13,5 @@ pub mod trajectory;
 pub mod certificate;
 pub mod config;
 pub mod inspect;
+pub mod checks;
+pub mod geodesic;

@@ -20,6 +20,8 @@ pub enum Command {
     Metric(crate::metric::MetricArgs),
     /// Re-check a certificate independently: exit 0 if all claims hold, 1 if one fails, 2 for bad input.
     Verify(crate::verify::VerifyArgs),
+    /// Run the theory property suite: one row per property, exit 1 if any fails.
+    Check(crate::check::CheckArgs),
 }
 
 /// Settings shared by subcommands that evaluate a model.

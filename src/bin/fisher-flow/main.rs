@@ -1,5 +1,6 @@
 //! fisher-flow command-line entry point: parse, dispatch, map errors to exit codes.
 
+mod check;
 mod cli;
 mod metric;
 mod run;
@@ -15,6 +16,10 @@ fn main() {
         None => run::run(&RunArgs::demo()),
         Some(Command::Run(args)) => run::run(&args),
         Some(Command::Metric(args)) => metric::metric(&args),
+        Some(Command::Check(args)) => match check::check(&args) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
         Some(Command::Verify(args)) => match verify::verify(&args) {
             Ok(code) => std::process::exit(code),
             Err(e) => Err(e),
