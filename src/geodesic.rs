@@ -30,7 +30,11 @@ pub struct Geodesic {
     pub iterations: usize,
 }
 
-fn christoffel_rhs(model: &dyn StatModel, th: &DVector<f64>, v: &DVector<f64>) -> (DVector<f64>, f64) {
+fn christoffel_rhs(
+    model: &dyn StatModel,
+    th: &DVector<f64>,
+    v: &DVector<f64>,
+) -> (DVector<f64>, f64) {
     let n = th.len();
     let g = model.fisher(th.as_slice());
     let mut dg = Vec::with_capacity(n);
@@ -54,7 +58,10 @@ fn christoffel_rhs(model: &dyn StatModel, th: &DVector<f64>, v: &DVector<f64>) -
         rhs[i] = -(a - 0.5 * b);
     }
     let speed = (&g * v).dot(v).max(0.0).sqrt();
-    let acc = g.lu().solve(&rhs).unwrap_or_else(|| DVector::from_element(n, f64::NAN));
+    let acc = g
+        .lu()
+        .solve(&rhs)
+        .unwrap_or_else(|| DVector::from_element(n, f64::NAN));
     (acc, speed)
 }
 
@@ -100,7 +107,13 @@ pub fn shoot(model: &dyn StatModel, a: &[f64], b: &[f64], steps: usize) -> Resul
 
 /// Newton shooting with a fixed number of RK4 steps from the initial guess `v0`; the length is
 /// that of the N-step path.
-fn shoot_fixed(model: &dyn StatModel, a: &[f64], b: &[f64], steps: usize, v0: &[f64]) -> Result<Geodesic> {
+fn shoot_fixed(
+    model: &dyn StatModel,
+    a: &[f64],
+    b: &[f64],
+    steps: usize,
+    v0: &[f64],
+) -> Result<Geodesic> {
     let n = a.len();
     let target = DVector::from_row_slice(b);
     let mut v = DVector::from_row_slice(v0);
@@ -133,7 +146,9 @@ fn shoot_fixed(model: &dyn StatModel, a: &[f64], b: &[f64], steps: usize, v0: &[
             let (eq, _) = integrate(model, a, q.as_slice(), steps);
             jac.set_column(k, &((ep - eq) / (2.0 * dh)));
         }
-        let Some(step) = jac.lu().solve(&r) else { break };
+        let Some(step) = jac.lu().solve(&r) else {
+            break;
+        };
         // Damped Newton: halve the step until the miss is finite and smaller.
         let mut lambda = 1.0;
         loop {

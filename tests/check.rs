@@ -6,7 +6,11 @@ use fisher_flow::checks;
 fn assert_holds(name: &str) {
     let o = checks::run_one(name).expect("known property");
     assert_eq!(o.name, name);
-    assert!(o.pass, "{}: {} [tolerance {}]", o.name, o.measured, o.tolerance);
+    assert!(
+        o.pass,
+        "{}: {} [tolerance {}]",
+        o.name, o.measured, o.tolerance
+    );
 }
 
 macro_rules! property {

@@ -59,8 +59,19 @@ fn real_certificate_verifies_also_against_the_model_file() {
     let (dir, model, cert) = real_certificate();
     assert!(steps(&mut cert.clone()).len() > 5, "need a few steps");
     let p = write(dir.path(), "c.json", &cert);
-    bin().arg("verify").arg(&p).assert().code(0).stdout(contains("verified"));
-    bin().arg("verify").arg(&p).arg("--model").arg(&model).assert().code(0);
+    bin()
+        .arg("verify")
+        .arg(&p)
+        .assert()
+        .code(0)
+        .stdout(contains("verified"));
+    bin()
+        .arg("verify")
+        .arg(&p)
+        .arg("--model")
+        .arg(&model)
+        .assert()
+        .code(0);
     // A different model file (same content plus a comment) has another hash: claim fails.
     let other = dir.path().join("other.toml");
     std::fs::write(&other, format!("# changed\n{MODEL}")).expect("write");
@@ -112,7 +123,12 @@ fn changing_one_theta_fails() {
     s["theta"][1] = Value::from(th + 1e-6);
     let p = write(dir.path(), "c.json", &cert);
     // Losses and rates at step 5 are now re-evaluated at the altered θ and no longer match.
-    bin().arg("verify").arg(&p).assert().code(1).stderr(contains("step 5"));
+    bin()
+        .arg("verify")
+        .arg(&p)
+        .assert()
+        .code(1)
+        .stderr(contains("step 5"));
 }
 
 #[test]
@@ -210,7 +226,12 @@ fn claiming_monotone_for_a_rising_euler_trajectory_fails() {
     let exp = Experiment::load(&model, &Overrides::default()).expect("model");
     let tr = euler_trajectory(&exp, [-1.4, 1.9], 3.0, 3, exp.flow.interior_points);
     // The loss really rises along it (checked against the model, not the certificate).
-    assert!(tr.steps[1].loss > tr.steps[0].loss + 1e-6, "{} {}", tr.steps[1].loss, tr.steps[0].loss);
+    assert!(
+        tr.steps[1].loss > tr.steps[0].loss + 1e-6,
+        "{} {}",
+        tr.steps[1].loss,
+        tr.steps[0].loss
+    );
     let cert = Monotone::build(&exp, &exp.model, &[tr]);
     assert!(!cert.monotone, "the builder must see the rise");
     let mut v = serde_json::to_value(&cert).expect("encode");
@@ -225,7 +246,11 @@ fn claiming_monotone_for_a_rising_euler_trajectory_fails() {
         .code(1)
         .stderr(contains("step 1").and(contains("rises")));
     // The honest certificate (monotone: false) certifies nothing: also exit 1.
-    let p = write(dir.path(), "honest.json", &serde_json::to_value(&cert).expect("encode"));
+    let p = write(
+        dir.path(),
+        "honest.json",
+        &serde_json::to_value(&cert).expect("encode"),
+    );
     bin().arg("verify").arg(&p).assert().code(1);
 }
 
@@ -234,21 +259,40 @@ fn unreadable_input_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let garbage = dir.path().join("g.json");
     std::fs::write(&garbage, "this is { not json").expect("write");
-    bin().arg("verify").arg(&garbage).assert().code(2).stderr(contains("not valid JSON"));
+    bin()
+        .arg("verify")
+        .arg(&garbage)
+        .assert()
+        .code(2)
+        .stderr(contains("not valid JSON"));
     bin()
         .arg("verify")
         .arg(dir.path().join("missing.json"))
         .assert()
         .code(2)
         .stderr(contains("cannot read"));
-    let wrong = write(dir.path(), "w.json", &serde_json::json!({"schema": "something/else", "x": 1}));
-    bin().arg("verify").arg(&wrong).assert().code(2).stderr(contains("unsupported schema"));
+    let wrong = write(
+        dir.path(),
+        "w.json",
+        &serde_json::json!({"schema": "something/else", "x": 1}),
+    );
+    bin()
+        .arg("verify")
+        .arg(&wrong)
+        .assert()
+        .code(2)
+        .stderr(contains("unsupported schema"));
     let partial = write(
         dir.path(),
         "p.json",
         &serde_json::json!({"schema": fisher_flow::certificate::SCHEMA, "monotone": true}),
     );
-    bin().arg("verify").arg(&partial).assert().code(2).stderr(contains("does not match schema"));
+    bin()
+        .arg("verify")
+        .arg(&partial)
+        .assert()
+        .code(2)
+        .stderr(contains("does not match schema"));
 }
 
 use predicates::prelude::PredicateBooleanExt;

@@ -171,7 +171,15 @@ impl Monotone {
 
 /// The derived tolerance for one step: `l` and `g` are the losses and gradient norms at both
 /// ends, `theta` the end point, `n` the dimension.
-pub fn step_tolerance(eq: f64, rtol: f64, atol: f64, n: f64, l: [f64; 2], g: [f64; 2], theta: &[f64]) -> f64 {
+pub fn step_tolerance(
+    eq: f64,
+    rtol: f64,
+    atol: f64,
+    n: f64,
+    l: [f64; 2],
+    g: [f64; 2],
+    theta: &[f64],
+) -> f64 {
     let tmax = theta.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     2.0 * eq * l[0].abs().max(l[1].abs()) + g[0].max(g[1]) * n.sqrt() * (rtol * tmax + atol)
 }
@@ -189,7 +197,14 @@ fn spectrum_at(model: &dyn StatModel, theta: &[f64], damping: f64) -> (Option<f6
     }
 }
 
-fn certify(tr: &Trajectory, model: &dyn StatModel, damping: f64, eq: f64, rtol: f64, atol: f64) -> CertTrajectory {
+fn certify(
+    tr: &Trajectory,
+    model: &dyn StatModel,
+    damping: f64,
+    eq: f64,
+    rtol: f64,
+    atol: f64,
+) -> CertTrajectory {
     let n = model.dim() as f64;
     let mut steps = Vec::with_capacity(tr.steps.len());
     let mut max_increase = f64::NEG_INFINITY;
@@ -201,7 +216,15 @@ fn certify(tr: &Trajectory, model: &dyn StatModel, damping: f64, eq: f64, rtol: 
         if k > 0 {
             let p = &tr.steps[k - 1];
             h = s.t - p.t;
-            tol = step_tolerance(eq, rtol, atol, n, [p.loss, s.loss], [p.grad_norm, s.grad_norm], &s.theta);
+            tol = step_tolerance(
+                eq,
+                rtol,
+                atol,
+                n,
+                [p.loss, s.loss],
+                [p.grad_norm, s.grad_norm],
+                &s.theta,
+            );
             let mut prev = p.loss;
             let mut worst = f64::NEG_INFINITY;
             for &(_, l) in s.interior.iter().chain(std::iter::once(&(s.t, s.loss))) {
@@ -236,7 +259,11 @@ fn certify(tr: &Trajectory, model: &dyn StatModel, damping: f64, eq: f64, rtol: 
         start: tr.start.clone(),
         stop: tr.stop.to_string(),
         steps,
-        max_increase: if max_increase.is_finite() { max_increase } else { 0.0 },
+        max_increase: if max_increase.is_finite() {
+            max_increase
+        } else {
+            0.0
+        },
         max_rate,
         first_violation,
         monotone: first_violation.is_none(),

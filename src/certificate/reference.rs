@@ -59,7 +59,11 @@ const WG: [f64; 4] = [
 ];
 
 /// One Gauss–Kronrod panel: (Kronrod value, |Kronrod − Gauss|, Kronrod value of |f|).
-fn gk15<const M: usize>(f: &impl Fn(f64) -> [f64; M], a: f64, b: f64) -> ([f64; M], [f64; M], [f64; M]) {
+fn gk15<const M: usize>(
+    f: &impl Fn(f64) -> [f64; M],
+    a: f64,
+    b: f64,
+) -> ([f64; M], [f64; M], [f64; M]) {
     let c = 0.5 * (a + b);
     let h = 0.5 * (b - a);
     let fc = f(c);
@@ -92,12 +96,20 @@ fn gk15<const M: usize>(f: &impl Fn(f64) -> [f64; M], a: f64, b: f64) -> ([f64; 
     (rk, err, ra)
 }
 
+/// A panel [a, b] with its Kronrod value, error estimate and ∫|f|.
+type Panel<const M: usize> = (f64, f64, [f64; M], [f64; M], [f64; M]);
+
 /// ∫ f over [breaks₀, breaks_last] adaptively; returns (∫f, ∫|f|) per component.
-pub fn integrate<const M: usize>(f: impl Fn(f64) -> [f64; M], breaks: &[f64], rel: f64) -> ([f64; M], [f64; M]) {
+#[allow(clippy::needless_range_loop)]
+pub fn integrate<const M: usize>(
+    f: impl Fn(f64) -> [f64; M],
+    breaks: &[f64],
+    rel: f64,
+) -> ([f64; M], [f64; M]) {
     let lo = breaks[0];
     let hi = breaks[breaks.len() - 1];
     let width = (hi - lo).max(f64::MIN_POSITIVE);
-    let mut panels: Vec<(f64, f64, [f64; M], [f64; M], [f64; M])> = breaks
+    let mut panels: Vec<Panel<M>> = breaks
         .windows(2)
         .filter(|p| p[1] > p[0])
         .map(|p| {
@@ -196,7 +208,11 @@ impl RefMixture {
             "exact" => RefMetric::Fisher,
             "euclidean" => RefMetric::Euclidean,
             other => {
-                return Err(Error::invalid("metric", format!("'{other}'"), "verify supports exact, euclidean"));
+                return Err(Error::invalid(
+                    "metric",
+                    format!("'{other}'"),
+                    "verify supports exact, euclidean",
+                ));
             }
         };
         Ok(RefMixture {
@@ -298,7 +314,10 @@ impl RefMixture {
             RefMetric::Euclidean => g / (1.0 + self.damping),
             RefMetric::Fisher => {
                 let e = nalgebra::SymmetricEigen::new(p.fisher_matrix());
-                let top = e.eigenvalues.iter().fold(0.0f64, |a, &b| a.max(b + self.damping));
+                let top = e
+                    .eigenvalues
+                    .iter()
+                    .fold(0.0f64, |a, &b| a.max(b + self.damping));
                 let cut = crate::metric::RANK_TOL * top.max(f64::MIN_POSITIVE);
                 let mut x = DVector::zeros(2);
                 for i in 0..2 {
@@ -376,8 +395,16 @@ mod tests {
     fn kronrod_rule_is_exact_for_polynomials_up_to_degree_22_and_gauss_to_13() {
         for k in 0..=22u32 {
             let (v, e, _) = gk15(&|x: f64| [x.powi(k as i32)], -1.0, 1.0);
-            let exact = if k % 2 == 1 { 0.0 } else { 2.0 / (k as f64 + 1.0) };
-            assert!((v[0] - exact).abs() < 1e-15, "K15 degree {k}: {} vs {exact}", v[0]);
+            let exact = if k % 2 == 1 {
+                0.0
+            } else {
+                2.0 / (k as f64 + 1.0)
+            };
+            assert!(
+                (v[0] - exact).abs() < 1e-15,
+                "K15 degree {k}: {} vs {exact}",
+                v[0]
+            );
             if k <= 13 {
                 assert!(e[0] < 1e-15, "G7 degree {k}: diff {}", e[0]);
             }
@@ -397,7 +424,7 @@ mod tests {
             REF_RELATIVE_ERROR,
         );
         assert!((v[0] - 1.0).abs() < 1e-14);
-        assert!((v[1] - (0.3 * -1.0 + 0.7 * 2.0)).abs() < 1e-13);
+        assert!((v[1] - (-0.3 + 0.7 * 2.0)).abs() < 1e-13);
         assert!((v[2] - (0.49 + 0.3 + 0.7 * 4.0)).abs() < 1e-13);
         let lib = crate::model::GaussianMixture {
             sigma: 0.8,
@@ -411,9 +438,13 @@ mod tests {
             let p = r.at(&th);
             let mut g = [0.0; 2];
             let l = lib.loss_grad(&th, &mut g);
-            assert!((l - p.loss).abs() < 1e-12 * p.loss_scale, "{th:?} {l} {}", p.loss);
-            for k in 0..2 {
-                assert!((g[k] - p.grad[k]).abs() < 1e-12 * p.grad_scale[k].max(1e-3));
+            assert!(
+                (l - p.loss).abs() < 1e-12 * p.loss_scale,
+                "{th:?} {l} {}",
+                p.loss
+            );
+            for (k, gk) in g.iter().enumerate() {
+                assert!((gk - p.grad[k]).abs() < 1e-12 * p.grad_scale[k].max(1e-3));
             }
             let f = lib.fisher(&th);
             assert!((f - p.fisher_matrix()).norm() < 1e-12, "{th:?}");

@@ -83,10 +83,15 @@ pub fn load(path: &Path) -> Result<Monotone> {
         path: path.to_path_buf(),
         message,
     };
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| perr(format!("not valid JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| perr(format!("not valid JSON: {e}")))?;
     match value.get("schema").and_then(|s| s.as_str()) {
         Some(SCHEMA) => {}
-        Some(other) => return Err(perr(format!("unsupported schema '{other}' (expected '{SCHEMA}')"))),
+        Some(other) => {
+            return Err(perr(format!(
+                "unsupported schema '{other}' (expected '{SCHEMA}')"
+            )));
+        }
         None => return Err(perr(format!("no \"schema\" key (expected '{SCHEMA}')"))),
     }
     serde_json::from_value(value).map_err(|e| perr(format!("does not match schema {SCHEMA}: {e}")))
@@ -119,12 +124,23 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
         message: m,
     };
     if cert.model_family != "gaussian-mixture" {
-        return Err(bad(format!("verify supports model_family \"gaussian-mixture\", not '{}'", cert.model_family)));
+        return Err(bad(format!(
+            "verify supports model_family \"gaussian-mixture\", not '{}'",
+            cert.model_family
+        )));
     }
-    let file: ModelFile = serde_json::from_value(cert.model_resolved.clone())
-        .map_err(|e| bad(format!("certificate's model_resolved is not a model file: {e}")))?;
-    let exp_cert = Experiment::from_file(cert_path, cert.model_sha256.clone(), file, &Overrides::default())
-        .map_err(|e| bad(format!("certificate's model_resolved: {e}")))?;
+    let file: ModelFile = serde_json::from_value(cert.model_resolved.clone()).map_err(|e| {
+        bad(format!(
+            "certificate's model_resolved is not a model file: {e}"
+        ))
+    })?;
+    let exp_cert = Experiment::from_file(
+        cert_path,
+        cert.model_sha256.clone(),
+        file,
+        &Overrides::default(),
+    )
+    .map_err(|e| bad(format!("certificate's model_resolved: {e}")))?;
     let exp_model = match model_file {
         Some(p) => {
             let e = Experiment::load(p, &Overrides::default())?;
@@ -150,10 +166,18 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
     let fl = &exp_cert.flow;
     let mut hdr = Vec::new();
     if cert.metric != fl.metric.name() {
-        hdr.push(format!("metric '{}' but the resolved model file says '{}'", cert.metric, fl.metric.name()));
+        hdr.push(format!(
+            "metric '{}' but the resolved model file says '{}'",
+            cert.metric,
+            fl.metric.name()
+        ));
     }
     if cert.solver != fl.solver.name() {
-        hdr.push(format!("solver '{}' but the resolved model file says '{}'", cert.solver, fl.solver.name()));
+        hdr.push(format!(
+            "solver '{}' but the resolved model file says '{}'",
+            cert.solver,
+            fl.solver.name()
+        ));
     }
     for (name, a, b) in [
         ("damping", cert.damping, fl.damping),
@@ -163,7 +187,9 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
         ("tolerance.atol", cert.tolerance.atol, fl.atol),
     ] {
         if a != b {
-            hdr.push(format!("{name} = {a:e} but the resolved model file says {b:e}"));
+            hdr.push(format!(
+                "{name} = {a:e} but the resolved model file says {b:e}"
+            ));
         }
     }
     if cert.interior_points != fl.interior_points {
@@ -188,7 +214,10 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
     }
     let all_monotone = cert.trajectories.iter().all(|t| t.monotone);
     if cert.monotone != all_monotone {
-        hdr.push(format!("monotone = {} but the trajectories say {all_monotone}", cert.monotone));
+        hdr.push(format!(
+            "monotone = {} but the trajectories say {all_monotone}",
+            cert.monotone
+        ));
     }
     if cert.trajectories.is_empty() {
         hdr.push("no trajectories".into());
@@ -271,23 +300,39 @@ impl Ctx<'_> {
             super::reference::RefMetric::Euclidean => 0.0,
         };
         let xn = x.norm();
-        (rate, 2.0 * xn * dg + xn * xn * di + 16.0 * f64::EPSILON * rate.abs())
+        (
+            rate,
+            2.0 * xn * dg + xn * xn * di + 16.0 * f64::EPSILON * rate.abs(),
+        )
     }
 
-    fn trajectory(&self, ti: usize, tr: &super::CertTrajectory, rep: &mut VerifyReport) -> Option<Finding> {
+    fn trajectory(
+        &self,
+        ti: usize,
+        tr: &super::CertTrajectory,
+        rep: &mut VerifyReport,
+    ) -> Option<Finding> {
         let steps = &tr.steps;
         let Some(first) = steps.first() else {
             return fail(Some(ti), None, vec!["no steps".into()]);
         };
         if first.index != 0 || first.t != 0.0 || first.theta != tr.start || first.h != 0.0 {
-            return fail(Some(ti), Some(0), vec!["row 0 must be the start (index 0, t = 0, h = 0, θ = start)".into()]);
+            return fail(
+                Some(ti),
+                Some(0),
+                vec!["row 0 must be the start (index 0, t = 0, h = 0, θ = start)".into()],
+            );
         }
         let mut violation: Option<usize> = None;
         let mut prev: Option<(RefPoint, [f64; 2], f64)> = None;
         for (k, s) in steps.iter().enumerate() {
             let mut why = Vec::new();
             if s.theta.len() != 2 || s.theta.iter().any(|v| !v.is_finite()) || !s.t.is_finite() {
-                return fail(Some(ti), Some(k), vec![format!("θ must be two finite numbers, got {:?}", s.theta)]);
+                return fail(
+                    Some(ti),
+                    Some(k),
+                    vec![format!("θ must be two finite numbers, got {:?}", s.theta)],
+                );
             }
             if s.index != k {
                 why.push(format!("index {} at position {k}", s.index));
@@ -307,7 +352,9 @@ impl Ctx<'_> {
             // 3. rate
             let (rate, rtol_) = self.rate(&p);
             let rerr = (s.rate - rate).abs();
-            rep.worst_rate_ratio = rep.worst_rate_ratio.max(rerr / rtol_.max(f64::MIN_POSITIVE));
+            rep.worst_rate_ratio = rep
+                .worst_rate_ratio
+                .max(rerr / rtol_.max(f64::MIN_POSITIVE));
             if s.rate > 0.0 || !s.rate.is_finite() {
                 why.push(format!("claimed dL/dt = {:e} > 0", s.rate));
             }
@@ -333,7 +380,10 @@ impl Ctx<'_> {
                     let pd = lmin + self.refm.damping > etol;
                     let npd = lmin + self.refm.damping < -etol;
                     if (ok && npd) || (!ok && pd) {
-                        why.push(format!("claimed cholesky_ok = {ok} but λ_min(I)+λ = {:e}", lmin + self.refm.damping));
+                        why.push(format!(
+                            "claimed cholesky_ok = {ok} but λ_min(I)+λ = {:e}",
+                            lmin + self.refm.damping
+                        ));
                     }
                 }
                 (None, None) => why.push("neither min_eig nor cholesky_ok is given".into()),
@@ -346,12 +396,18 @@ impl Ctx<'_> {
                     return fail(Some(ti), Some(k), why);
                 }
                 if (s.h - h).abs() > 1e-12 * s.t.abs().max(h) {
-                    why.push(format!("h = {:e} but tₖ − tₖ₋₁ = {h:e} (a step was removed or altered)", s.h));
+                    why.push(format!(
+                        "h = {:e} but tₖ − tₖ₋₁ = {h:e} (a step was removed or altered)",
+                        s.h
+                    ));
                 }
                 let kk = self.k;
                 let mut times = vec![*pt];
                 if s.interior.len() != kk {
-                    why.push(format!("{} interior points, expected {kk}", s.interior.len()));
+                    why.push(format!(
+                        "{} interior points, expected {kk}",
+                        s.interior.len()
+                    ));
                 } else {
                     for (j, &(ti_, _)) in s.interior.iter().enumerate() {
                         let want = pt + h * (j + 1) as f64 / (kk + 1) as f64;
@@ -429,7 +485,8 @@ impl Ctx<'_> {
                         let interp = ((herm[0] - y[0]).powi(2) + (herm[1] - y[1]).powi(2)).sqrt();
                         let allowed = self.loss_tol(&q)
                             + norm(&q.grad)
-                                * (N.sqrt() * self.solver_tol(y[0].abs().max(y[1].abs()), 0.0) + interp);
+                                * (N.sqrt() * self.solver_tol(y[0].abs().max(y[1].abs()), 0.0)
+                                    + interp);
                         let d = (lc - q.loss).abs();
                         rep.worst_loss_ratio = rep.worst_loss_ratio.max(d / allowed);
                         if d > allowed || !lc.is_finite() {
@@ -443,8 +500,13 @@ impl Ctx<'_> {
                     }
                 }
                 seq.push(p.loss);
-                let rise = seq.windows(2).map(|w| w[1] - w[0]).fold(f64::NEG_INFINITY, f64::max);
-                rep.worst_increase_ratio = rep.worst_increase_ratio.max(rise / tol.max(f64::MIN_POSITIVE));
+                let rise = seq
+                    .windows(2)
+                    .map(|w| w[1] - w[0])
+                    .fold(f64::NEG_INFINITY, f64::max);
+                rep.worst_increase_ratio = rep
+                    .worst_increase_ratio
+                    .max(rise / tol.max(f64::MIN_POSITIVE));
                 if rise > tol {
                     if violation.is_none() {
                         violation = Some(k);

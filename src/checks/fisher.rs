@@ -69,14 +69,23 @@ fn mixture(w: f64, sigma: f64) -> GaussianMixture {
 
 fn forms_mixture() -> Result<Outcome> {
     let m = mixture(0.3, 0.8);
-    let pts = [[-1.0, 1.5], [0.1, 0.15], [2.0, 2.0], [-3.0, 0.5], [0.4, 5.0]];
+    let pts = [
+        [-1.0, 1.5],
+        [0.1, 0.15],
+        [2.0, 2.0],
+        [-3.0, 0.5],
+        [0.4, 5.0],
+    ];
     let worst = pts
         .iter()
         .map(|p| rel_diff(&m.fisher(p), &m.fisher_hessian_form(p)))
         .fold(0.0, f64::max);
     Ok(Outcome::at_most(
         "fisher-forms-mixture",
-        format!("max relative entry difference over {} points: {worst:.2e}", pts.len()),
+        format!(
+            "max relative entry difference over {} points: {worst:.2e}",
+            pts.len()
+        ),
         worst,
         1e-10,
     ))
@@ -106,7 +115,9 @@ fn forms_normal() -> Result<Outcome> {
 /// KL(p_a ‖ p_b) for the mixture, by the refined composite rule.
 pub fn mixture_kl(m: &GaussianMixture, a: [f64; 2], b: [f64; 2]) -> f64 {
     let rule = Rule::build(&m.scheme.refined(), &m.density(&a), &m.density(&b));
-    rule.expect(|x| log_density_scores(x, a, m.sigma, m.w).0 - log_density_scores(x, b, m.sigma, m.w).0)
+    rule.expect(|x| {
+        log_density_scores(x, a, m.sigma, m.w).0 - log_density_scores(x, b, m.sigma, m.w).0
+    })
 }
 
 fn kl_quadratic() -> Result<Outcome> {
@@ -128,7 +139,9 @@ fn kl_quadratic() -> Result<Outcome> {
     let slope = fit_slope(&xs, &ys);
     Ok(Outcome::new(
         "kl-quadratic",
-        format!("ratio at eps = 0.01: {last:.6}; fitted slope of log|ratio-1| vs log eps over eps = 0.08..0.01: {slope:.4}"),
+        format!(
+            "ratio at eps = 0.01: {last:.6}; fitted slope of log|ratio-1| vs log eps over eps = 0.08..0.01: {slope:.4}"
+        ),
         slope,
         "|slope - 1| <= 0.1 and |ratio - 1| <= 0.05 at the smallest eps".into(),
         (slope - 1.0).abs() <= 0.1 && (last - 1.0).abs() <= 0.05,
@@ -143,7 +156,9 @@ fn separated_limit() -> Result<Outcome> {
     let d = rel_diff(&m.fisher(&th), &want);
     Ok(Outcome::at_most(
         "mixture-separated-limit",
-        format!("|mu1 - mu2| = 20 sigma, w = {w}: max relative difference from diag(w, 1-w)/sigma^2 = {d:.2e}"),
+        format!(
+            "|mu1 - mu2| = 20 sigma, w = {w}: max relative difference from diag(w, 1-w)/sigma^2 = {d:.2e}"
+        ),
         d,
         1e-10,
     ))
@@ -161,7 +176,9 @@ fn rank_one() -> Result<Outcome> {
     let v = d.max(ratio);
     Ok(Outcome::at_most(
         "mixture-rank-one",
-        format!("mu1 = mu2 = 0.7: lambda_min/lambda_max = {ratio:.2e}, relative difference from (w,1-w)(w,1-w)^T/sigma^2 = {d:.2e}"),
+        format!(
+            "mu1 = mu2 = 0.7: lambda_min/lambda_max = {ratio:.2e}, relative difference from (w,1-w)(w,1-w)^T/sigma^2 = {d:.2e}"
+        ),
         v,
         1e-12,
     ))
@@ -208,7 +225,9 @@ fn normal_charts() -> Result<Outcome> {
     }
     Ok(Outcome::at_most(
         "normal-fisher-charts",
-        format!("max relative entry difference from the closed forms, 5 charts x 3 points: {worst:.2e} ({at})"),
+        format!(
+            "max relative entry difference from the closed forms, 5 charts x 3 points: {worst:.2e} ({at})"
+        ),
         worst,
         1e-10,
     ))
@@ -223,14 +242,26 @@ fn one_parameter() -> Result<Outcome> {
         rows.push(format!("{name} {d:.1e}"));
     };
     for l in [0.5, 3.0, 20.0] {
-        check(format!("Poisson({l})"), Poisson { target: 1.0 }.fisher(&[l])[(0, 0)], 1.0 / l);
+        check(
+            format!("Poisson({l})"),
+            Poisson { target: 1.0 }.fisher(&[l])[(0, 0)],
+            1.0 / l,
+        );
     }
     for l in [0.3, 2.0] {
-        check(format!("Exp({l})"), Exponential { target: 1.0 }.fisher(&[l])[(0, 0)], 1.0 / (l * l));
+        check(
+            format!("Exp({l})"),
+            Exponential { target: 1.0 }.fisher(&[l])[(0, 0)],
+            1.0 / (l * l),
+        );
     }
     for p in [0.1, 0.5, 0.83] {
         let b = Binomial { n: 12, target: 0.5 };
-        check(format!("Bin(12,{p})"), b.fisher(&[p])[(0, 0)], 12.0 / (p * (1.0 - p)));
+        check(
+            format!("Bin(12,{p})"),
+            b.fisher(&[p])[(0, 0)],
+            12.0 / (p * (1.0 - p)),
+        );
     }
     Ok(Outcome::at_most(
         "one-parameter-fisher",

@@ -155,11 +155,21 @@ starts = [[0.1, 0.15], [-0.5, 3.5]]
 "#;
 
 fn certificate_verifies() -> Result<Outcome> {
-    let file: ModelFile = toml::from_str(CHECK_MODEL).map_err(|e| Error::Numerical(format!("built-in model: {e}")))?;
+    let file: ModelFile = toml::from_str(CHECK_MODEL)
+        .map_err(|e| Error::Numerical(format!("built-in model: {e}")))?;
     let path = std::path::Path::new("<fisher-flow check>");
-    let exp = Experiment::from_file(path, sha256_hex(CHECK_MODEL.as_bytes()), file, &Overrides::default())?;
+    let exp = Experiment::from_file(
+        path,
+        sha256_hex(CHECK_MODEL.as_bytes()),
+        file,
+        &Overrides::default(),
+    )?;
     let sim = Simulator::new(&exp.model, exp.flow.clone())?;
-    let trs = exp.starts.iter().map(|s| sim.run(s)).collect::<Result<Vec<_>>>()?;
+    let trs = exp
+        .starts
+        .iter()
+        .map(|s| sim.run(s))
+        .collect::<Result<Vec<_>>>()?;
     let cert = Monotone::build(&exp, &exp.model, &trs);
     let rep = verify(&cert, None)?;
     let worst = rep
@@ -176,7 +186,10 @@ fn certificate_verifies() -> Result<Outcome> {
             rep.worst_rate_ratio,
             rep.worst_continuity_ratio,
             rep.worst_increase_ratio,
-            rep.failure.as_ref().map(|f| format!("; FAILED: {f}")).unwrap_or_default()
+            rep.failure
+                .as_ref()
+                .map(|f| format!("; FAILED: {f}"))
+                .unwrap_or_default()
         ),
         worst,
         "verify exits 0 (every ratio <= 1)".into(),
@@ -185,11 +198,16 @@ fn certificate_verifies() -> Result<Outcome> {
 }
 
 /// Largest |θ_chart(T) − θ_base(T)| over the comparison times, and the allowance.
-fn chart_difference(metric: MetricKind, chart: &dyn Chart, rtol: f64, atol: f64) -> Result<(f64, f64)> {
+fn chart_difference(
+    metric: MetricKind,
+    chart: &dyn Chart,
+    rtol: f64,
+    atol: f64,
+) -> Result<(f64, f64)> {
     let m = seed_mixture();
     let pb = Pullback { base: &m, chart };
     let start = [-0.5, 3.5];
-    let phi0 = chart.from_base(&start);
+    let phi0 = chart.chart_of(&start);
     let mut worst = (0.0f64, f64::INFINITY);
     let mut ratio = 0.0f64;
     for t in [0.5, 2.0, 6.0] {
@@ -198,8 +216,13 @@ fn chart_difference(metric: MetricKind, chart: &dyn Chart, rtol: f64, atol: f64)
         let (Some(ea), Some(eb)) = (a.last(), b.last()) else {
             return Err(Error::Numerical("empty trajectory".into()));
         };
-        let mapped = chart.to_base(&eb.theta);
-        let d = ea.theta.iter().zip(&mapped).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        let mapped = chart.base_of(&eb.theta);
+        let d = ea
+            .theta
+            .iter()
+            .zip(&mapped)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
         let jn = chart.jacobian(&eb.theta).amax() * 2.0;
         let tol = global_tol(&a, rtol, atol) + jn * global_tol(&b, rtol, atol);
         if d / tol >= ratio {
@@ -231,7 +254,9 @@ fn euclidean_control() -> Result<Outcome> {
     let tol = 100.0 * tol1.max(tol2);
     Ok(Outcome::new(
         "reparam-euclidean-control",
-        format!("Euclidean flow from (-0.5, 3.5): max |theta - h(phi)| = {d1:.3} in (m, d), {d2:.3} in (mu1, mu2 + mu2^3/3)"),
+        format!(
+            "Euclidean flow from (-0.5, 3.5): max |theta - h(phi)| = {d1:.3} in (m, d), {d2:.3} in (mu1, mu2 + mu2^3/3)"
+        ),
         d,
         format!(">= 100 x the solver allowance = {tol:.1e}"),
         d >= tol,
@@ -252,14 +277,20 @@ fn normal_exact_flow() -> Result<Outcome> {
             target_var: s2,
         };
         let start = chart.from_mean_var(mu0, v0);
-        let tr = Simulator::new(&model, settings(MetricKind::Exact, rtol, atol, 5.0))?.run(&start)?;
+        let tr =
+            Simulator::new(&model, settings(MetricKind::Exact, rtol, atol, 5.0))?.run(&start)?;
         let tol = global_tol(&tr, rtol, atol);
         for s in &tr.steps {
             let e = (-s.t).exp();
             let mu = m + (mu0 - m) * e;
             let v = s2 + (v0 - s2) * e + (mu0 - m).powi(2) * (e - e * e);
             let want = chart.from_mean_var(mu, v);
-            let d = s.theta.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let d = s
+                .theta
+                .iter()
+                .zip(want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
             max_err = max_err.max(d);
             if d / tol > worst {
                 worst = d / tol;
@@ -269,7 +300,9 @@ fn normal_exact_flow() -> Result<Outcome> {
     }
     Ok(Outcome::new(
         "normal-exact-flow",
-        format!("max |theta - theta_exact(t)| over all steps, 5 charts: {max_err:.2e}; worst fraction of the allowance {worst:.3} ({err_at})"),
+        format!(
+            "max |theta - theta_exact(t)| over all steps, 5 charts: {max_err:.2e}; worst fraction of the allowance {worst:.3} ({err_at})"
+        ),
         worst,
         "<= 1 (error <= summed local tolerances)".into(),
         worst <= 1.0,
@@ -307,7 +340,9 @@ fn local_rate_natural() -> Result<Outcome> {
     let rel = (rate / 2.0 - 1.0).abs();
     Ok(Outcome::new(
         "local-rate-natural",
-        format!("start theta* + (0.006, 0.008): fitted rate {rate:.5} from {n} samples with L - L* in [1e-11, 1e-7] (expected 2)"),
+        format!(
+            "start theta* + (0.006, 0.008): fitted rate {rate:.5} from {n} samples with L - L* in [1e-11, 1e-7] (expected 2)"
+        ),
         rate,
         "2 +/- 2 %".into(),
         rel <= 0.02 && n >= 4,
@@ -320,7 +355,9 @@ fn local_rate_euclidean() -> Result<Outcome> {
     let rel = (rate / want - 1.0).abs();
     Ok(Outcome::new(
         "local-rate-euclidean",
-        format!("start theta* + (0.006, 0.008): fitted rate {rate:.5} from {n} samples; 2 lambda_min(I(theta*)) = {want:.5}"),
+        format!(
+            "start theta* + (0.006, 0.008): fitted rate {rate:.5} from {n} samples; 2 lambda_min(I(theta*)) = {want:.5}"
+        ),
         rate,
         "2 lambda_min +/- 2 %".into(),
         rel <= 0.02 && n >= 4,
@@ -337,10 +374,17 @@ pub fn escape_times(metric: MetricKind) -> Result<Vec<(f64, f64)>> {
             solver: SolverKind::Tsit45,
             ..settings(metric, 1e-8, 1e-10, 200.0)
         };
-        let tr = Simulator::new(&m, FlowSettings { grad_tol: 1e-9, ..s })?.run(&[0.25 - 0.5 * d, 0.25 + 0.5 * d])?;
-        let t = tr
-            .time_to_reach(l_star, 1e-6)
-            .ok_or_else(|| Error::Numerical(format!("no convergence from delta = {d} by t = 200")))?;
+        let tr = Simulator::new(
+            &m,
+            FlowSettings {
+                grad_tol: 1e-9,
+                ..s
+            },
+        )?
+        .run(&[0.25 - 0.5 * d, 0.25 + 0.5 * d])?;
+        let t = tr.time_to_reach(l_star, 1e-6).ok_or_else(|| {
+            Error::Numerical(format!("no convergence from delta = {d} by t = 200"))
+        })?;
         out.push((d, t));
     }
     Ok(out)
@@ -349,12 +393,18 @@ pub fn escape_times(metric: MetricKind) -> Result<Vec<(f64, f64)>> {
 fn escape_natural() -> Result<Outcome> {
     let ts = escape_times(MetricKind::Exact)?;
     let t0 = ts[0].1;
-    let change = ts.iter().map(|(_, t)| (t / t0 - 1.0).abs()).fold(0.0, f64::max);
+    let change = ts
+        .iter()
+        .map(|(_, t)| (t / t0 - 1.0).abs())
+        .fold(0.0, f64::max);
     Ok(Outcome::at_most(
         "escape-natural",
         format!(
             "times to L - L* < 1e-6: {} ; max relative change {change:.4}",
-            ts.iter().map(|(d, t)| format!("delta {d:e}: {t:.4}")).collect::<Vec<_>>().join(", ")
+            ts.iter()
+                .map(|(d, t)| format!("delta {d:e}: {t:.4}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         change,
         0.05,
@@ -374,7 +424,10 @@ fn escape_euclidean() -> Result<Outcome> {
         "escape-euclidean",
         format!(
             "times to L - L* < 1e-6: {} ; dt/dlog(1/delta) = {s1:.3}, {s2:.3} (fit {slope:.3})",
-            ts.iter().map(|(d, t)| format!("delta {d:e}: {t:.3}")).collect::<Vec<_>>().join(", ")
+            ts.iter()
+                .map(|(d, t)| format!("delta {d:e}: {t:.3}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         slope,
         "increasing, increments per unit log(1/delta) agree within x1.5".into(),

@@ -5,9 +5,9 @@ use super::{Outcome, Property};
 use crate::error::Result;
 use crate::geodesic::shoot;
 use crate::metric::{MetricKind, angle_deg};
+use crate::model::StatModel;
 use crate::model::exponential_family::{Binomial, Exponential, Poisson};
 use crate::model::normal::{Normal, NormalChart};
-use crate::model::StatModel;
 use nalgebra::DVector;
 
 /// The properties of this group.
@@ -47,7 +47,13 @@ pub fn properties() -> Vec<Property> {
 fn kl_ball() -> Result<Outcome> {
     let m = seed_mixture();
     let mut worst = 0.0f64;
-    for th in [[-3.0, -2.5], [0.5, 3.0], [2.5, 3.0], [-1.0, 1.0], [1.0, -2.0]] {
+    for th in [
+        [-3.0, -2.5],
+        [0.5, 3.0],
+        [2.5, 3.0],
+        [-1.0, 1.0],
+        [1.0, -2.0],
+    ] {
         let g = m.gradient(&th);
         let i = m.fisher(&th);
         let u = |p: f64| DVector::from_vec(vec![p.cos(), p.sin()]);
@@ -59,10 +65,12 @@ fn kl_ball() -> Result<Outcome> {
         };
         let n = 3600;
         let h = 2.0 * std::f64::consts::PI / n as f64;
-        let best = (0..n).map(|k| k as f64 * h).fold((0.0, f64::INFINITY), |b, p| {
-            let v = f(p);
-            if v < b.1 { (p, v) } else { b }
-        });
+        let best = (0..n)
+            .map(|k| k as f64 * h)
+            .fold((0.0, f64::INFINITY), |b, p| {
+                let v = f(p);
+                if v < b.1 { (p, v) } else { b }
+            });
         let (mut a, mut b) = (best.0 - h, best.0 + h);
         for _ in 0..200 {
             let c = 0.5 * (a + b);
@@ -80,7 +88,9 @@ fn kl_ball() -> Result<Outcome> {
     }
     Ok(Outcome::at_most(
         "kl-ball-steepest-descent",
-        format!("max angle between the KL-ball minimizer and -I^-1 grad L at 5 points: {worst:.2e} rad"),
+        format!(
+            "max angle between the KL-ball minimizer and -I^-1 grad L at 5 points: {worst:.2e} rad"
+        ),
         worst,
         1e-6,
     ))
@@ -98,7 +108,10 @@ fn angle_separated() -> Result<Outcome> {
     let n = 25;
     for a in 0..n {
         for b in 0..n {
-            let th = [-10.0 + 20.0 * a as f64 / (n - 1) as f64, -10.0 + 20.0 * b as f64 / (n - 1) as f64];
+            let th = [
+                -10.0 + 20.0 * a as f64 / (n - 1) as f64,
+                -10.0 + 20.0 * b as f64 / (n - 1) as f64,
+            ];
             if (th[0] - th[1]).abs() < 8.0 * m.sigma {
                 continue;
             }
@@ -171,7 +184,10 @@ fn fr_normal() -> Result<Outcome> {
     }
     Ok(Outcome::at_most(
         "fisher-rao-normal",
-        format!("shooting (RK4, 100 and 200 steps, Richardson): {}; max relative error {worst:.2e}", rows.join("; ")),
+        format!(
+            "shooting (RK4, 100 and 200 steps, Richardson): {}; max relative error {worst:.2e}",
+            rows.join("; ")
+        ),
         worst,
         1e-10,
     ))
@@ -187,8 +203,20 @@ fn fr_one_parameter() -> Result<Outcome> {
         rows.push(format!("{name} {a}->{b}: {:.10} ({e:.1e})", g.length));
         Ok(())
     };
-    one("Poisson", &Poisson { target: 1.0 }, 0.5, 4.0, 2.0 * (4f64.sqrt() - 0.5f64.sqrt()))?;
-    one("exponential", &Exponential { target: 1.0 }, 0.3, 5.0, (5.0f64 / 0.3).ln())?;
+    one(
+        "Poisson",
+        &Poisson { target: 1.0 },
+        0.5,
+        4.0,
+        2.0 * (4f64.sqrt() - 0.5f64.sqrt()),
+    )?;
+    one(
+        "exponential",
+        &Exponential { target: 1.0 },
+        0.3,
+        5.0,
+        (5.0f64 / 0.3).ln(),
+    )?;
     let n = 10;
     one(
         "binomial(10)",

@@ -13,9 +13,9 @@ pub trait Chart: Send + Sync {
     /// Name for reports.
     fn name(&self) -> String;
     /// θ = h(φ).
-    fn to_base(&self, phi: &[f64]) -> Vec<f64>;
+    fn base_of(&self, phi: &[f64]) -> Vec<f64>;
     /// φ = h⁻¹(θ).
-    fn from_base(&self, theta: &[f64]) -> Vec<f64>;
+    fn chart_of(&self, theta: &[f64]) -> Vec<f64>;
     /// J = ∂θ/∂φ at φ.
     fn jacobian(&self, phi: &[f64]) -> DMatrix<f64>;
 }
@@ -28,10 +28,10 @@ impl Chart for MeanHalfDifference {
     fn name(&self) -> String {
         "(m, d) = ((mu1+mu2)/2, (mu2-mu1)/2)".into()
     }
-    fn to_base(&self, phi: &[f64]) -> Vec<f64> {
+    fn base_of(&self, phi: &[f64]) -> Vec<f64> {
         vec![phi[0] - phi[1], phi[0] + phi[1]]
     }
-    fn from_base(&self, theta: &[f64]) -> Vec<f64> {
+    fn chart_of(&self, theta: &[f64]) -> Vec<f64> {
         vec![0.5 * (theta[0] + theta[1]), 0.5 * (theta[1] - theta[0])]
     }
     fn jacobian(&self, _phi: &[f64]) -> DMatrix<f64> {
@@ -60,10 +60,10 @@ impl Chart for CubicSecond {
     fn name(&self) -> String {
         "(mu1, mu2 + mu2^3/3)".into()
     }
-    fn to_base(&self, phi: &[f64]) -> Vec<f64> {
+    fn base_of(&self, phi: &[f64]) -> Vec<f64> {
         vec![phi[0], Self::invert(phi[1])]
     }
-    fn from_base(&self, theta: &[f64]) -> Vec<f64> {
+    fn chart_of(&self, theta: &[f64]) -> Vec<f64> {
         vec![theta[0], theta[1] + theta[1].powi(3) / 3.0]
     }
     fn jacobian(&self, phi: &[f64]) -> DMatrix<f64> {
@@ -86,7 +86,7 @@ impl StatModel for Pullback<'_> {
         (1..=self.dim()).map(|i| format!("phi{i}")).collect()
     }
     fn loss_grad(&self, phi: &[f64], grad: &mut [f64]) -> f64 {
-        let th = self.chart.to_base(phi);
+        let th = self.chart.base_of(phi);
         let mut g = vec![0.0; th.len()];
         let l = self.base.loss_grad(&th, &mut g);
         let gp = self.chart.jacobian(phi).transpose() * DVector::from_vec(g);
@@ -94,12 +94,16 @@ impl StatModel for Pullback<'_> {
         l
     }
     fn fisher_into(&self, phi: &[f64], out: &mut DMatrix<f64>) {
-        let th = self.chart.to_base(phi);
+        let th = self.chart.base_of(phi);
         let j = self.chart.jacobian(phi);
         out.copy_from(&(j.transpose() * self.base.fisher(&th) * j));
     }
     fn optima(&self) -> Vec<Vec<f64>> {
-        self.base.optima().iter().map(|t| self.chart.from_base(t)).collect()
+        self.base
+            .optima()
+            .iter()
+            .map(|t| self.chart.chart_of(t))
+            .collect()
     }
     fn evaluation_error(&self) -> f64 {
         self.base.evaluation_error()
@@ -115,9 +119,13 @@ mod tests {
         let charts: [&dyn Chart; 2] = [&MeanHalfDifference, &CubicSecond];
         for c in charts {
             for th in [[-1.5, 2.0], [0.3, -4.0], [0.0, 0.0]] {
-                let phi = c.from_base(&th);
-                let back = c.to_base(&phi);
-                assert!((back[0] - th[0]).abs() < 1e-13 && (back[1] - th[1]).abs() < 1e-13, "{}", c.name());
+                let phi = c.chart_of(&th);
+                let back = c.base_of(&phi);
+                assert!(
+                    (back[0] - th[0]).abs() < 1e-13 && (back[1] - th[1]).abs() < 1e-13,
+                    "{}",
+                    c.name()
+                );
                 let j = c.jacobian(&phi);
                 for k in 0..2 {
                     let h = 1e-6;
@@ -125,7 +133,7 @@ mod tests {
                     let mut q = phi.clone();
                     p[k] += h;
                     q[k] -= h;
-                    let (a, b) = (c.to_base(&p), c.to_base(&q));
+                    let (a, b) = (c.base_of(&p), c.base_of(&q));
                     for i in 0..2 {
                         let fd = (a[i] - b[i]) / (2.0 * h);
                         assert!((fd - j[(i, k)]).abs() < 1e-8, "{} {i}{k}", c.name());

@@ -56,7 +56,9 @@ fn binomial_pmf(n: usize, p: f64) -> Vec<f64> {
 /// The 6-node Gauss–Laguerre rule for ∫₀^∞ e^{−y}f(y)dy, built once.
 fn laguerre6() -> &'static GaussLaguerre {
     static RULE: std::sync::OnceLock<GaussLaguerre> = std::sync::OnceLock::new();
-    RULE.get_or_init(|| GaussLaguerre::new(NonZeroUsize::new(6).unwrap_or(NonZeroUsize::MIN), ALPHA0))
+    RULE.get_or_init(|| {
+        GaussLaguerre::new(NonZeroUsize::new(6).unwrap_or(NonZeroUsize::MIN), ALPHA0)
+    })
 }
 
 /// Poisson(λ), θ = λ > 0.

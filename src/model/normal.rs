@@ -97,13 +97,26 @@ impl NormalChart {
     /// The textbook Fisher matrix at θ in this chart.
     pub fn fisher_closed_form(&self, theta: &[f64]) -> DMatrix<f64> {
         let (mu, v) = self.mean_var(theta[0], theta[1]);
-        let cov = DMatrix::from_row_slice(2, 2, &[v, 2.0 * mu * v, 2.0 * mu * v, 4.0 * mu * mu * v + 2.0 * v * v]);
+        let cov = DMatrix::from_row_slice(
+            2,
+            2,
+            &[
+                v,
+                2.0 * mu * v,
+                2.0 * mu * v,
+                4.0 * mu * mu * v + 2.0 * v * v,
+            ],
+        );
         match self {
             NormalChart::MuSigma => DMatrix::from_row_slice(2, 2, &[1.0 / v, 0.0, 0.0, 2.0 / v]),
-            NormalChart::MuVar => DMatrix::from_row_slice(2, 2, &[1.0 / v, 0.0, 0.0, 0.5 / (v * v)]),
+            NormalChart::MuVar => {
+                DMatrix::from_row_slice(2, 2, &[1.0 / v, 0.0, 0.0, 0.5 / (v * v)])
+            }
             NormalChart::MuLogSigma => DMatrix::from_row_slice(2, 2, &[1.0 / v, 0.0, 0.0, 2.0]),
             NormalChart::Natural => cov,
-            NormalChart::Expectation => cov.try_inverse().unwrap_or_else(|| DMatrix::from_element(2, 2, f64::NAN)),
+            NormalChart::Expectation => cov
+                .try_inverse()
+                .unwrap_or_else(|| DMatrix::from_element(2, 2, f64::NAN)),
         }
     }
 
@@ -185,7 +198,11 @@ impl StatModel for Normal {
     }
 
     fn param_names(&self) -> Vec<String> {
-        self.chart.param_names().iter().map(|s| s.to_string()).collect()
+        self.chart
+            .param_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
 
     fn loss_grad(&self, theta: &[f64], grad: &mut [f64]) -> f64 {
@@ -207,7 +224,11 @@ impl StatModel for Normal {
     }
 
     fn optima(&self) -> Vec<Vec<f64>> {
-        vec![self.chart.from_mean_var(self.target_mean, self.target_var).to_vec()]
+        vec![
+            self.chart
+                .from_mean_var(self.target_mean, self.target_var)
+                .to_vec(),
+        ]
     }
 }
 
@@ -220,7 +241,10 @@ mod tests {
         for chart in NormalChart::ALL {
             let th = chart.from_mean_var(-0.7, 1.9);
             let (mu, v) = chart.mean_var(th[0], th[1]);
-            assert!((mu + 0.7).abs() < 1e-14 && (v - 1.9).abs() < 1e-14, "{chart:?}");
+            assert!(
+                (mu + 0.7).abs() < 1e-14 && (v - 1.9).abs() < 1e-14,
+                "{chart:?}"
+            );
             let m = Normal {
                 chart,
                 target_mean: 0.4,
@@ -234,7 +258,11 @@ mod tests {
                 p[k] += h;
                 q[k] -= h;
                 let fd = (m.loss(&p) - m.loss(&q)) / (2.0 * h);
-                assert!((fd - g[k]).abs() < 1e-7 * (1.0 + g[k].abs()), "{chart:?} {k}: {fd} vs {}", g[k]);
+                assert!(
+                    (fd - g[k]).abs() < 1e-7 * (1.0 + g[k].abs()),
+                    "{chart:?} {k}: {fd} vs {}",
+                    g[k]
+                );
             }
         }
     }

@@ -33,7 +33,11 @@ pub fn check(args: &CheckArgs) -> Result<i32> {
             );
         }
         let failed = rows.iter().filter(|r| !r.pass).count();
-        println!("{} properties, {} passed, {failed} failed", rows.len(), rows.len() - failed);
+        println!(
+            "{} properties, {} passed, {failed} failed",
+            rows.len(),
+            rows.len() - failed
+        );
     }
     Ok(if rows.iter().all(|r| r.pass) { 0 } else { 1 })
 }
