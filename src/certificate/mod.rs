@@ -55,7 +55,7 @@ pub const EIGEN_LIMIT: usize = 256;
 pub const TOLERANCE_FORMULA: &str = "tol_k = 2*eps_q*max(|L_k-1|,|L_k|) + max(|grad L_k-1|,|grad L_k|)*sqrt(n)*(rtol*max_i|theta_k,i| + atol)";
 
 /// How `verify` bounds the distance between θₖ and its own re-integration of step k.
-pub const CONTINUITY_FORMULA: &str = "|theta_k,i - RK4(theta_k-1; t_k-1 -> t_k)_i| <= c*sqrt(n)*(rtol*max(|theta_k,i|,|RK4_i|) + atol) + 2*richardson_i, c = 1 (tsit45), 6 (bdf: up to 5 past points)";
+pub const CONTINUITY_FORMULA: &str = "|theta_k,i - RK4(theta_k-1; t_k-1 -> t_k)_i| <= c*sqrt(n)*(rtol*max(|theta_k,i|,|RK4_i|) + atol) + 2*richardson_i + h*|M^+|(dg + dI*|f|), c = 1 (tsit45), 6 (bdf: up to 5 past points)";
 
 /// One certified step.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -14,7 +14,9 @@
 //!    never rise by more than the stated tolₖ, and the stated tolₖ is not larger than the
 //!    formula gives with the re-evaluated values; claimed interior losses match;
 //! 6. continuity: RK4 from θₖ₋₁ over [tₖ₋₁, tₖ] lands on θₖ within
-//!    c·√n·(rtol·|θₖ,ᵢ| + atol) + 2·(Richardson estimate) per component, c = 1 for one-step
+//!    c·√n·(rtol·|θₖ,ᵢ| + atol) + 2·(Richardson estimate) + h·|δf| per component, where
+//!    |δf| ≤ ‖M⁺‖(δg + δI·|f|) bounds how far the velocity the solver integrated (with the
+//!    certificate's quadrature) can be from the true one; c = 1 for one-step
 //!    methods and 6 for BDF (its step also depends on up to 5 past points, see
 //!    [`history_factor`]);
 //! 7. the `monotone`/`first_violation` claims agree with 5.
@@ -201,10 +203,13 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
     if cert.quadrature_scheme != exp_cert.model.scheme {
         hdr.push("quadrature_scheme differs from the resolved model file's".into());
     }
-    let eq = exp_cert.model.scheme.relative_error();
+    // ε_q of the loss and gradient (what the model states: the quadrature's error for the
+    // population loss, rounding of the sample mean for the empirical one) and of the Fisher
+    // matrix (always the quadrature's).
+    let eq_fisher = exp_cert.model.scheme.relative_error();
     let eq = match exp_cert.model.loss_kind {
-        crate::model::LossKind::Population => eq,
-        crate::model::LossKind::Empirical { .. } => eq.max(f64::EPSILON * 64.0),
+        crate::model::LossKind::Population => eq_fisher,
+        crate::model::LossKind::Empirical { .. } => f64::EPSILON * 64.0,
     };
     if cert.tolerance.quadrature_relative_error != eq {
         hdr.push(format!(
@@ -231,6 +236,7 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
     let ctx = Ctx {
         refm: &refm,
         eq,
+        eq_fisher,
         rtol: cert.rtol,
         atol: cert.atol,
         k: cert.interior_points,
@@ -255,6 +261,7 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
 struct Ctx<'a> {
     refm: &'a RefMixture,
     eq: f64,
+    eq_fisher: f64,
     rtol: f64,
     atol: f64,
     k: usize,
@@ -285,20 +292,44 @@ impl Ctx<'_> {
         (self.eq + REF_RELATIVE_ERROR) * p.loss_scale + 4.0 * f64::EPSILON * p.loss.abs()
     }
 
+    /// Error bounds (δg, δI) of the gradient (2-norm) and of the metric (Frobenius norm).
+    fn perturbations(&self, p: &RefPoint) -> (f64, f64) {
+        let dg = (self.eq + REF_RELATIVE_ERROR)
+            * (p.grad_scale[0].powi(2) + p.grad_scale[1].powi(2)).sqrt();
+        let di = match self.refm.metric {
+            super::reference::RefMetric::Fisher => {
+                let [a, b, c] = p.fisher_scale;
+                (self.eq_fisher + REF_RELATIVE_ERROR) * (a * a + 2.0 * b * b + c * c).sqrt()
+            }
+            super::reference::RefMetric::Euclidean => 0.0,
+        };
+        (dg, di)
+    }
+
+    /// Bound on the error of the velocity f = −M⁺∇L the solver used, from the evaluation
+    /// errors: |δf| ≤ ‖M⁺‖(δg + δI·|f|), ‖M⁺‖ = 1/(λ_min(M) above the null cutoff).
+    fn velocity_error(&self, p: &RefPoint) -> f64 {
+        let g = DVector::from_row_slice(&p.grad);
+        let f = self.refm.solve(p, &g).norm();
+        let (dg, di) = self.perturbations(p);
+        let inv = match self.refm.metric {
+            super::reference::RefMetric::Euclidean => 1.0 / (1.0 + self.refm.damping),
+            super::reference::RefMetric::Fisher => {
+                let e = nalgebra::SymmetricEigen::new(p.fisher_matrix());
+                let lo = e.eigenvalues.min() + self.refm.damping;
+                let hi = e.eigenvalues.max() + self.refm.damping;
+                1.0 / lo.max(crate::metric::RANK_TOL * hi.max(f64::MIN_POSITIVE))
+            }
+        };
+        inv * (dg + di * f)
+    }
+
     /// Re-evaluated rate and its allowed error.
     fn rate(&self, p: &RefPoint) -> (f64, f64) {
         let g = DVector::from_row_slice(&p.grad);
         let x = self.refm.solve(p, &g);
         let rate = -g.dot(&x);
-        let e = self.eq + REF_RELATIVE_ERROR;
-        let dg = e * (p.grad_scale[0].powi(2) + p.grad_scale[1].powi(2)).sqrt();
-        let di = match self.refm.metric {
-            super::reference::RefMetric::Fisher => {
-                let [a, b, c] = p.fisher_scale;
-                e * (a * a + 2.0 * b * b + c * c).sqrt()
-            }
-            super::reference::RefMetric::Euclidean => 0.0,
-        };
+        let (dg, di) = self.perturbations(p);
         let xn = x.norm();
         (
             rate,
@@ -369,7 +400,8 @@ impl Ctx<'_> {
             let e = nalgebra::SymmetricEigen::new(fm.clone());
             let lmin = e.eigenvalues.min();
             let [a, b, c] = p.fisher_scale;
-            let etol = 2.0 * (self.eq + REF_RELATIVE_ERROR) * (a * a + 2.0 * b * b + c * c).sqrt();
+            let etol =
+                2.0 * (self.eq_fisher + REF_RELATIVE_ERROR) * (a * a + 2.0 * b * b + c * c).sqrt();
             match (s.min_eig, s.cholesky_ok) {
                 (Some(m), _) => {
                     if (m - lmin).abs() > etol || !m.is_finite() {
@@ -443,9 +475,10 @@ impl Ctx<'_> {
                     coarse = fine;
                 };
                 let end = fine[fine.len() - 1];
+                let drift = h * self.velocity_error(pp).max(self.velocity_error(&p));
                 let mut cont = Vec::new();
                 for i in 0..2 {
-                    let allowed = self.solver_tol(th[i], end[i]) + 2.0 * est[i];
+                    let allowed = self.solver_tol(th[i], end[i]) + 2.0 * est[i] + drift;
                     let d = (th[i] - end[i]).abs();
                     rep.worst_continuity_ratio = rep.worst_continuity_ratio.max(d / allowed);
                     if d > allowed {
