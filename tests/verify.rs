@@ -29,9 +29,14 @@ fn bin() -> Command {
 
 /// Run the flow on a small model; return (dir, model path, certificate JSON).
 fn real_certificate() -> (tempfile::TempDir, PathBuf, Value) {
+    certificate_of(MODEL)
+}
+
+/// Run the flow on `text` (a model file); return (dir, model path, certificate JSON).
+fn certificate_of(text: &str) -> (tempfile::TempDir, PathBuf, Value) {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = dir.path().join("m.toml");
-    std::fs::write(&model, MODEL).expect("write model");
+    std::fs::write(&model, text).expect("write model");
     let out = dir.path().join("out");
     bin()
         .args(["run", "-q"])
@@ -83,6 +88,32 @@ fn real_certificate_verifies_also_against_the_model_file() {
         .assert()
         .code(1)
         .stderr(contains("SHA-256"));
+}
+
+#[test]
+fn a_run_stopped_by_the_gradient_root_and_an_empirical_euclidean_run_verify() {
+    // The last step ends at the root ‖∇L‖ = grad_tol (state moved back by the solver): it must
+    // still carry its interior points and land on the re-integrated flow.
+    let converged = MODEL.replace("t_end = 2.0", "t_end = 20.0\ngrad_tol = 1e-4");
+    let (dir, _, mut cert) = certificate_of(&converged);
+    let stop = cert["trajectories"][0]["stop"]
+        .as_str()
+        .expect("stop")
+        .to_string();
+    assert!(stop.contains("converged"), "{stop}");
+    let last = steps(&mut cert).last().cloned().expect("steps");
+    assert_eq!(last["interior"].as_array().map(|a| a.len()), Some(2));
+    let p = write(dir.path(), "c.json", &cert);
+    bin().arg("verify").arg(&p).assert().code(0);
+
+    let empirical = MODEL.replace(
+        "[flow]",
+        "[loss]\nkind = \"empirical\"\nsamples = 200\n\n[flow]\nmetric = \"euclidean\"",
+    );
+    let (dir, _, cert) = certificate_of(&empirical);
+    assert_eq!(cert["metric"], "euclidean");
+    let p = write(dir.path(), "c.json", &cert);
+    bin().arg("verify").arg(&p).assert().code(0);
 }
 
 #[test]

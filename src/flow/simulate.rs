@@ -117,7 +117,10 @@ impl<'m> Simulator<'m> {
                     }
                 };
                 let mut done = None;
+                let mut root_interior = None;
                 if let OdeSolverStopReason::RootFound(t_root, _) = reason {
+                    // state_mut_back discards the step's dense output: sample the interior first.
+                    root_interior = Some(self.interior(&solver, rhs, t_prev, t_root));
                     if let Err(e) = solver.state_mut_back(t_root) {
                         stop = StopReason::SolverFailure(e.to_string());
                         break;
@@ -135,7 +138,10 @@ impl<'m> Simulator<'m> {
                     break;
                 }
                 let h = t - t_prev;
-                let interior = self.interior(&solver, rhs, t_prev, t);
+                let interior = match root_interior {
+                    Some(v) => v,
+                    None => self.interior(&solver, rhs, t_prev, t),
+                };
                 steps.push(self.record(rhs, t, &theta, h, interior));
                 if let Some(r) = done {
                     stop = r;
