@@ -31,6 +31,8 @@ pub struct Outcome {
     pub tolerance: String,
     /// Whether it holds.
     pub pass: bool,
+    /// What theory says (from the registry).
+    pub statement: String,
 }
 
 impl Outcome {
@@ -42,6 +44,7 @@ impl Outcome {
             value,
             tolerance,
             pass: pass && value.is_finite(),
+            statement: String::new(),
         }
     }
 
@@ -87,7 +90,13 @@ pub fn run_one(name: &str) -> Result<Outcome> {
             format!("expected one of {}", names().join(", ")),
         ));
     };
-    Ok((p.run)().unwrap_or_else(|e| Outcome::error(p.name, &e)))
+    Ok(evaluate(p))
+}
+
+fn evaluate(p: &Property) -> Outcome {
+    let mut o = (p.run)().unwrap_or_else(|e| Outcome::error(p.name, &e));
+    o.statement = p.statement.into();
+    o
 }
 
 /// Run the suite (or the properties whose names contain `only`, if given).
@@ -104,10 +113,7 @@ pub fn run(only: Option<&str>) -> Result<Vec<Outcome>> {
             format!("matches no property; names: {}", names().join(", ")),
         ));
     }
-    Ok(selected
-        .iter()
-        .map(|p| (p.run)().unwrap_or_else(|e| Outcome::error(p.name, &e)))
-        .collect())
+    Ok(selected.iter().map(|p| evaluate(p)).collect())
 }
 
 /// Least-squares slope of y against x.

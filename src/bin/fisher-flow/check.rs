@@ -6,7 +6,7 @@ use fisher_flow::{Error, Result};
 
 #[derive(Args, Debug, Clone)]
 pub struct CheckArgs {
-    /// Print JSON (array of {name, measured, value, tolerance, pass}) [default: a text table]
+    /// Print JSON (array of {name, statement, measured, value, tolerance, pass}) [default: a text table]
     #[arg(long)]
     pub json: bool,
     /// Run only the properties whose name contains NAME [default: all]
