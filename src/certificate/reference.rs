@@ -128,7 +128,10 @@ pub fn integrate<const M: usize>(
     while let Some((a, b, v, e, ab)) = panels.pop() {
         let share = (b - a) / width;
         let ok = (0..M).all(|i| e[i] <= rel * scale[i].max(f64::MIN_POSITIVE) * share);
-        if ok || (b - a) < 1e-9 * width {
+        // Non-finite values cannot be refined away: accept them (the caller sees NaN/inf).
+        let hopeless =
+            e.iter().any(|v| !v.is_finite()) || (b - a) < 1e-9 * width || panels.len() > 100_000;
+        if ok || hopeless {
             for i in 0..M {
                 total[i] += v[i];
                 total_abs[i] += ab[i];
@@ -244,7 +247,8 @@ impl RefMixture {
         pts.sort_by(f64::total_cmp);
         let mut out = vec![pts[0]];
         for p in pts.windows(2) {
-            let m = ((p[1] - p[0]) / s).ceil().max(1.0) as usize;
+            // At most 4096 initial panels per gap (absurd θ must not exhaust memory).
+            let m = ((p[1] - p[0]) / s).ceil().clamp(1.0, 4096.0) as usize;
             for i in 1..=m {
                 out.push(p[0] + (p[1] - p[0]) * i as f64 / m as f64);
             }

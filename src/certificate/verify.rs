@@ -374,7 +374,7 @@ impl Ctx<'_> {
             let ltol = self.loss_tol(&p);
             let lerr = (s.loss - p.loss).abs();
             rep.worst_loss_ratio = rep.worst_loss_ratio.max(lerr / ltol);
-            if lerr > ltol || !s.loss.is_finite() {
+            if !within(lerr, ltol) || !s.loss.is_finite() {
                 why.push(format!(
                     "claimed loss {:.16e} differs from the re-evaluated {:.16e} by {lerr:.3e} > {ltol:.3e}",
                     s.loss, p.loss
@@ -389,7 +389,7 @@ impl Ctx<'_> {
             if s.rate > 0.0 || !s.rate.is_finite() {
                 why.push(format!("claimed dL/dt = {:e} > 0", s.rate));
             }
-            if rerr > rtol_ {
+            if !within(rerr, rtol_) {
                 why.push(format!(
                     "claimed dL/dt {:.16e} differs from the re-evaluated {rate:.16e} by {rerr:.3e} > {rtol_:.3e}",
                     s.rate
@@ -404,7 +404,7 @@ impl Ctx<'_> {
                 2.0 * (self.eq_fisher + REF_RELATIVE_ERROR) * (a * a + 2.0 * b * b + c * c).sqrt();
             match (s.min_eig, s.cholesky_ok) {
                 (Some(m), _) => {
-                    if (m - lmin).abs() > etol || !m.is_finite() {
+                    if !within((m - lmin).abs(), etol) || !m.is_finite() {
                         why.push(format!("claimed λ_min(I) {m:e} differs from the re-evaluated {lmin:e} by more than {etol:.3e}"));
                     }
                 }
@@ -481,7 +481,7 @@ impl Ctx<'_> {
                     let allowed = self.solver_tol(th[i], end[i]) + 2.0 * est[i] + drift;
                     let d = (th[i] - end[i]).abs();
                     rep.worst_continuity_ratio = rep.worst_continuity_ratio.max(d / allowed);
-                    if d > allowed {
+                    if !within(d, allowed) {
                         cont.push(format!(
                             "θ{} = {:.16e} but re-integrating the step from θₖ₋₁ gives {:.16e} (|Δ| = {d:.3e} > {allowed:.3e})",
                             i + 1,
@@ -522,7 +522,7 @@ impl Ctx<'_> {
                                     + interp);
                         let d = (lc - q.loss).abs();
                         rep.worst_loss_ratio = rep.worst_loss_ratio.max(d / allowed);
-                        if d > allowed || !lc.is_finite() {
+                        if !within(d, allowed) || !lc.is_finite() {
                             why.push(format!(
                                 "claimed interior loss {lc:.16e} at t = {:e} differs from the re-evaluated {:.16e} by {d:.3e} > {allowed:.3e}",
                                 times[j + 1],
@@ -540,7 +540,7 @@ impl Ctx<'_> {
                 rep.worst_increase_ratio = rep
                     .worst_increase_ratio
                     .max(rise / tol.max(f64::MIN_POSITIVE));
-                if rise > tol {
+                if !within(rise, tol) {
                     if violation.is_none() {
                         violation = Some(k);
                     }
@@ -588,4 +588,9 @@ fn hermite(y0: [f64; 2], y1: [f64; 2], v0: [f64; 2], v1: [f64; 2], h: f64, tau: 
         out[i] = h00 * y0[i] + h10 * h * v0[i] + h01 * y1[i] + h11 * h * v1[i];
     }
     out
+}
+
+/// d ≤ tol, false when either is NaN (a non-finite re-evaluation never passes).
+fn within(d: f64, tol: f64) -> bool {
+    d <= tol
 }
