@@ -1,8 +1,8 @@
 //! Statistical models: θ ↦ log p(x|θ), the loss L(θ), its gradient and the exact Fisher matrix.
 
-pub mod mixture;
 pub mod chart;
 pub mod exponential_family;
+pub mod mixture;
 pub mod normal;
 
 pub use mixture::{GaussianMixture, LossKind};
