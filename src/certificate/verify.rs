@@ -12,7 +12,10 @@
 //! 4. claimed λ_min(I) within 2(ε_q + ε_ref)·‖∫p|ssᵀ|‖_F (Weyl), or the Cholesky flag;
 //! 5. monotonicity: the re-evaluated losses at θₖ₋₁, the interior points (θ from RK4) and θₖ
 //!    never rise by more than the stated tolₖ, and the stated tolₖ is not larger than the
-//!    formula gives with the re-evaluated values; claimed interior losses match;
+//!    formula gives with the re-evaluated values; claimed interior losses (dense output) match
+//!    the re-evaluation at the RK4 points within the loss error plus ‖∇L‖·(√n·local bound +
+//!    |cubic Hermite − RK4|), the Hermite interpolant's error standing in for the (higher-order)
+//!    dense output's interpolation error;
 //! 6. continuity: RK4 from θₖ₋₁ over [tₖ₋₁, tₖ] lands on θₖ within
 //!    c·√n·(rtol·|θₖ,ᵢ| + atol) + 2·(Richardson estimate) + h·|δf| per component, where
 //!    |δf| ≤ ‖M⁺‖(δg + δI·|f|) bounds how far the velocity the solver integrated (with the
