@@ -5,9 +5,11 @@ pub mod plot;
 
 pub use error::{Error, Result};
 pub mod certificate;
+pub mod checks;
 pub mod config;
 pub mod field;
 pub mod flow;
+pub mod geodesic;
 pub mod inspect;
 pub mod linalg;
 pub mod metric;

@@ -340,7 +340,12 @@ impl<'m> Simulator<'m> {
             }
             retries = 0;
             let mut done = None;
+            let mut root_interior = None;
             if let OdeSolverStopReason::RootFound(t_root, _) = reason {
+                // state_mut_back discards the step's dense output: sample the interior first.
+                if st.record_all {
+                    root_interior = Some(self.interior(&solver, rhs, t_prev, t_root));
+                }
                 if let Err(e) = solver.state_mut_back(t_root) {
                     finish(st, &solver);
                     return Ok(SegmentEnd::Stop(StopReason::SolverFailure(e.to_string())));
@@ -365,7 +370,10 @@ impl<'m> Simulator<'m> {
             }
             st.accepted += 1;
             if st.record_all {
-                let interior = self.interior(&solver, rhs, t_prev, t);
+                let interior = match root_interior {
+                    Some(v) => v,
+                    None => self.interior(&solver, rhs, t_prev, t),
+                };
                 st.steps.push(self.record(rhs, t, &theta, h, interior));
             }
             st.end = (t, theta.clone());

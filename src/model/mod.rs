@@ -1,7 +1,10 @@
 //! Statistical models: θ ↦ log p(x|θ), the loss L(θ), its gradient and the exact Fisher matrix.
 
+pub mod chart;
+pub mod exponential_family;
 pub mod mixture;
 pub mod mixture_kernel;
+pub mod normal;
 
 pub use mixture::{GaussianMixture, LossKind};
 

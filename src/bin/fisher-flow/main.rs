@@ -1,11 +1,13 @@
 //! fisher-flow command-line entry point: parse, dispatch, map errors to exit codes.
 
+mod check;
 mod cli;
 mod field;
 mod integrate;
 mod metric;
 mod optimize;
 mod run;
+mod verify;
 
 use clap::Parser;
 use cli::{Cli, Command};
@@ -19,6 +21,14 @@ fn main() {
         Some(Command::Metric(args)) => metric::metric(&args),
         Some(Command::Optimize(args)) => optimize::optimize(&args),
         Some(Command::Field(args)) => field::field(&args),
+        Some(Command::Check(args)) => match check::check(&args) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
+        Some(Command::Verify(args)) => match verify::verify(&args) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

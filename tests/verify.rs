@@ -1,0 +1,329 @@
+//! `fisher-flow verify`: a real certificate verifies; tampering with one loss, one θ, deleting a
+//! step, or claiming `monotone: true` for a rising trajectory each fail (exit 1); unreadable
+//! input exits 2.
+
+use assert_cmd::Command;
+use fisher_flow::certificate::Monotone;
+use fisher_flow::config::{Experiment, Overrides};
+use fisher_flow::metric::MetricKind;
+use fisher_flow::model::StatModel;
+use fisher_flow::trajectory::{Stats, Step, StopReason, Trajectory};
+use predicates::str::contains;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const MODEL: &str = r#"
+[model]
+sigma = 1.0
+weight = 0.5
+target = [-1.5, 2.0]
+
+[flow]
+t_end = 2.0
+starts = [[0.3, 0.6]]
+"#;
+
+fn bin() -> Command {
+    Command::cargo_bin("fisher-flow").expect("binary")
+}
+
+/// Run the flow on a small model; return (dir, model path, certificate JSON).
+fn real_certificate() -> (tempfile::TempDir, PathBuf, Value) {
+    certificate_of(MODEL)
+}
+
+/// Run the flow on `text` (a model file); return (dir, model path, certificate JSON).
+fn certificate_of(text: &str) -> (tempfile::TempDir, PathBuf, Value) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("m.toml");
+    std::fs::write(&model, text).expect("write model");
+    let out = dir.path().join("out");
+    bin()
+        .args(["run", "-q"])
+        .arg(&model)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(out.join("certificate.json")).expect("certificate");
+    (dir, model, serde_json::from_str(&text).expect("json"))
+}
+
+fn write(dir: &Path, name: &str, v: &Value) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, serde_json::to_string_pretty(v).expect("encode")).expect("write");
+    p
+}
+
+fn steps(v: &mut Value) -> &mut Vec<Value> {
+    v["trajectories"][0]["steps"].as_array_mut().expect("steps")
+}
+
+#[test]
+fn real_certificate_verifies_also_against_the_model_file() {
+    let (dir, model, cert) = real_certificate();
+    assert!(steps(&mut cert.clone()).len() > 5, "need a few steps");
+    let p = write(dir.path(), "c.json", &cert);
+    bin()
+        .arg("verify")
+        .arg(&p)
+        .assert()
+        .code(0)
+        .stdout(contains("verified"));
+    bin()
+        .arg("verify")
+        .arg(&p)
+        .arg("--model")
+        .arg(&model)
+        .assert()
+        .code(0);
+    // A different model file (same content plus a comment) has another hash: claim fails.
+    let other = dir.path().join("other.toml");
+    std::fs::write(&other, format!("# changed\n{MODEL}")).expect("write");
+    bin()
+        .arg("verify")
+        .arg(&p)
+        .arg("--model")
+        .arg(&other)
+        .assert()
+        .code(1)
+        .stderr(contains("SHA-256"));
+}
+
+#[test]
+fn a_run_stopped_by_the_gradient_root_and_an_empirical_euclidean_run_verify() {
+    // The last step ends at the root ‖∇L‖ = grad_tol (state moved back by the solver): it must
+    // still carry its interior points and land on the re-integrated flow.
+    let converged = MODEL.replace("t_end = 2.0", "t_end = 20.0\ngrad_tol = 1e-4");
+    let (dir, _, mut cert) = certificate_of(&converged);
+    let stop = cert["trajectories"][0]["stop"]
+        .as_str()
+        .expect("stop")
+        .to_string();
+    assert!(stop.contains("converged"), "{stop}");
+    let last = steps(&mut cert).last().cloned().expect("steps");
+    assert_eq!(last["interior"].as_array().map(|a| a.len()), Some(2));
+    let p = write(dir.path(), "c.json", &cert);
+    bin().arg("verify").arg(&p).assert().code(0);
+
+    let empirical = MODEL.replace(
+        "[flow]",
+        "[loss]\nkind = \"empirical\"\nsamples = 200\n\n[flow]\nmetric = \"euclidean\"",
+    );
+    let (dir, _, cert) = certificate_of(&empirical);
+    assert_eq!(cert["metric"], "euclidean");
+    let p = write(dir.path(), "c.json", &cert);
+    bin().arg("verify").arg(&p).assert().code(0);
+}
+
+#[test]
+fn changing_one_loss_value_fails() {
+    let (dir, _, mut cert) = real_certificate();
+    let s = &mut steps(&mut cert)[4];
+    let l = s["loss"].as_f64().expect("loss");
+    s["loss"] = Value::from(l * (1.0 + 1e-9));
+    let p = write(dir.path(), "c.json", &cert);
+    bin()
+        .arg("verify")
+        .arg(&p)
+        .assert()
+        .code(1)
+        .stderr(contains("step 4").and(contains("claimed loss")));
+}
+
+#[test]
+fn changing_one_interior_loss_fails() {
+    let (dir, _, mut cert) = real_certificate();
+    let s = &mut steps(&mut cert)[3];
+    let l = s["interior"][1][1].as_f64().expect("interior loss");
+    s["interior"][1][1] = Value::from(l - 1e-6);
+    let p = write(dir.path(), "c.json", &cert);
+    bin()
+        .arg("verify")
+        .arg(&p)
+        .assert()
+        .code(1)
+        .stderr(contains("step 3").and(contains("interior loss")));
+}
+
+#[test]
+fn changing_one_theta_fails() {
+    let (dir, _, mut cert) = real_certificate();
+    let s = &mut steps(&mut cert)[5];
+    let th = s["theta"][1].as_f64().expect("theta");
+    s["theta"][1] = Value::from(th + 1e-6);
+    let p = write(dir.path(), "c.json", &cert);
+    // Losses and rates at step 5 are now re-evaluated at the altered θ and no longer match.
+    bin()
+        .arg("verify")
+        .arg(&p)
+        .assert()
+        .code(1)
+        .stderr(contains("step 5"));
+}
+
+#[test]
+fn changing_theta_and_its_loss_and_rate_consistently_still_fails_by_continuity() {
+    let (dir, model, mut cert) = real_certificate();
+    let exp = Experiment::load(&model, &Overrides::default()).expect("model");
+    let s = &mut steps(&mut cert)[5];
+    let mut th: Vec<f64> = serde_json::from_value(s["theta"].clone()).expect("theta");
+    th[0] += 1e-6;
+    let m = MetricKind::Exact.at(&exp.model, &th, 0.0);
+    let g = exp.model.gradient(&th);
+    s["theta"] = serde_json::to_value(&th).expect("encode");
+    s["loss"] = Value::from(exp.model.loss(&th));
+    s["grad_norm"] = Value::from(g.norm());
+    s["rate"] = Value::from(-g.dot(&m.solve(&g)));
+    s["min_eig"] = Value::from(m.eigenvalues()[0]);
+    let p = write(dir.path(), "c.json", &cert);
+    bin()
+        .arg("verify")
+        .arg(&p)
+        .assert()
+        .code(1)
+        .stderr(contains("step 5").and(contains("re-integrating")));
+}
+
+#[test]
+fn deleting_a_step_fails() {
+    let (dir, _, mut cert) = real_certificate();
+    let st = steps(&mut cert);
+    st.remove(3);
+    // Renumber, so that only the physics (and the step bookkeeping) can tell.
+    for (i, s) in st.iter_mut().enumerate() {
+        s["index"] = Value::from(i);
+    }
+    let p = write(dir.path(), "c.json", &cert);
+    bin()
+        .arg("verify")
+        .arg(&p)
+        .assert()
+        .code(1)
+        .stderr(contains("step 3").and(contains("removed")));
+}
+
+/// A deliberately unstable fixed-step explicit Euler discretization of the natural flow
+/// (h = 3: each step maps θ* + δ to roughly θ* − 2δ, so the loss rises), recorded as a trajectory
+/// with linear interpolation as its dense output.
+fn euler_trajectory(exp: &Experiment, start: [f64; 2], h: f64, n: usize, k: usize) -> Trajectory {
+    let model = &exp.model;
+    let record = |t: f64, th: &[f64], h: f64, interior: Vec<(f64, f64)>| {
+        let g = model.gradient(th);
+        let m = MetricKind::Exact.at(model, th, 0.0);
+        Step {
+            t,
+            theta: th.to_vec(),
+            loss: model.loss(th),
+            grad_norm: g.norm(),
+            kappa: m.condition_number(),
+            min_eig: m.eigenvalues()[0],
+            rate: -g.dot(&m.solve(&g)),
+            step_size: h,
+            interior,
+        }
+    };
+    let mut th = start.to_vec();
+    let mut steps = vec![record(0.0, &th, 0.0, Vec::new())];
+    for i in 1..=n {
+        let g = model.gradient(&th);
+        let v = MetricKind::Exact.at(model, &th, 0.0).solve(&g);
+        let next: Vec<f64> = th.iter().zip(v.iter()).map(|(a, d)| a - h * d).collect();
+        let t0 = (i - 1) as f64 * h;
+        let interior = (1..=k)
+            .map(|j| {
+                let s = j as f64 / (k + 1) as f64;
+                let p: Vec<f64> = th.iter().zip(&next).map(|(a, b)| a + s * (b - a)).collect();
+                (t0 + s * h, model.loss(&p))
+            })
+            .collect();
+        steps.push(record(i as f64 * h, &next, h, interior));
+        th = next;
+    }
+    Trajectory {
+        param_names: model.param_names(),
+        start: start.to_vec(),
+        steps,
+        stats: Stats::default(),
+        stop: StopReason::TEnd,
+    }
+}
+
+#[test]
+fn claiming_monotone_for_a_rising_euler_trajectory_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("m.toml");
+    std::fs::write(&model, MODEL).expect("write");
+    let exp = Experiment::load(&model, &Overrides::default()).expect("model");
+    let tr = euler_trajectory(&exp, [-1.4, 1.9], 3.0, 3, exp.flow.interior_points);
+    // The loss really rises along it (checked against the model, not the certificate).
+    assert!(
+        tr.steps[1].loss > tr.steps[0].loss + 1e-6,
+        "{} {}",
+        tr.steps[1].loss,
+        tr.steps[0].loss
+    );
+    let cert = Monotone::build(&exp, &exp.model, &[tr]);
+    assert!(!cert.monotone, "the builder must see the rise");
+    let mut v = serde_json::to_value(&cert).expect("encode");
+    v["monotone"] = Value::from(true);
+    v["trajectories"][0]["monotone"] = Value::from(true);
+    v["trajectories"][0]["first_violation"] = Value::Null;
+    let p = write(dir.path(), "c.json", &v);
+    bin()
+        .arg("verify")
+        .arg(&p)
+        .assert()
+        .code(1)
+        .stderr(contains("step 1").and(contains("rises")));
+    // The honest certificate (monotone: false) certifies nothing: also exit 1.
+    let p = write(
+        dir.path(),
+        "honest.json",
+        &serde_json::to_value(&cert).expect("encode"),
+    );
+    bin().arg("verify").arg(&p).assert().code(1);
+}
+
+#[test]
+fn unreadable_input_exits_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let garbage = dir.path().join("g.json");
+    std::fs::write(&garbage, "this is { not json").expect("write");
+    bin()
+        .arg("verify")
+        .arg(&garbage)
+        .assert()
+        .code(2)
+        .stderr(contains("not valid JSON"));
+    bin()
+        .arg("verify")
+        .arg(dir.path().join("missing.json"))
+        .assert()
+        .code(2)
+        .stderr(contains("cannot read"));
+    let wrong = write(
+        dir.path(),
+        "w.json",
+        &serde_json::json!({"schema": "something/else", "x": 1}),
+    );
+    bin()
+        .arg("verify")
+        .arg(&wrong)
+        .assert()
+        .code(2)
+        .stderr(contains("unsupported schema"));
+    let partial = write(
+        dir.path(),
+        "p.json",
+        &serde_json::json!({"schema": fisher_flow::certificate::SCHEMA, "monotone": true}),
+    );
+    bin()
+        .arg("verify")
+        .arg(&partial)
+        .assert()
+        .code(2)
+        .stderr(contains("does not match schema"));
+}
+
+use predicates::prelude::PredicateBooleanExt;
