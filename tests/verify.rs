@@ -246,6 +246,7 @@ fn euler_trajectory(exp: &Experiment, start: [f64; 2], h: f64, n: usize, k: usiz
         steps,
         stats: Stats::default(),
         stop: StopReason::TEnd,
+        events: Vec::new(),
     }
 }
 
