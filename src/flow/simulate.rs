@@ -160,7 +160,7 @@ impl<'m> Simulator<'m> {
                             t: st.end.0,
                             kind: "switch".into(),
                             detail: format!(
-                                "{} -> {} (h·ρ = {ratio:.3} over {STIFF_RUN} steps)",
+                                "{} -> {} (h·ρ = {ratio:.3} at the last of the consecutive checks; stability bound of tsit45 {TSIT45_STABILITY})",
                                 method.name(),
                                 to.name()
                             ),
