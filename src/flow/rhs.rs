@@ -52,13 +52,28 @@ pub fn solve2(p: f64, q: f64, r: f64, lambda: f64, g: [f64; 2]) -> [f64; 2] {
     x
 }
 
+/// The model kernel, owned or shared with other right-hand sides (particle fields).
+enum Kernel<'m> {
+    Owned(Box<dyn FlowKernel + 'm>),
+    Shared(&'m dyn FlowKernel),
+}
+
+impl<'m> Kernel<'m> {
+    fn get(&self) -> &dyn FlowKernel {
+        match self {
+            Kernel::Owned(b) => b.as_ref(),
+            Kernel::Shared(r) => *r,
+        }
+    }
+}
+
 /// Right-hand side of the flow, with evaluation counters.
 pub struct FlowRhs<'m> {
     model: &'m dyn StatModel,
     metric: MetricKind,
     damping: f64,
     damping_floor: f64,
-    kernel: Option<Box<dyn FlowKernel + 'm>>,
+    kernel: Option<Kernel<'m>>,
     jacobian: JacobianKind,
     line: Option<(usize, usize)>,
     evals: Cell<usize>,
@@ -71,12 +86,36 @@ pub struct FlowRhs<'m> {
 impl<'m> FlowRhs<'m> {
     /// The flow of `model` under `metric` with damping λ (exact Jacobian, no floor).
     pub fn new(model: &'m dyn StatModel, metric: MetricKind, damping: f64) -> Self {
+        Self::build(
+            model,
+            metric,
+            damping,
+            model.flow_kernel().map(Kernel::Owned),
+        )
+    }
+
+    /// As [`FlowRhs::new`] with an already built kernel of `model` (shared between starts).
+    pub fn with_kernel(
+        model: &'m dyn StatModel,
+        metric: MetricKind,
+        damping: f64,
+        kernel: Option<&'m dyn FlowKernel>,
+    ) -> Self {
+        Self::build(model, metric, damping, kernel.map(Kernel::Shared))
+    }
+
+    fn build(
+        model: &'m dyn StatModel,
+        metric: MetricKind,
+        damping: f64,
+        kernel: Option<Kernel<'m>>,
+    ) -> Self {
         FlowRhs {
             model,
             metric,
             damping,
             damping_floor: 0.0,
-            kernel: model.flow_kernel(),
+            kernel,
             jacobian: JacobianKind::Exact,
             line: None,
             evals: Cell::new(0),
@@ -110,6 +149,26 @@ impl<'m> FlowRhs<'m> {
         self.model
     }
 
+    /// ∇L(θ) and the metric matrix G(θ) (row-major 2×2; the identity for `euclidean`) from the
+    /// kernel, if f takes the kernel path and n = 2.
+    pub fn grad_metric2(&self, theta: &[f64]) -> Option<([f64; 2], [f64; 4])> {
+        if theta.len() != 2 || !self.uses_kernel() {
+            return None;
+        }
+        let k = self.kernel.as_ref()?.get();
+        let (mut g, mut f) = ([0.0; 2], [0.0; 4]);
+        k.grad_fisher(theta, &mut g, &mut f);
+        if matches!(self.metric, MetricKind::Euclidean) {
+            f = [1.0, 0.0, 0.0, 1.0];
+        }
+        Some((g, f))
+    }
+
+    /// The damping actually applied for a metric with trace `trace` (λ or the floor).
+    pub fn damping_at(&self, trace: f64) -> f64 {
+        self.effective_damping(trace)
+    }
+
     /// True if f and the exact Jacobian come from the model's fused kernel.
     pub fn uses_kernel(&self) -> bool {
         self.kernel.is_some() && matches!(self.metric, MetricKind::Exact | MetricKind::Euclidean)
@@ -141,7 +200,7 @@ impl<'m> FlowRhs<'m> {
         self.evals.set(self.evals.get() + 1);
         let n = theta.len();
         if n == 2 && self.uses_kernel() {
-            let k = self.kernel.as_ref().map(|k| k.as_ref());
+            let k = self.kernel.as_ref().map(|k| k.get());
             if let Some(k) = k {
                 let (mut g, mut f) = ([0.0; 2], [0.0; 4]);
                 k.grad_fisher(theta, &mut g, &mut f);
@@ -209,7 +268,7 @@ impl<'m> FlowRhs<'m> {
     /// Exact Jacobian from the kernel's dual-number derivatives.
     fn jacobian_exact(&self, theta: &[f64]) -> DMatrix<f64> {
         let n = theta.len();
-        let Some(k) = self.kernel.as_ref() else {
+        let Some(k) = self.kernel.as_ref().map(|k| k.get()) else {
             return self.jacobian_fd(theta);
         };
         let (mut g, mut f, mut h, mut df) = (
@@ -281,7 +340,7 @@ impl<'m> FlowRhs<'m> {
                 return c.1;
             }
         }
-        if let Some(k) = self.kernel.as_ref() {
+        if let Some(k) = self.kernel.as_ref().map(|k| k.get()) {
             let n = theta.len();
             if n == 2 {
                 let (mut g, mut f) = ([0.0; 2], [0.0; 4]);

@@ -14,7 +14,7 @@
 //! `solver_switches`. Models without a dense Jacobian stay explicit.
 
 use super::control::StepControl;
-use super::{FlowRhs, FlowSettings, SolverKind};
+use super::{FlowKernel, FlowRhs, FlowSettings, SolverKind};
 use crate::error::{Error, Result};
 use crate::model::StatModel;
 use crate::trajectory::{Event, Stats, Step, StopReason, Trajectory};
@@ -50,6 +50,8 @@ struct RunState {
 pub struct Simulator<'m> {
     model: &'m dyn StatModel,
     settings: FlowSettings,
+    /// The model's kernel, built once and shared by every start.
+    kernel: Option<Box<dyn FlowKernel + 'm>>,
 }
 
 impl<'m> Simulator<'m> {
@@ -67,7 +69,11 @@ impl<'m> Simulator<'m> {
                 ),
             ));
         }
-        Ok(Simulator { model, settings })
+        Ok(Simulator {
+            model,
+            settings,
+            kernel: model.flow_kernel(),
+        })
     }
 
     /// The settings.
@@ -108,7 +114,7 @@ impl<'m> Simulator<'m> {
         let clock = Instant::now();
         let s = &self.settings;
         let control = StepControl::new(self.model.exchange_pairs(), s.control_eta, s.zone);
-        let mut rhs = FlowRhs::new(self.model, s.metric, s.damping)
+        let mut rhs = FlowRhs::with_kernel(self.model, s.metric, s.damping, self.kernel.as_deref())
             .with_jacobian(s.jacobian)
             .with_damping_floor(s.damping_floor);
         let mut st = RunState {
@@ -131,8 +137,11 @@ impl<'m> Simulator<'m> {
                 ),
             });
         }
-        st.steps
-            .push(self.record(&rhs, 0.0, start, 0.0, Vec::new()));
+        st.steps.push(if record_all {
+            self.record(&rhs, 0.0, start, 0.0, Vec::new())
+        } else {
+            self.record_lean(&rhs, 0.0, start, 0.0)
+        });
         let stop = if s.grad_tol > 0.0 && st.steps[0].grad_norm < s.grad_tol {
             StopReason::Converged
         } else {
@@ -151,7 +160,7 @@ impl<'m> Simulator<'m> {
                             t: st.end.0,
                             kind: "switch".into(),
                             detail: format!(
-                                "{} -> {} (h·ρ = {ratio:.3} over {STIFF_RUN} steps)",
+                                "{} -> {} (h·ρ = {ratio:.3} at the last of the consecutive checks; stability bound of tsit45 {TSIT45_STABILITY})",
                                 method.name(),
                                 to.name()
                             ),
@@ -166,7 +175,7 @@ impl<'m> Simulator<'m> {
             let (t, y) = st.end.clone();
             if st.accepted > 0 {
                 let h = 0.0;
-                st.steps.push(self.record(&rhs, t, &y, h, Vec::new()));
+                st.steps.push(self.record_lean(&rhs, t, &y, h));
             }
         }
         st.stats.accepted = st.accepted;
@@ -434,6 +443,31 @@ impl<'m> Simulator<'m> {
                 l.is_finite().then_some((t, l))
             })
             .collect()
+    }
+
+    /// The start or end record of a lean run ([`Simulator::run_end`]): the same fields as
+    /// [`Simulator::record`], with ∇L and G from the kernel when f uses it.
+    fn record_lean(&self, rhs: &FlowRhs<'_>, t: f64, theta: &[f64], h: f64) -> Step {
+        let Some((g, f)) = rhs.grad_metric2(theta) else {
+            return self.record(rhs, t, theta, h, Vec::new());
+        };
+        let metric = crate::metric::Metric::new(
+            nalgebra::DMatrix::from_row_slice(2, 2, &f),
+            rhs.damping_at(f[0] + f[3]),
+        );
+        let v = rhs.eval_vec(theta);
+        rhs_uncount(rhs);
+        Step {
+            t,
+            theta: theta.to_vec(),
+            loss: rhs.model().loss(theta),
+            grad_norm: (g[0] * g[0] + g[1] * g[1]).sqrt(),
+            kappa: metric.condition_number(),
+            min_eig: metric.eigenvalues()[0],
+            rate: g[0] * v[0] + g[1] * v[1],
+            step_size: h,
+            interior: Vec::new(),
+        }
     }
 
     /// Evaluate everything recorded at an accepted step.
