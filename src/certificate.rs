@@ -93,7 +93,7 @@ impl Monotone {
             metric: exp.flow.metric.name().into(),
             damping: exp.flow.damping,
             solver: exp.flow.solver.name().into(),
-            quadrature: exp.model.scheme.describe(),
+            quadrature: exp.model.describe(),
             tolerance: ToleranceBasis {
                 formula: "tol_k = 2*eps_q*max(|L_k|,|L_k+1|) + max(|grad L_k|,|grad L_k+1|)*sqrt(n)*(rtol*max_i|theta_k+1,i| + atol)".into(),
                 quadrature_relative_error: eq,

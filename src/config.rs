@@ -6,8 +6,9 @@
 
 use crate::error::{Error, Result};
 use crate::flow::{FlowSettings, SolverKind};
-use crate::metric::MetricKind;
-use crate::model::{GaussianMixture, LossKind, mixture::draw_samples};
+use crate::metric::{MetricKind, MetricOptions, MetricSection};
+use crate::model::mlp_spec::MlpSection;
+use crate::model::{AnyModel, GaussianMixture, LossKind, StatModel, mixture::draw_samples};
 use crate::quadrature::Scheme;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -16,15 +17,17 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// Model family; only `"gaussian-mixture"` so far.
+    /// Model family: `"gaussian-mixture"` (default) or `"mlp"` (settings in `[mlp]`).
     #[serde(default = "default_family")]
     pub family: String,
-    /// Shared standard deviation σ > 0.
+    /// Shared standard deviation σ > 0 (mixture only; required there).
+    #[serde(default = "default_missing")]
     pub sigma: f64,
     /// Weight w ∈ (0, 1) of the first component (default 0.5).
     #[serde(default = "default_weight")]
     pub weight: f64,
-    /// Target means θ* = [μ₁*, μ₂*].
+    /// Target means θ* = [μ₁*, μ₂*] (mixture only; required there).
+    #[serde(default)]
     pub target: Vec<f64>,
 }
 
@@ -102,10 +105,19 @@ pub struct ModelFile {
     pub flow: FlowSection,
     #[serde(default)]
     pub plot: PlotSection,
+    /// Metric-provider settings.
+    #[serde(default)]
+    pub metric: MetricSection,
+    /// The network, for `model.family = "mlp"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlp: Option<MlpSection>,
 }
 
 fn default_family() -> String {
     "gaussian-mixture".into()
+}
+fn default_missing() -> f64 {
+    f64::NAN
 }
 fn default_weight() -> f64 {
     0.5
@@ -143,7 +155,7 @@ pub struct Experiment {
     /// The resolved file (defaults filled in, overrides applied).
     pub resolved: ModelFile,
     /// The model.
-    pub model: GaussianMixture,
+    pub model: AnyModel,
     /// Flow settings.
     pub flow: FlowSettings,
     /// Starting points.
@@ -228,12 +240,21 @@ impl Experiment {
         }
 
         let m = &file.model;
+        if m.family == "mlp" {
+            return Self::from_file_mlp(path, file_hash, file);
+        }
         if m.family != "gaussian-mixture" {
             return Err(Error::invalid(
                 "model.family",
                 format!("'{}'", m.family),
-                "expected \"gaussian-mixture\"",
+                "expected \"gaussian-mixture\" or \"mlp\"",
             ));
+        }
+        if file.mlp.is_some() {
+            return Err(Error::invalid("mlp", "set", "[mlp] applies only to model.family = \"mlp\""));
+        }
+        if m.sigma.is_nan() {
+            return Err(Error::invalid("model.sigma", "missing", "the mixture needs σ > 0"));
         }
         if !(m.sigma.is_finite() && m.sigma > 0.0) {
             return Err(Error::invalid("model.sigma", m.sigma, "σ must be a finite number > 0"));
@@ -288,6 +309,89 @@ impl Experiment {
             }
         };
 
+        let flow = flow_settings(&file)?;
+        let f = &file.flow;
+        let mut starts = Vec::new();
+        for (i, s) in f.starts.iter().enumerate() {
+            starts.push(two_finite(&format!("flow.starts[{i}]"), s)?.to_vec());
+        }
+        if starts.is_empty() {
+            return Err(Error::invalid("flow.starts", "[]", "give at least one start [mu1, mu2]"));
+        }
+        let plot_range = match &file.plot.range {
+            None => None,
+            Some(r) => {
+                let [a, b] = two_finite("plot.range", r)?;
+                if a >= b {
+                    return Err(Error::invalid("plot.range", format!("{r:?}"), "needs a < b"));
+                }
+                Some((a, b))
+            }
+        };
+        let model = AnyModel::Mixture(GaussianMixture {
+            sigma: m.sigma,
+            w: m.weight,
+            target,
+            loss_kind,
+            scheme,
+        });
+        crate::metric::provider(flow.metric, &flow.metric_options).check(&model)?;
+        Ok(Experiment {
+            path: path.to_path_buf(),
+            file_hash,
+            resolved: file,
+            model,
+            flow,
+            starts,
+            plot_range,
+        })
+    }
+
+    /// Validate a file of family `"mlp"`: `[mlp]` builds the network; starts are
+    /// `flow.starts` (full parameter vectors) or seeded initializations (`mlp.init_seeds`).
+    fn from_file_mlp(path: &Path, file_hash: String, file: ModelFile) -> Result<Experiment> {
+        let sec = file
+            .mlp
+            .as_ref()
+            .ok_or_else(|| Error::invalid("mlp", "missing", "model.family = \"mlp\" needs an [mlp] section"))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let net = sec.build(base)?;
+        let n = net.dim();
+        let flow = flow_settings(&file)?;
+        let mut starts = Vec::new();
+        for (i, s) in file.flow.starts.iter().enumerate() {
+            if s.len() != n {
+                return Err(Error::invalid(
+                    format!("flow.starts[{i}]"),
+                    format!("{} values", s.len()),
+                    format!("the network has {n} parameters (leave flow.starts empty to use mlp.init_seeds)"),
+                ));
+            }
+            if s.iter().any(|v| !v.is_finite()) {
+                return Err(Error::invalid(format!("flow.starts[{i}]"), "non-finite", "values must be finite"));
+            }
+            starts.push(s.clone());
+        }
+        if starts.is_empty() {
+            starts = sec.init_seeds.iter().map(|&seed| net.init(seed)).collect();
+        }
+        let model = AnyModel::Mlp(Box::new(net));
+        crate::metric::provider(flow.metric, &flow.metric_options).check(&model)?;
+        Ok(Experiment {
+            path: path.to_path_buf(),
+            file_hash,
+            resolved: file,
+            model,
+            flow,
+            starts,
+            plot_range: None,
+        })
+    }
+}
+
+/// The validated `[flow]` and `[metric]` settings of a file.
+fn flow_settings(file: &ModelFile) -> Result<FlowSettings> {
+    {
         let d = FlowSettings::default();
         let f = &file.flow;
         let flow = FlowSettings {
@@ -306,44 +410,13 @@ impl Experiment {
             grad_tol: f.grad_tol.unwrap_or(d.grad_tol),
             max_steps: f.max_steps.unwrap_or(d.max_steps),
             interior_points: f.interior_points.unwrap_or(d.interior_points),
+            metric_options: MetricOptions::from_section(&file.metric)?,
         };
         flow.validate()?;
         if flow.interior_points < 2 {
             return Err(Error::invalid("flow.interior_points", flow.interior_points, "must be ≥ 2"));
         }
-        let mut starts = Vec::new();
-        for (i, s) in f.starts.iter().enumerate() {
-            starts.push(two_finite(&format!("flow.starts[{i}]"), s)?.to_vec());
-        }
-        if starts.is_empty() {
-            return Err(Error::invalid("flow.starts", "[]", "give at least one start [mu1, mu2]"));
-        }
-        let plot_range = match &file.plot.range {
-            None => None,
-            Some(r) => {
-                let [a, b] = two_finite("plot.range", r)?;
-                if a >= b {
-                    return Err(Error::invalid("plot.range", format!("{r:?}"), "needs a < b"));
-                }
-                Some((a, b))
-            }
-        };
-        let model = GaussianMixture {
-            sigma: m.sigma,
-            w: m.weight,
-            target,
-            loss_kind,
-            scheme,
-        };
-        Ok(Experiment {
-            path: path.to_path_buf(),
-            file_hash,
-            resolved: file,
-            model,
-            flow,
-            starts,
-            plot_range,
-        })
+        Ok(flow)
     }
 }
 

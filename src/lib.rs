@@ -13,3 +13,4 @@ pub mod trajectory;
 pub mod certificate;
 pub mod config;
 pub mod inspect;
+pub mod gemm;

@@ -78,7 +78,7 @@ fn backend_eigen(a: &DMatrix<f64>) -> (DVector<f64>, DMatrix<f64>) {
 
 #[cfg(feature = "lapack")]
 fn backend_eigen(a: &DMatrix<f64>) -> (DVector<f64>, DMatrix<f64>) {
-    match nalgebra_lapack::SymmetricEigen::new(a.clone()) {
+    match nalgebra_lapack::SymmetricEigen::try_new(a.clone()) {
         Some(e) => (e.eigenvalues, e.eigenvectors),
         None => {
             let e = nalgebra::SymmetricEigen::new(a.clone());
@@ -100,6 +100,44 @@ fn backend_cholesky(a: &DMatrix<f64>) -> Option<DMatrix<f64>> {
 #[cfg(feature = "lapack")]
 fn backend_cholesky(a: &DMatrix<f64>) -> Option<DMatrix<f64>> {
     nalgebra_lapack::Cholesky::new(a.clone()).map(|c| c.unpack())
+}
+
+/// The inverse of a symmetric positive definite matrix through its Cholesky factorization
+/// (`dpotrf` + `dpotri` with `lapack`), or `None` when it is not positive definite.
+pub fn spd_inverse(a: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+    backend_spd_inverse(a)
+}
+
+#[cfg(not(feature = "lapack"))]
+fn backend_spd_inverse(a: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+    nalgebra::Cholesky::new(a.clone()).map(|c| c.inverse())
+}
+
+#[cfg(feature = "lapack")]
+fn backend_spd_inverse(a: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+    let mut inv = nalgebra_lapack::Cholesky::new(a.clone())?.inverse()?;
+    // dpotri fills one triangle; `inverse` mirrors it, but be explicit about symmetry.
+    let n = inv.nrows();
+    for j in 0..n {
+        for i in 0..j {
+            let v = 0.5 * (inv[(i, j)] + inv[(j, i)]);
+            inv[(i, j)] = v;
+            inv[(j, i)] = v;
+        }
+    }
+    Some(inv)
+}
+
+/// The pure-nalgebra symmetric eigendecomposition (ascending), whatever the backend: the
+/// reference the `lapack` path is tested against.
+pub fn sym_eigen_nalgebra(a: &DMatrix<f64>) -> SymEigen {
+    let e = nalgebra::SymmetricEigen::new(a.clone());
+    sort_ascending(e.eigenvalues, e.eigenvectors, a.nrows())
+}
+
+/// The pure-nalgebra SPD inverse, whatever the backend (reference for tests).
+pub fn spd_inverse_nalgebra(a: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+    nalgebra::Cholesky::new(a.clone()).map(|c| c.inverse())
 }
 
 /// Solve L Lᵀ x = b given the lower Cholesky factor.

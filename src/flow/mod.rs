@@ -12,7 +12,7 @@ pub use rhs::FlowRhs;
 pub use simulate::Simulator;
 
 use crate::error::{Error, Result};
-use crate::metric::MetricKind;
+use crate::metric::{MetricKind, MetricOptions};
 
 /// Which ODE method integrates the flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -75,6 +75,9 @@ pub struct FlowSettings {
     pub grad_tol: f64,
     pub max_steps: usize,
     pub interior_points: usize,
+    /// Settings of the metric provider (`[metric]` in the model file).
+    #[serde(default)]
+    pub metric_options: MetricOptions,
 }
 
 impl Default for FlowSettings {
@@ -89,6 +92,7 @@ impl Default for FlowSettings {
             grad_tol: 1e-10,
             max_steps: 100_000,
             interior_points: 2,
+            metric_options: MetricOptions::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The flow's right-hand side f(θ) = −(G(θ) + λI)⁺∇L(θ) and its Jacobian–vector product.
 
-use crate::metric::{Metric, MetricKind};
+use crate::error::Result;
+use crate::metric::{Factorized, Metric, MetricKind, MetricOptions, MetricProvider, provider};
 use crate::model::StatModel;
 use nalgebra::DVector;
 use std::cell::Cell;
@@ -9,6 +10,8 @@ use std::cell::Cell;
 pub struct FlowRhs<'m> {
     model: &'m dyn StatModel,
     metric: MetricKind,
+    options: MetricOptions,
+    provider: Box<dyn MetricProvider>,
     damping: f64,
     evals: Cell<usize>,
     jac_evals: Cell<usize>,
@@ -17,9 +20,16 @@ pub struct FlowRhs<'m> {
 impl<'m> FlowRhs<'m> {
     /// The flow of `model` under `metric` with damping λ.
     pub fn new(model: &'m dyn StatModel, metric: MetricKind, damping: f64) -> Self {
+        Self::with_options(model, metric, &MetricOptions::default(), damping)
+    }
+
+    /// The flow of `model` under `metric` with provider settings `options` and damping λ.
+    pub fn with_options(model: &'m dyn StatModel, metric: MetricKind, options: &MetricOptions, damping: f64) -> Self {
         FlowRhs {
             model,
             metric,
+            options: options.clone(),
+            provider: provider(metric, options),
             damping,
             evals: Cell::new(0),
             jac_evals: Cell::new(0),
@@ -31,18 +41,34 @@ impl<'m> FlowRhs<'m> {
         self.model
     }
 
-    /// The metric at θ.
+    /// The metric at θ as a dense [`Metric`] (all NaN when not affordable or unavailable).
     pub fn metric_at(&self, theta: &[f64]) -> Metric {
-        self.metric.at(self.model, theta, self.damping)
+        self.metric.at_with(self.model, theta, self.damping, &self.options)
+    }
+
+    /// The provider's factorized metric at θ.
+    pub fn factorized_at(&self, theta: &[f64]) -> Result<Box<dyn Factorized>> {
+        self.provider.factorize(self.model, theta, self.damping)
+    }
+
+    /// The provider.
+    pub fn provider(&self) -> &dyn MetricProvider {
+        self.provider.as_ref()
     }
 
     /// f(θ) written into `out`; counts one evaluation.
     pub fn eval(&self, theta: &[f64], out: &mut [f64]) {
         self.evals.set(self.evals.get() + 1);
         let g = self.model.gradient(theta);
-        let x = self.metric_at(theta).solve(&g);
-        for (o, v) in out.iter_mut().zip(x.iter()) {
-            *o = if v.is_finite() { -v } else { 0.0 };
+        match self.factorized_at(theta) {
+            Ok(m) => {
+                let x = m.solve(&g);
+                for (o, v) in out.iter_mut().zip(x.iter()) {
+                    *o = if v.is_finite() { -v } else { 0.0 };
+                }
+            }
+            // A failed factorization makes the state non-finite, which the runner reports.
+            Err(_) => out.iter_mut().for_each(|o| *o = f64::NAN),
         }
     }
 

@@ -20,6 +20,7 @@ impl<'m> Simulator<'m> {
     /// A simulator; `settings` are validated here.
     pub fn new(model: &'m dyn StatModel, settings: FlowSettings) -> Result<Self> {
         settings.validate()?;
+        crate::metric::provider(settings.metric, &settings.metric_options).check(model)?;
         Ok(Simulator { model, settings })
     }
 
@@ -43,7 +44,7 @@ impl<'m> Simulator<'m> {
         }
         let clock = Instant::now();
         let s = &self.settings;
-        let rhs = FlowRhs::new(self.model, s.metric, s.damping);
+        let rhs = FlowRhs::with_options(self.model, s.metric, &s.metric_options, s.damping);
         let x0 = start.to_vec();
         let gtol = s.grad_tol;
         let builder = OdeBuilder::<NalgebraMat<f64>>::new()
@@ -185,15 +186,26 @@ impl<'m> Simulator<'m> {
         let mut grad = vec![0.0; n];
         let loss = model.loss_grad(theta, &mut grad);
         let g = nalgebra::DVector::from_vec(grad);
-        let metric = rhs.metric_at(theta);
-        let nat = metric.solve(&g);
+        let metric = rhs.factorized_at(theta);
+        let nat = match &metric {
+            Ok(m) => m.solve(&g),
+            Err(_) => nalgebra::DVector::from_element(n, f64::NAN),
+        };
+        let eig = metric.as_ref().ok().and_then(|m| m.eigenvalues());
+        let kappa = match &eig {
+            Some(v) if !v.is_empty() => {
+                let (lo, hi) = (v[0], v[v.len() - 1]);
+                if lo <= 0.0 { f64::INFINITY } else { hi / lo }
+            }
+            _ => f64::NAN,
+        };
         Step {
             t,
             theta: theta.to_vec(),
             loss,
             grad_norm: g.norm(),
-            kappa: metric.condition_number(),
-            min_eig: metric.eigenvalues()[0],
+            kappa,
+            min_eig: eig.and_then(|v| v.iter().next().copied()).unwrap_or(f64::NAN),
             rate: -g.dot(&nat),
             step_size: h,
             interior,

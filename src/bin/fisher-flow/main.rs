@@ -2,6 +2,7 @@
 
 mod cli;
 mod metric;
+mod quality;
 mod run;
 
 use clap::Parser;

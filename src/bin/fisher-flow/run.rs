@@ -42,6 +42,11 @@ pub struct RunArgs {
     /// Do not print the per-trajectory summary
     #[arg(long, short)]
     pub quiet: bool,
+    /// Also measure the metric's approximation quality at every step against the exact
+    /// Fisher (angle of natural gradients, relative Frobenius error; n ≤ 2000): written to
+    /// quality.csv, trajectory.json and quality-angle/quality-frobenius.svg/png [default: off]
+    #[arg(long)]
+    pub quality: bool,
 }
 
 impl RunArgs {
@@ -57,6 +62,7 @@ impl RunArgs {
             t_end: None,
             starts: Vec::new(),
             quiet: false,
+            quality: false,
         }
     }
 }
@@ -80,9 +86,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
     };
     let exp = Experiment::load(&args.model, &ov)?;
     prepare_out_dir(&args.out)?;
-    if let fisher_flow::model::LossKind::Empirical { seed, samples } = &exp.model.loss_kind {
+    if let Some(fisher_flow::model::LossKind::Empirical { seed, samples }) =
+        exp.model.as_mixture().map(|m| &m.loss_kind)
+    {
         println!("empirical loss: {} samples drawn from the target with seed {seed}", samples.len());
     }
+    crate::quality::announce_seed(&exp);
     let model = &exp.model;
     let sim = Simulator::new(model, exp.flow.clone())?;
     let trajectories = exp
@@ -92,6 +101,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .collect::<Result<Vec<Trajectory>>>()?;
     let cert = Monotone::build(&exp, model, &trajectories);
     let l_star = model.optimal_loss();
+    let quality = if args.quality {
+        Some(crate::quality::along(&exp, &trajectories)?)
+    } else {
+        None
+    };
 
     let out = &args.out;
     write_atomic(&out.join("trajectory.csv"), trajectories_csv(&trajectories).as_bytes())?;
@@ -101,18 +115,30 @@ pub fn run(args: &RunArgs) -> Result<()> {
             "model_file": exp.path.display().to_string(),
             "model_sha256": exp.file_hash,
             "settings": exp.flow,
-            "quadrature": model.scheme.describe(),
+            "quadrature": model.describe(),
             "optimal_loss": l_star,
             "optima": model.optima(),
             "trajectories": trajectories,
+            "quality": quality,
         }),
     )?;
     write_json(&out.join("certificate.json"), &cert)?;
-    let plane = plane_figure(&exp, &trajectories);
     let loss = loss_figure(&exp, &trajectories, l_star);
+    let mut wrote = "trajectory.csv/json, certificate.json, trajectory.svg/png, loss.svg/png".to_string();
+    if let Some(mixture) = model.as_mixture() {
+        let plane = plane_figure(&exp, mixture, &trajectories);
+        for ext in ["svg", "png"] {
+            plot::plane(&out.join(format!("trajectory.{ext}")), &plane)?;
+        }
+    } else {
+        wrote = "trajectory.csv/json, certificate.json, loss.svg/png".to_string();
+    }
     for ext in ["svg", "png"] {
-        plot::plane(&out.join(format!("trajectory.{ext}")), &plane)?;
         plot::loss(&out.join(format!("loss.{ext}")), &loss)?;
+    }
+    if let Some(q) = &quality {
+        crate::quality::write(out, &exp, &trajectories, q)?;
+        wrote.push_str(", quality.csv, quality-angle.svg/png, quality-frobenius.svg/png");
     }
 
     if !args.quiet {
@@ -123,14 +149,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
             exp.flow.solver.name(),
             exp.flow.rtol,
             exp.flow.atol,
-            model.scheme.describe()
+            model.describe()
         );
         for (i, (tr, ct)) in trajectories.iter().zip(&cert.trajectories).enumerate() {
             println!("{}", summary_line(i, tr, ct.monotone, l_star));
         }
     }
     println!(
-        "certificate: {} | wrote {} (trajectory.csv/json, certificate.json, trajectory.svg/png, loss.svg/png) | total wall time {:.3} s",
+        "certificate: {} | wrote {} ({wrote}) | total wall time {:.3} s",
         if cert.monotone { "monotone: true" } else { "monotone: FALSE" },
         out.display(),
         clock.elapsed().as_secs_f64()
@@ -154,6 +180,10 @@ fn prepare_out_dir(out: &Path) -> Result<()> {
 }
 
 fn fmt_vec(v: &[f64]) -> String {
+    if v.len() > 4 {
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        return format!("(n = {}, |θ| = {norm:.6})", v.len());
+    }
     let parts: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
     format!("({})", parts.join(", "))
 }
@@ -178,8 +208,7 @@ fn summary_line(i: usize, tr: &Trajectory, monotone: bool, l_star: Option<f64>) 
     )
 }
 
-fn plane_figure(exp: &Experiment, trajectories: &[Trajectory]) -> PlaneFigure {
-    let model = &exp.model;
+fn plane_figure(exp: &Experiment, model: &fisher_flow::model::GaussianMixture, trajectories: &[Trajectory]) -> PlaneFigure {
     let optima = model.optima();
     let (lo, hi) = exp.plot_range.unwrap_or_else(|| {
         let mut lo = f64::INFINITY;
@@ -252,10 +281,20 @@ fn loss_figure(exp: &Experiment, trajectories: &[Trajectory], l_star: Option<f64
         y_label: "L − L*".into(),
         series: trajectories
             .iter()
-            .map(|t| Series {
-                label: format!("start ({:.2}, {:.2})", t.start[0], t.start[1]),
+            .enumerate()
+            .map(|(i, t)| Series {
+                label: start_label(i, &t.start),
                 points: t.steps.iter().map(|s| (s.t, s.loss - ls)).collect(),
             })
             .collect(),
+    }
+}
+
+/// Legend label of a trajectory: its start for the mixture, its index for larger models.
+pub fn start_label(i: usize, start: &[f64]) -> String {
+    if start.len() == 2 {
+        format!("start ({:.2}, {:.2})", start[0], start[1])
+    } else {
+        format!("start {i}")
     }
 }
