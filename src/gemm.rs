@@ -155,6 +155,39 @@ fn syrk_rec(alpha: f64, x: Op<'_>, c: &mut DMatrix<f64>, r0: usize, n: usize) {
     gemm_block(alpha, lower, upper.transpose(), 0.0, c, r0 + h, r0, n - h, h);
 }
 
+/// C[r0.., r0..] ← C[r0.., r0..] + α·X·Xᵀ on the lower blocks only (X: m × k with
+/// m = rows of C − r0); the strict upper triangle of off-diagonal blocks is left untouched.
+pub fn syrk_lower_update(alpha: f64, x: Op<'_>, c: &mut DMatrix<f64>, r0: usize) {
+    assert!(r0 + x.rows == c.nrows() && c.nrows() == c.ncols(), "syrk_lower_update: shape mismatch");
+    syrk_acc(alpha, x, c, r0, 0, x.rows);
+}
+
+fn syrk_acc(alpha: f64, x: Op<'_>, c: &mut DMatrix<f64>, base: usize, r0: usize, n: usize) {
+    if n <= SYRK_LEAF {
+        let xb = x.block(r0, 0, n, x.cols);
+        gemm_block(alpha, xb, xb.transpose(), 1.0, c, base + r0, base + r0, n, n);
+        return;
+    }
+    let h = n / 2;
+    syrk_acc(alpha, x, c, base, r0, h);
+    syrk_acc(alpha, x, c, base, r0 + h, n - h);
+    let lower = x.block(r0 + h, 0, n - h, x.cols);
+    let upper = x.block(r0, 0, h, x.cols);
+    gemm_block(alpha, lower, upper.transpose(), 1.0, c, base + r0 + h, base + r0, n - h, h);
+}
+
+/// C[r0..r0+m, ..] ← C[r0..r0+m, ..] + α·A·B (A: m × k, B: k × cols of C).
+pub fn gemm_rows_update(alpha: f64, a: Op<'_>, b: Op<'_>, c: &mut DMatrix<f64>, r0: usize) {
+    let (m, n) = (a.rows, c.ncols());
+    gemm_block(alpha, a, b, 1.0, c, r0, 0, m, n);
+}
+
+/// C[r0..r0+m, ..] ← A·B (A: m × k, B: k × cols of C), other rows untouched.
+pub fn gemm_rows_set(a: Op<'_>, b: Op<'_>, c: &mut DMatrix<f64>, r0: usize) {
+    let (m, n) = (a.rows, c.ncols());
+    gemm_block(1.0, a, b, 0.0, c, r0, 0, m, n);
+}
+
 /// Floating-point operations of a general m×k by k×n product (2mkn).
 pub fn gemm_flops(m: usize, k: usize, n: usize) -> f64 {
     2.0 * m as f64 * k as f64 * n as f64

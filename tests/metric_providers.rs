@@ -351,3 +351,23 @@ fn lapack_backend_equals_nalgebra_to_1e_10() {
         assert!((cl - cr).amax() < 1e-10);
     }
 }
+
+#[test]
+fn blocked_spd_solve_equals_the_nalgebra_cholesky_solve() {
+    // Sizes spanning several blocks of the blocked factorization (and a non-multiple).
+    for (n, m) in [(5usize, 3usize), (250, 17), (401, 2)] {
+        let a = spd(n, n as u64 + 7);
+        let b = DMatrix::from_fn(n, m, |i, j| ((i * 3 + j * 7) as f64 * 0.1).sin());
+        let f = fisher_flow::linalg::SpdFactor::new(&a).expect("spd");
+        let mut x = b.clone();
+        f.solve_mut(&mut x);
+        let reference = fisher_flow::linalg::spd_solve_nalgebra(&a, &b).unwrap();
+        let err = (&x - &reference).amax() / reference.amax();
+        assert!(err < 1e-10, "n = {n}: relative difference {err}");
+        assert!((&a * &x - &b).amax() < 1e-9 * b.amax() * a.amax());
+    }
+    // Not positive definite: no factor.
+    let mut bad = spd(300, 1);
+    bad[(200, 200)] = -5.0;
+    assert!(fisher_flow::linalg::SpdFactor::new(&bad).is_none());
+}

@@ -19,7 +19,7 @@ use super::RANK_TOL;
 use super::provider::{DENSE_LIMIT, Factorized, KfacDamping, MetricProvider};
 use crate::error::{Error, Result};
 use crate::gemm::{Op, gemm};
-use crate::linalg::{SymEigen, spd_inverse, sym_eigen};
+use crate::linalg::{SpdFactor, SymEigen, sym_eigen};
 use crate::model::{DenseLayers, KfacTargets, LayerShape, StatModel};
 use nalgebra::{DMatrix, DVector};
 
@@ -60,12 +60,49 @@ impl MetricProvider for KfacProvider {
     }
 }
 
+/// (M + γI)⁻¹ of one factor: a Cholesky factorization, or a pseudo-inverse when M + γI is
+/// not numerically positive definite.
+pub enum ShiftedInverse {
+    /// Cholesky factor (solves through the backend).
+    Chol(SpdFactor),
+    /// Explicit pseudo-inverse.
+    Pinv(DMatrix<f64>),
+}
+
+impl ShiftedInverse {
+    /// Factorize M + γI.
+    pub fn new(m: &DMatrix<f64>, gamma: f64) -> Self {
+        let mut s = m.clone();
+        for i in 0..s.nrows() {
+            s[(i, i)] += gamma;
+        }
+        if gamma > 0.0 {
+            if let Some(f) = SpdFactor::new(&s) {
+                return ShiftedInverse::Chol(f);
+            }
+        }
+        ShiftedInverse::Pinv(pseudo_inverse(&s))
+    }
+
+    /// x ← (M + γI)⁻¹ x.
+    pub fn apply(&self, x: &mut DMatrix<f64>) {
+        match self {
+            ShiftedInverse::Chol(f) => f.solve_mut(x),
+            ShiftedInverse::Pinv(p) => {
+                let mut y = DMatrix::zeros(x.nrows(), x.ncols());
+                gemm(1.0, Op::n(p), Op::n(x), 0.0, &mut y);
+                *x = y;
+            }
+        }
+    }
+}
+
 /// The inverse side of one layer.
 enum LayerInverse {
     /// (A + γ_A I)⁻¹ and (G + γ_G I)⁻¹ with γ_A = π√λ, γ_G = √λ/π.
     Factored {
-        a_inv: DMatrix<f64>,
-        g_inv: DMatrix<f64>,
+        a_inv: ShiftedInverse,
+        g_inv: ShiftedInverse,
         gamma_a: f64,
         gamma_g: f64,
     },
@@ -95,19 +132,10 @@ pub fn pi_correction(a: &DMatrix<f64>, g: &DMatrix<f64>) -> f64 {
     if ta > 0.0 && tg > 0.0 && (ta / tg).is_finite() { (ta / tg).sqrt() } else { 1.0 }
 }
 
-/// (M + γI)⁻¹ by Cholesky, or its pseudo-inverse (eigendecomposition, directions below
-/// [`RANK_TOL`] dropped) when M + γI is not numerically positive definite.
-pub fn shifted_inverse(m: &DMatrix<f64>, gamma: f64) -> DMatrix<f64> {
-    let mut s = m.clone();
-    for i in 0..s.nrows() {
-        s[(i, i)] += gamma;
-    }
-    if gamma > 0.0 {
-        if let Some(inv) = spd_inverse(&s) {
-            return inv;
-        }
-    }
-    let e = sym_eigen(&s);
+/// The pseudo-inverse of a symmetric positive semidefinite matrix (eigendecomposition,
+/// directions below [`RANK_TOL`] dropped).
+pub fn pseudo_inverse(s: &DMatrix<f64>) -> DMatrix<f64> {
+    let e = sym_eigen(s);
     let top = e.values.iter().fold(0.0f64, |a, v| a.max(v.abs()));
     let cut = RANK_TOL * top.max(f64::MIN_POSITIVE);
     let scaled = DMatrix::from_fn(s.nrows(), s.ncols(), |i, j| {
@@ -131,8 +159,8 @@ impl KfacMetric {
                         let r = damping.sqrt();
                         let (gamma_a, gamma_g) = (pi * r, r / pi);
                         LayerInverse::Factored {
-                            a_inv: shifted_inverse(&a, gamma_a),
-                            g_inv: shifted_inverse(&g, gamma_g),
+                            a_inv: ShiftedInverse::new(&a, gamma_a),
+                            g_inv: ShiftedInverse::new(&g, gamma_g),
                             gamma_a,
                             gamma_g,
                         }
@@ -179,11 +207,13 @@ impl Factorized for KfacMetric {
             let (dout, din) = (s.d_out, s.d_in + 1);
             let out = match &l.inv {
                 LayerInverse::Factored { a_inv, g_inv, .. } => {
-                    let mut t = DMatrix::zeros(dout, din);
-                    gemm(1.0, Op::n(g_inv), v, 0.0, &mut t);
-                    let mut y = DMatrix::zeros(dout, din);
-                    gemm(1.0, Op::n(&t), Op::n(a_inv), 0.0, &mut y);
-                    y
+                    // Y = G⁻¹ V A⁻¹ = (A⁻¹ (G⁻¹ V)ᵀ)ᵀ.
+                    let s = &l.shape;
+                    let mut t = DMatrix::from_column_slice(dout, din, &grad.as_slice()[s.offset..s.offset + s.len()]);
+                    g_inv.apply(&mut t);
+                    let mut tt = t.transpose();
+                    a_inv.apply(&mut tt);
+                    tt.transpose()
                 }
                 LayerInverse::Eigen { ea, eg } => {
                     let mut t = DMatrix::zeros(dout, din);

@@ -204,6 +204,25 @@ pub fn synthetic_regression(n: usize, d: usize, noise: f64, seed: u64) -> Datase
     }
 }
 
+/// A seeded synthetic classification set: xᵢ ~ N(0, I_d), label = argmax of a random linear
+/// map Wxᵢ (W entries N(0, 1)), `classes` classes, ChaCha8 from `seed`.
+pub fn synthetic_classification(n: usize, d: usize, classes: usize, seed: u64) -> Dataset {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut normal = || -> f64 { rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng) };
+    let w = DMatrix::from_fn(classes.max(1), d, |_, _| normal());
+    let x = DMatrix::from_fn(d, n, |_, _| normal());
+    let scores = &w * &x;
+    let labels = scores.column_iter().map(|c| c.argmax().0).collect();
+    Dataset {
+        x,
+        targets: Targets::Classes {
+            labels,
+            names: (0..classes.max(1)).map(|c| format!("class{c}")).collect(),
+        },
+        source: format!("synthetic classification (n = {n}, d = {d}, classes = {classes}, seed = {seed})"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,7 +59,8 @@ pub struct Mlp {
 
 /// Activations of a forward pass.
 pub struct Forward {
-    /// ãℓ for ℓ = 0..L−1 (augmented with a row of ones), each (dℓ+1) × N.
+    /// Hidden ãℓ for ℓ = 1..L−1 (augmented with a row of ones), each (dℓ+1) × N; the input
+    /// ã₀ is the model's own (see [`Mlp::input`]).
     pub h: Vec<DMatrix<f64>>,
     /// Output pre-activations z_L, d_L × N.
     pub z: DMatrix<f64>,
@@ -189,27 +190,35 @@ impl Mlp {
         Op::col_major(&theta[s.offset..s.offset + s.len()], s.d_out, s.d_in + 1)
     }
 
+    /// The input of layer ℓ (0-based): the data ã₀ for ℓ = 0, else the hidden ãℓ.
+    pub fn input<'a>(&'a self, f: &'a Forward, l: usize) -> &'a DMatrix<f64> {
+        if l == 0 { &self.x_aug } else { &f.h[l - 1] }
+    }
+
     /// The forward pass over the whole data set.
     pub fn forward(&self, theta: &[f64]) -> Forward {
         let n = self.x_aug.ncols();
         let last = self.layers.len() - 1;
-        let mut h = vec![self.x_aug.clone()];
+        let mut h: Vec<DMatrix<f64>> = Vec::with_capacity(last);
         let mut z = DMatrix::zeros(0, 0);
         for (l, s) in self.layers.iter().enumerate() {
-            let mut zl = DMatrix::zeros(s.d_out, n);
-            gemm(1.0, self.weights(theta, s), Op::n(&h[l]), 0.0, &mut zl);
+            let input = if l == 0 { &self.x_aug } else { &h[l - 1] };
             if l == last {
+                let mut zl = DMatrix::zeros(s.d_out, n);
+                gemm(1.0, self.weights(theta, s), Op::n(input), 0.0, &mut zl);
                 z = zl;
             } else {
+                // z into the top rows of ã = [φ(z); 1], then φ in place.
                 let mut a = DMatrix::from_element(s.d_out + 1, n, 1.0);
-                {
-                    let mut top = a.rows_mut(0, s.d_out);
-                    top.copy_from(&zl);
-                    match self.activation {
-                        Activation::Tanh => top.apply(|v| *v = v.tanh()),
-                        Activation::Relu => top.apply(|v| *v = v.max(0.0)),
+                crate::gemm::gemm_rows_set(self.weights(theta, s), Op::n(input), &mut a, 0);
+                let act = self.activation;
+                a.as_mut_slice().chunks_mut(s.d_out + 1).for_each(|col| {
+                    let top = &mut col[..s.d_out];
+                    match act {
+                        Activation::Tanh => top.iter_mut().for_each(|v| *v = v.tanh()),
+                        Activation::Relu => top.iter_mut().for_each(|v| *v = v.max(0.0)),
                     }
-                }
+                });
                 h.push(a);
             }
         }
@@ -262,7 +271,7 @@ impl Mlp {
             let w = self.weights(theta, s).block(0, 0, s.d_out, s.d_in).transpose();
             let mut d = DMatrix::zeros(s.d_in, n);
             gemm(1.0, w, Op::n(&deltas[l]), 0.0, &mut d);
-            let h = f.h[l].rows(0, s.d_in);
+            let h = f.h[l - 1].rows(0, s.d_in);
             match self.activation {
                 Activation::Tanh => d.zip_apply(&h, |dv, hv| *dv *= 1.0 - hv * hv),
                 Activation::Relu => d.zip_apply(&h, |dv, hv| {
@@ -280,7 +289,7 @@ impl Mlp {
     pub fn grad_from(&self, f: &Forward, deltas: &[DMatrix<f64>], out: &mut [f64]) {
         for (l, s) in self.layers.iter().enumerate() {
             let mut g = DMatrix::zeros(s.d_out, s.d_in + 1);
-            gemm(1.0, Op::n(&deltas[l]), Op::t(&f.h[l]), 0.0, &mut g);
+            gemm(1.0, Op::n(&deltas[l]), Op::t(self.input(f, l)), 0.0, &mut g);
             out[s.offset..s.offset + s.len()].copy_from_slice(g.as_slice());
         }
     }
@@ -292,7 +301,7 @@ impl Mlp {
         let mut s = DMatrix::zeros(n, self.dim);
         for (l, ls) in self.layers.iter().enumerate() {
             for c in 0..=ls.d_in {
-                let hrow = f.h[l].row(c);
+                let hrow = self.input(f, l).row(c);
                 for r in 0..ls.d_out {
                     let drow = deltas[l].row(r);
                     let mut col = s.column_mut(ls.offset + r + c * ls.d_out);
@@ -480,7 +489,7 @@ impl DenseLayers for Mlp {
             .enumerate()
             .map(|(l, s)| {
                 let mut m = DMatrix::zeros(s.d_in + 1, s.d_in + 1);
-                syrk(1.0 / nf, Op::n(&f.h[l]), &mut m);
+                syrk(1.0 / nf, Op::n(self.input(&f, l)), &mut m);
                 m
             })
             .collect();
