@@ -11,7 +11,9 @@ use fisher_flow::gemm::{Op, gemm};
 use fisher_flow::metric::kfac::{KfacProvider, natural_gradient};
 use fisher_flow::metric::provider::KfacDamping;
 use fisher_flow::model::data::synthetic_classification;
-use fisher_flow::model::{Activation, GaussianMixture, KfacTargets, LossKind, Mlp, OutputKind, StatModel};
+use fisher_flow::model::{
+    Activation, GaussianMixture, KfacTargets, LossKind, Mlp, OutputKind, StatModel,
+};
 use fisher_flow::quadrature::Scheme;
 use nalgebra::DMatrix;
 use std::hint::black_box;
@@ -19,7 +21,13 @@ use std::time::Duration;
 
 fn network() -> (Mlp, Vec<f64>) {
     let data = synthetic_classification(1000, 1000, 10, 1);
-    let net = Mlp::new(vec![1000, 1000, 10], Activation::Tanh, OutputKind::Softmax, data).expect("network");
+    let net = Mlp::new(
+        vec![1000, 1000, 10],
+        Activation::Tanh,
+        OutputKind::Softmax,
+        data,
+    )
+    .expect("network");
     let theta = net.init(1);
     (net, theta)
 }
@@ -28,9 +36,13 @@ fn kfac_vs_gradient(c: &mut Criterion) {
     let (net, theta) = network();
     let backend = fisher_flow::linalg::backend_name();
     let mut g = c.benchmark_group(format!("mlp-1000-1000-10 batch 1000 [{backend}]"));
-    g.sample_size(10).measurement_time(Duration::from_secs(8)).warm_up_time(Duration::from_secs(2));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .warm_up_time(Duration::from_secs(2));
     let mut grad = vec![0.0; net.dim()];
-    g.bench_function("plain gradient", |b| b.iter(|| black_box(net.loss_grad(black_box(&theta), &mut grad))));
+    g.bench_function("plain gradient", |b| {
+        b.iter(|| black_box(net.loss_grad(black_box(&theta), &mut grad)))
+    });
     let p = KfacProvider {
         targets: KfacTargets::Sampled,
         damping_mode: KfacDamping::Factored,
@@ -65,9 +77,10 @@ fn mixture_fisher(c: &mut Criterion) {
     };
     let theta = [0.1, 0.15];
     let mut out = DMatrix::zeros(2, 2);
-    c.bench_function("exact mixture Fisher at (0.1, 0.15), composite quadrature", |b| {
-        b.iter(|| m.fisher_into(black_box(&theta), &mut out))
-    });
+    c.bench_function(
+        "exact mixture Fisher at (0.1, 0.15), composite quadrature",
+        |b| b.iter(|| m.fisher_into(black_box(&theta), &mut out)),
+    );
 }
 
 criterion_group!(benches, kfac_vs_gradient, dgemm_rate, mixture_fisher);

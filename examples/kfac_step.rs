@@ -7,9 +7,9 @@
 //!     cargo run --release --features lapack --example kfac_step
 
 use fisher_flow::gemm::{Op, gemm, gemm_flops};
+use fisher_flow::metric::Factorized;
 use fisher_flow::metric::kfac::{KfacMetric, KfacProvider, natural_gradient};
 use fisher_flow::metric::provider::KfacDamping;
-use fisher_flow::metric::Factorized;
 use fisher_flow::model::data::synthetic_classification;
 use fisher_flow::model::{Activation, DenseLayers, KfacTargets, Mlp, OutputKind, StatModel};
 use nalgebra::DMatrix;
@@ -27,14 +27,27 @@ fn peak_rss_kib() -> Option<u64> {
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let get = |i: usize, d: usize| args.get(i).copied().unwrap_or(d);
-    let (d, h, c, b, reps) = (get(0, 1000), get(1, 1000), get(2, 10), get(3, 1000), get(4, 5));
+    let (d, h, c, b, reps) = (
+        get(0, 1000),
+        get(1, 1000),
+        get(2, 10),
+        get(3, 1000),
+        get(4, 5),
+    );
     let data = synthetic_classification(b, d, c, 1);
-    let net = Mlp::new(vec![d, h, c], Activation::Tanh, OutputKind::Softmax, data).expect("network");
+    let net =
+        Mlp::new(vec![d, h, c], Activation::Tanh, OutputKind::Softmax, data).expect("network");
     let theta = net.init(1);
     let n = net.dim();
-    println!("backend: {} | MLP {d}-{h}-{c} (n = {n}), batch {b}, f64", fisher_flow::linalg::backend_name());
+    println!(
+        "backend: {} | MLP {d}-{h}-{c} (n = {n}), batch {b}, f64",
+        fisher_flow::linalg::backend_name()
+    );
 
     // The machine's dgemm rate (the same kernels as the passes), 1000×1000×1000.
     let m = 1000;
@@ -56,7 +69,11 @@ fn main() {
         std::hint::black_box(p);
         c0.elapsed().as_secs_f64()
     };
-    println!("dgemm 1000^3: {:.1} GFLOP/s (crate::gemm), {:.1} GFLOP/s (nalgebra `*`)", dgemm, gemm_flops(m, m, m) / t_na / 1e9);
+    println!(
+        "dgemm 1000^3: {:.1} GFLOP/s (crate::gemm), {:.1} GFLOP/s (nalgebra `*`)",
+        dgemm,
+        gemm_flops(m, m, m) / t_na / 1e9
+    );
 
     let mut grad = vec![0.0; n];
     let t_grad = median(
@@ -88,7 +105,9 @@ fn main() {
     // Phase split of one evaluation: factors (+ gradient) vs inverses + preconditioning.
     {
         let c0 = Instant::now();
-        let f = net.kfac_factors(&theta, KfacTargets::Sampled, 1, 42, true).expect("factors");
+        let f = net
+            .kfac_factors(&theta, KfacTargets::Sampled, 1, 42, true)
+            .expect("factors");
         phases[0] = c0.elapsed().as_secs_f64();
         let c1 = Instant::now();
         let g = nalgebra::DVector::from_vec(f.loss_grad.clone().expect("grad").1);
@@ -108,9 +127,11 @@ fn main() {
     let fwd = 2.0 * hf * (df + 1.0) * bf + 2.0 * cf * (hf + 1.0) * bf;
     let bwd = 2.0 * hf * cf * bf + 2.0 * hf * (df + 1.0) * bf + 2.0 * cf * (hf + 1.0) * bf;
     let plain = fwd + bwd;
-    let factors = (df + 1.0).powi(2) * bf + (hf + 1.0).powi(2) * bf + hf * hf * bf + 2.0 * hf * cf * bf;
+    let factors =
+        (df + 1.0).powi(2) * bf + (hf + 1.0).powi(2) * bf + hf * hf * bf + 2.0 * hf * cf * bf;
     let chol = ((df + 1.0).powi(3) + hf.powi(3) + (hf + 1.0).powi(3)) / 3.0;
-    let precond = 2.0 * hf * hf * (df + 1.0) + 2.0 * (df + 1.0).powi(2) * hf + 4.0 * (hf + 1.0).powi(2) * cf;
+    let precond =
+        2.0 * hf * hf * (df + 1.0) + 2.0 * (df + 1.0).powi(2) * hf + 4.0 * (hf + 1.0).powi(2) * cf;
     let kfac = plain + factors + chol + precond;
     println!(
         "plain gradient: {:.4} s ({:.2} GFLOP, {:.1} GFLOP/s)",

@@ -54,7 +54,10 @@ impl<'a> Op<'a> {
 
     /// Rows `r0..r0+nr` and columns `c0..c0+nc`.
     pub fn block(self, r0: usize, c0: usize, nr: usize, nc: usize) -> Op<'a> {
-        assert!(r0 + nr <= self.rows && c0 + nc <= self.cols, "gemm: block out of range");
+        assert!(
+            r0 + nr <= self.rows && c0 + nc <= self.cols,
+            "gemm: block out of range"
+        );
         Op {
             offset: self.offset + r0 * self.rs + c0 * self.cs,
             rows: nr,
@@ -89,9 +92,25 @@ pub fn gemm(alpha: f64, a: Op<'_>, b: Op<'_>, beta: f64, c: &mut DMatrix<f64>) {
 
 /// The block C[r0..r0+m, c0..c0+n] ← α·A·B + β·C[…].
 #[allow(clippy::too_many_arguments)]
-fn gemm_block(alpha: f64, a: Op<'_>, b: Op<'_>, beta: f64, c: &mut DMatrix<f64>, r0: usize, c0: usize, m: usize, n: usize) {
-    assert!(a.rows == m && b.cols == n && a.cols == b.rows, "gemm: shape mismatch");
-    assert!(r0 + m <= c.nrows() && c0 + n <= c.ncols(), "gemm: output block out of range");
+fn gemm_block(
+    alpha: f64,
+    a: Op<'_>,
+    b: Op<'_>,
+    beta: f64,
+    c: &mut DMatrix<f64>,
+    r0: usize,
+    c0: usize,
+    m: usize,
+    n: usize,
+) {
+    assert!(
+        a.rows == m && b.cols == n && a.cols == b.rows,
+        "gemm: shape mismatch"
+    );
+    assert!(
+        r0 + m <= c.nrows() && c0 + n <= c.ncols(),
+        "gemm: output block out of range"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -152,20 +171,43 @@ fn syrk_rec(alpha: f64, x: Op<'_>, c: &mut DMatrix<f64>, r0: usize, n: usize) {
     syrk_rec(alpha, x, c, r0 + h, n - h);
     let lower = x.block(r0 + h, 0, n - h, x.cols);
     let upper = x.block(r0, 0, h, x.cols);
-    gemm_block(alpha, lower, upper.transpose(), 0.0, c, r0 + h, r0, n - h, h);
+    gemm_block(
+        alpha,
+        lower,
+        upper.transpose(),
+        0.0,
+        c,
+        r0 + h,
+        r0,
+        n - h,
+        h,
+    );
 }
 
 /// C[r0.., r0..] ← C[r0.., r0..] + α·X·Xᵀ on the lower blocks only (X: m × k with
 /// m = rows of C − r0); the strict upper triangle of off-diagonal blocks is left untouched.
 pub fn syrk_lower_update(alpha: f64, x: Op<'_>, c: &mut DMatrix<f64>, r0: usize) {
-    assert!(r0 + x.rows == c.nrows() && c.nrows() == c.ncols(), "syrk_lower_update: shape mismatch");
+    assert!(
+        r0 + x.rows == c.nrows() && c.nrows() == c.ncols(),
+        "syrk_lower_update: shape mismatch"
+    );
     syrk_acc(alpha, x, c, r0, 0, x.rows);
 }
 
 fn syrk_acc(alpha: f64, x: Op<'_>, c: &mut DMatrix<f64>, base: usize, r0: usize, n: usize) {
     if n <= SYRK_LEAF {
         let xb = x.block(r0, 0, n, x.cols);
-        gemm_block(alpha, xb, xb.transpose(), 1.0, c, base + r0, base + r0, n, n);
+        gemm_block(
+            alpha,
+            xb,
+            xb.transpose(),
+            1.0,
+            c,
+            base + r0,
+            base + r0,
+            n,
+            n,
+        );
         return;
     }
     let h = n / 2;
@@ -173,7 +215,17 @@ fn syrk_acc(alpha: f64, x: Op<'_>, c: &mut DMatrix<f64>, base: usize, r0: usize,
     syrk_acc(alpha, x, c, base, r0 + h, n - h);
     let lower = x.block(r0 + h, 0, n - h, x.cols);
     let upper = x.block(r0, 0, h, x.cols);
-    gemm_block(alpha, lower, upper.transpose(), 1.0, c, base + r0 + h, base + r0, n - h, h);
+    gemm_block(
+        alpha,
+        lower,
+        upper.transpose(),
+        1.0,
+        c,
+        base + r0 + h,
+        base + r0,
+        n - h,
+        h,
+    );
 }
 
 /// C[r0..r0+m, ..] ← C[r0..r0+m, ..] + α·A·B (A: m × k, B: k × cols of C).
@@ -198,9 +250,13 @@ mod tests {
     use super::*;
 
     fn rand_mat(r: usize, c: usize, seed: u64) -> DMatrix<f64> {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         DMatrix::from_fn(r, c, |_, _| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
         })
     }

@@ -39,31 +39,61 @@ fn mlp_runs_with_every_metric_and_reports_quality() {
     for metric in fisher_flow::metric::MetricKind::NAMES {
         let out = dir.path().join(format!("out-{metric}"));
         bin()
-            .args(["run", model.to_str().unwrap(), "--metric", metric, "--quality", "--out"])
+            .args([
+                "run",
+                model.to_str().unwrap(),
+                "--metric",
+                metric,
+                "--quality",
+                "--out",
+            ])
             .arg(&out)
             .assert()
             .success()
             .stdout(predicate::str::contains(format!("metric {metric}")))
             .stdout(predicate::str::contains("monotone: true"));
-        for f in ["trajectory.csv", "trajectory.json", "certificate.json", "loss.svg", "quality.csv", "quality-angle.png"] {
+        for f in [
+            "trajectory.csv",
+            "trajectory.json",
+            "certificate.json",
+            "loss.svg",
+            "quality.csv",
+            "quality-angle.png",
+        ] {
             assert!(out.join(f).exists(), "{metric}: {f} missing");
         }
-        assert!(!out.join("trajectory.svg").exists(), "no (mu1, mu2) plane for the MLP");
+        assert!(
+            !out.join("trajectory.svg").exists(),
+            "no (mu1, mu2) plane for the MLP"
+        );
         let q = read_quality(&out.join("quality.csv"));
         assert!(q.len() >= 2);
         let header = std::fs::read_to_string(out.join("trajectory.csv")).unwrap();
-        assert!(header.starts_with("trajectory,t,w1_0_0,w1_1_0,"), "{metric}");
+        assert!(
+            header.starts_with("trajectory,t,w1_0_0,w1_1_0,"),
+            "{metric}"
+        );
         for (t, angle, frob) in q {
-            assert!(t.is_finite() && angle.is_finite() && frob.is_finite(), "{metric}");
+            assert!(
+                t.is_finite() && angle.is_finite() && frob.is_finite(),
+                "{metric}"
+            );
             match *metric {
-                "exact" => assert!(angle < 1e-4 && frob == 0.0, "exact vs exact: {angle} {frob}"),
+                "exact" => assert!(
+                    angle < 1e-4 && frob == 0.0,
+                    "exact vs exact: {angle} {frob}"
+                ),
                 "euclidean" => assert!(frob > 0.1),
                 _ => assert!((0.0..=180.0).contains(&angle)),
             }
         }
         let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("trajectory.json")).unwrap()).unwrap();
-        assert!(json["quality"][0].as_array().is_some_and(|a| !a.is_empty()), "{metric}");
+            serde_json::from_str(&std::fs::read_to_string(out.join("trajectory.json")).unwrap())
+                .unwrap();
+        assert!(
+            json["quality"][0].as_array().is_some_and(|a| !a.is_empty()),
+            "{metric}"
+        );
     }
 }
 
@@ -72,7 +102,13 @@ fn sampled_metric_prints_its_seed() {
     let dir = tempfile::tempdir().unwrap();
     let model = small_iris_model(dir.path());
     bin()
-        .args(["run", model.to_str().unwrap(), "--metric", "sampled", "--out"])
+        .args([
+            "run",
+            model.to_str().unwrap(),
+            "--metric",
+            "sampled",
+            "--out",
+        ])
         .arg(dir.path().join("o"))
         .assert()
         .success()
@@ -85,12 +121,32 @@ fn metric_subcommand_works_for_the_mlp() {
     let model = small_iris_model(dir.path());
     for metric in ["exact", "kfac", "block-diagonal"] {
         let out = bin()
-            .args(["metric", model.to_str().unwrap(), "--at", "init", "--json", "--metric", metric])
+            .args([
+                "metric",
+                model.to_str().unwrap(),
+                "--at",
+                "init",
+                "--json",
+                "--metric",
+                metric,
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{metric}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{metric}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        for key in ["loss", "gradient", "fisher", "eigenvalues", "condition_number", "natural_gradient", "angle_deg"] {
+        for key in [
+            "loss",
+            "gradient",
+            "fisher",
+            "eigenvalues",
+            "condition_number",
+            "natural_gradient",
+            "angle_deg",
+        ] {
             assert!(v.get(key).is_some(), "{metric}: key {key}");
         }
         assert_eq!(v["gradient"].as_array().unwrap().len(), 27);
@@ -98,7 +154,13 @@ fn metric_subcommand_works_for_the_mlp() {
     }
     // A parameter file (a JSON array) gives the same point as init:3 when it holds those values.
     let init = bin()
-        .args(["metric", model.to_str().unwrap(), "--at", "init:3", "--json"])
+        .args([
+            "metric",
+            model.to_str().unwrap(),
+            "--at",
+            "init:3",
+            "--json",
+        ])
         .output()
         .unwrap();
     let a: serde_json::Value = serde_json::from_slice(&init.stdout).unwrap();
@@ -109,7 +171,13 @@ fn metric_subcommand_works_for_the_mlp() {
     let file = dir.path().join("theta.json");
     std::fs::write(&file, serde_json::to_string(&net_init).unwrap()).unwrap();
     let from_file = bin()
-        .args(["metric", model.to_str().unwrap(), "--at", file.to_str().unwrap(), "--json"])
+        .args([
+            "metric",
+            model.to_str().unwrap(),
+            "--at",
+            file.to_str().unwrap(),
+            "--json",
+        ])
         .output()
         .unwrap();
     assert!(from_file.status.success());
@@ -128,7 +196,17 @@ fn mixture_accepts_the_new_metrics_and_rejects_kfac() {
     let dir = tempfile::tempdir().unwrap();
     for metric in ["sampled", "diagonal", "block-diagonal"] {
         bin()
-            .args(["run", "models/gmm-seed.toml", "--metric", metric, "--t-end", "1", "--start", "0.5,1.0", "--out"])
+            .args([
+                "run",
+                "models/gmm-seed.toml",
+                "--metric",
+                metric,
+                "--t-end",
+                "1",
+                "--start",
+                "0.5,1.0",
+                "--out",
+            ])
             .arg(dir.path().join(metric))
             .assert()
             .success();
@@ -138,9 +216,19 @@ fn mixture_accepts_the_new_metrics_and_rejects_kfac() {
         .arg(dir.path().join("k"))
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("dense layers").and(predicate::str::contains("panicked").not()));
+        .stderr(
+            predicate::str::contains("dense layers")
+                .and(predicate::str::contains("panicked").not()),
+        );
     bin()
-        .args(["metric", "models/gmm-seed.toml", "--at", "0.1,0.2", "--metric", "empirical"])
+        .args([
+            "metric",
+            "models/gmm-seed.toml",
+            "--at",
+            "0.1,0.2",
+            "--metric",
+            "empirical",
+        ])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("loss.kind"));

@@ -8,7 +8,11 @@ use nalgebra::DMatrix;
 use std::path::Path;
 
 fn iris_raw() -> Dataset {
-    read_csv(Path::new("models/data/iris.csv"), &TargetSpec::Class("species".into())).expect("iris.csv")
+    read_csv(
+        Path::new("models/data/iris.csv"),
+        &TargetSpec::Class("species".into()),
+    )
+    .expect("iris.csv")
 }
 
 /// A few Iris rows (every 10th), standardized.
@@ -68,8 +72,20 @@ fn iris_has_150_rows_and_50_of_each_species() {
 #[test]
 fn gradients_match_finite_differences() {
     let nets = [
-        Mlp::new(vec![4, 5, 3], Activation::Tanh, OutputKind::Softmax, iris_small()).unwrap(),
-        Mlp::new(vec![4, 3, 4, 3], Activation::Tanh, OutputKind::Softmax, iris_small()).unwrap(),
+        Mlp::new(
+            vec![4, 5, 3],
+            Activation::Tanh,
+            OutputKind::Softmax,
+            iris_small(),
+        )
+        .unwrap(),
+        Mlp::new(
+            vec![4, 3, 4, 3],
+            Activation::Tanh,
+            OutputKind::Softmax,
+            iris_small(),
+        )
+        .unwrap(),
         Mlp::new(
             vec![2, 6, 1],
             Activation::Tanh,
@@ -90,7 +106,10 @@ fn gradients_match_finite_differences() {
         let g = net.gradient(&theta);
         let fd = central_grad(|t| net.loss(t), &theta);
         for (i, (a, b)) in g.iter().zip(&fd).enumerate() {
-            assert!((a - b).abs() < 1e-6 * (1.0 + b.abs()), "net {k}, param {i}: {a} vs {b}");
+            assert!(
+                (a - b).abs() < 1e-6 * (1.0 + b.abs()),
+                "net {k}, param {i}: {a} vs {b}"
+            );
         }
     }
 }
@@ -98,7 +117,13 @@ fn gradients_match_finite_differences() {
 #[test]
 fn gaussian_loss_is_the_closed_form_nll() {
     let d = synthetic_regression(7, 2, 0.2, 9);
-    let net = Mlp::new(vec![2, 1], Activation::Tanh, OutputKind::Gaussian { noise: 0.5 }, d.clone()).unwrap();
+    let net = Mlp::new(
+        vec![2, 1],
+        Activation::Tanh,
+        OutputKind::Gaussian { noise: 0.5 },
+        d.clone(),
+    )
+    .unwrap();
     let theta = vec![0.3, -0.2, 0.1];
     let y = match &d.targets {
         Targets::Values(y) => y.clone(),
@@ -123,14 +148,22 @@ fn example_nll(net_sizes: &[usize], x: &DMatrix<f64>, i: usize, c: usize, theta:
         },
         source: String::new(),
     };
-    Mlp::new(net_sizes.to_vec(), Activation::Tanh, OutputKind::Softmax, d).unwrap().loss(theta)
+    Mlp::new(net_sizes.to_vec(), Activation::Tanh, OutputKind::Softmax, d)
+        .unwrap()
+        .loss(theta)
 }
 
 #[test]
 fn softmax_exact_fisher_equals_the_expectation_of_finite_difference_scores() {
     let data = iris_small();
     let sizes = vec![4, 3, 3];
-    let net = Mlp::new(sizes.clone(), Activation::Tanh, OutputKind::Softmax, data.clone()).unwrap();
+    let net = Mlp::new(
+        sizes.clone(),
+        Activation::Tanh,
+        OutputKind::Softmax,
+        data.clone(),
+    )
+    .unwrap();
     let theta = net.init(7);
     let n = net.dim();
     let p = net.forward(&theta).p;
@@ -138,12 +171,19 @@ fn softmax_exact_fisher_equals_the_expectation_of_finite_difference_scores() {
     let nex = data.len();
     for i in 0..nex {
         for c in 0..3 {
-            let s = nalgebra::DVector::from_vec(central_grad(|t| example_nll(&sizes, &data.x, i, c, t), &theta));
+            let s = nalgebra::DVector::from_vec(central_grad(
+                |t| example_nll(&sizes, &data.x, i, c, t),
+                &theta,
+            ));
             want += &s * s.transpose() * (p[(c, i)] / nex as f64);
         }
     }
     let got = net.fisher(&theta);
-    assert!((&got - &want).amax() < 1e-7 * want.amax(), "max diff {}", (&got - &want).amax());
+    assert!(
+        (&got - &want).amax() < 1e-7 * want.amax(),
+        "max diff {}",
+        (&got - &want).amax()
+    );
     // The empirical Fisher is the same sum with the observed class only.
     let labels = match &data.targets {
         Targets::Classes { labels, .. } => labels.clone(),
@@ -151,7 +191,10 @@ fn softmax_exact_fisher_equals_the_expectation_of_finite_difference_scores() {
     };
     let mut emp = DMatrix::zeros(n, n);
     for (i, &c) in labels.iter().enumerate() {
-        let s = nalgebra::DVector::from_vec(central_grad(|t| example_nll(&sizes, &data.x, i, c, t), &theta));
+        let s = nalgebra::DVector::from_vec(central_grad(
+            |t| example_nll(&sizes, &data.x, i, c, t),
+            &theta,
+        ));
         emp += &s * s.transpose() / nex as f64;
     }
     let r = net.fisher_factor(&theta, &FisherSource::Empirical).unwrap();
@@ -163,7 +206,13 @@ fn softmax_exact_fisher_equals_the_expectation_of_finite_difference_scores() {
 fn gaussian_exact_fisher_is_jtj_over_sigma_squared() {
     let d = synthetic_regression(9, 2, 0.1, 2);
     let sigma = 0.4;
-    let net = Mlp::new(vec![2, 4, 1], Activation::Tanh, OutputKind::Gaussian { noise: sigma }, d).unwrap();
+    let net = Mlp::new(
+        vec![2, 4, 1],
+        Activation::Tanh,
+        OutputKind::Gaussian { noise: sigma },
+        d,
+    )
+    .unwrap();
     let theta = net.init(3);
     let n = net.dim();
     // Jacobian of every output by central differences of the forward pass.
@@ -186,7 +235,13 @@ fn gaussian_exact_fisher_is_jtj_over_sigma_squared() {
 
 #[test]
 fn parameter_names_follow_the_column_major_layout() {
-    let net = Mlp::new(vec![4, 2, 3], Activation::Tanh, OutputKind::Softmax, iris_small()).unwrap();
+    let net = Mlp::new(
+        vec![4, 2, 3],
+        Activation::Tanh,
+        OutputKind::Softmax,
+        iris_small(),
+    )
+    .unwrap();
     let names = net.param_names();
     assert_eq!(names.len(), 2 * 5 + 3 * 3);
     assert_eq!(&names[..3], &["w1_0_0", "w1_1_0", "w1_0_1"]);
@@ -203,7 +258,9 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 
 fn load_err(dir: &Path, toml: &str) -> String {
     let p = write(dir, "m.toml", toml);
-    Experiment::load(&p, &Overrides::default()).unwrap_err().to_string()
+    Experiment::load(&p, &Overrides::default())
+        .unwrap_err()
+        .to_string()
 }
 
 const MLP_HEAD: &str = "[model]\nfamily = \"mlp\"\n";
@@ -216,25 +273,69 @@ fn bad_input_is_a_clear_error() {
     write(d, "missing.csv", "a,b,species\n1,2,x\n3,,y\n");
     write(d, "short.csv", "a,b,species\n1,2,x\n3,y\n");
 
-    let e = load_err(d, &format!("{MLP_HEAD}[mlp]\nlayers = [2, 0, 2]\ndata = \"ok.csv\"\n"));
+    let e = load_err(
+        d,
+        &format!("{MLP_HEAD}[mlp]\nlayers = [2, 0, 2]\ndata = \"ok.csv\"\n"),
+    );
     assert!(e.contains("mlp.layers") && e.contains("is 0"), "{e}");
-    let e = load_err(d, &format!("{MLP_HEAD}[mlp]\nlayers = [2, 3, 2]\ndata = \"missing.csv\"\n"));
-    assert!(e.contains("missing.csv") && e.contains("line 3") && e.contains("missing value in column 'b'"), "{e}");
-    let e = load_err(d, &format!("{MLP_HEAD}[mlp]\nlayers = [2, 3, 2]\ndata = \"short.csv\"\n"));
-    assert!(e.contains("short.csv") && e.contains("expected 3 columns, found 2"), "{e}");
-    let e = load_err(d, &format!("{MLP_HEAD}[mlp]\nlayers = [2, 3, 2]\ndata = \"ok.csv\"\n[flow]\ndamping = -0.1\n"));
+    let e = load_err(
+        d,
+        &format!("{MLP_HEAD}[mlp]\nlayers = [2, 3, 2]\ndata = \"missing.csv\"\n"),
+    );
+    assert!(
+        e.contains("missing.csv")
+            && e.contains("line 3")
+            && e.contains("missing value in column 'b'"),
+        "{e}"
+    );
+    let e = load_err(
+        d,
+        &format!("{MLP_HEAD}[mlp]\nlayers = [2, 3, 2]\ndata = \"short.csv\"\n"),
+    );
+    assert!(
+        e.contains("short.csv") && e.contains("expected 3 columns, found 2"),
+        "{e}"
+    );
+    let e = load_err(
+        d,
+        &format!(
+            "{MLP_HEAD}[mlp]\nlayers = [2, 3, 2]\ndata = \"ok.csv\"\n[flow]\ndamping = -0.1\n"
+        ),
+    );
     assert!(e.contains("flow.damping") && e.contains("≥ 0"), "{e}");
-    let e = load_err(d, &format!("{MLP_HEAD}[mlp]\nlayers = [5, 3, 2]\ndata = \"ok.csv\"\n"));
+    let e = load_err(
+        d,
+        &format!("{MLP_HEAD}[mlp]\nlayers = [5, 3, 2]\ndata = \"ok.csv\"\n"),
+    );
     assert!(e.contains("2 feature columns"), "{e}");
-    let e = load_err(d, &format!("{MLP_HEAD}[mlp]\nlayers = [2, 3, 2]\ndata = \"ok.csv\"\n[metric]\nkfac_damping = \"loose\"\n"));
+    let e = load_err(
+        d,
+        &format!(
+            "{MLP_HEAD}[mlp]\nlayers = [2, 3, 2]\ndata = \"ok.csv\"\n[metric]\nkfac_damping = \"loose\"\n"
+        ),
+    );
     assert!(e.contains("metric.kfac_damping"), "{e}");
-    let e = load_err(d, &format!("{MLP_HEAD}[mlp]\nlayers = [2, 3, 2]\ndata = \"ok.csv\"\n[flow]\nmetric = \"block-diagonal\"\n[metric]\nblocks = [[\"nope\"]]\n"));
-    assert!(e.contains("metric.blocks[0]") && e.contains("'nope'"), "{e}");
-    let e = load_err(d, "[model]\nsigma = 1.0\ntarget = [-1.0, 1.0]\n[flow]\nmetric = \"kfac\"\nstarts = [[0.1, 0.2]]\n");
+    let e = load_err(
+        d,
+        &format!(
+            "{MLP_HEAD}[mlp]\nlayers = [2, 3, 2]\ndata = \"ok.csv\"\n[flow]\nmetric = \"block-diagonal\"\n[metric]\nblocks = [[\"nope\"]]\n"
+        ),
+    );
+    assert!(
+        e.contains("metric.blocks[0]") && e.contains("'nope'"),
+        "{e}"
+    );
+    let e = load_err(
+        d,
+        "[model]\nsigma = 1.0\ntarget = [-1.0, 1.0]\n[flow]\nmetric = \"kfac\"\nstarts = [[0.1, 0.2]]\n",
+    );
     assert!(e.contains("kfac") && e.contains("dense layers"), "{e}");
-    let e = load_err(d, "[model]\nsigma = 1.0\ntarget = [-1.0, 1.0]\n[flow]\nmetric = \"empirical\"\nstarts = [[0.1, 0.2]]\n");
+    let e = load_err(
+        d,
+        "[model]\nsigma = 1.0\ntarget = [-1.0, 1.0]\n[flow]\nmetric = \"empirical\"\nstarts = [[0.1, 0.2]]\n",
+    );
     assert!(e.contains("loss.kind"), "{e}");
-    let e = load_err(d, &format!("{MLP_HEAD}"));
+    let e = load_err(d, MLP_HEAD);
     assert!(e.contains("[mlp]"), "{e}");
 }
 
@@ -245,7 +346,8 @@ fn the_shipped_iris_model_loads_with_every_metric() {
             metric: Some(m.to_string()),
             ..Overrides::default()
         };
-        let exp = Experiment::load(Path::new("models/mlp-iris.toml"), &ov).unwrap_or_else(|e| panic!("{m}: {e}"));
+        let exp = Experiment::load(Path::new("models/mlp-iris.toml"), &ov)
+            .unwrap_or_else(|e| panic!("{m}: {e}"));
         assert_eq!(exp.model.dim(), 67);
         assert_eq!(exp.starts.len(), 2);
     }

@@ -21,7 +21,11 @@ pub struct BlockProvider {
 /// that prefix; parameters in no group form one more block.
 pub fn resolve_blocks(model: &dyn StatModel, blocks: &[Vec<String>]) -> Result<Vec<Vec<usize>>> {
     if blocks.is_empty() {
-        return Ok(model.param_groups().into_iter().map(|(_, r)| r.collect()).collect());
+        return Ok(model
+            .param_groups()
+            .into_iter()
+            .map(|(_, r)| r.collect())
+            .collect());
     }
     let names = model.param_names();
     let mut owner: Vec<Option<usize>> = vec![None; names.len()];
@@ -30,7 +34,9 @@ pub fn resolve_blocks(model: &dyn StatModel, blocks: &[Vec<String>]) -> Result<V
         let mut idx = Vec::new();
         for pat in group {
             let hits: Vec<usize> = match pat.strip_suffix('*') {
-                Some(prefix) => (0..names.len()).filter(|&i| names[i].starts_with(prefix)).collect(),
+                Some(prefix) => (0..names.len())
+                    .filter(|&i| names[i].starts_with(prefix))
+                    .collect(),
                 None => (0..names.len()).filter(|&i| &names[i] == pat).collect(),
             };
             if hits.is_empty() {
@@ -38,7 +44,10 @@ pub fn resolve_blocks(model: &dyn StatModel, blocks: &[Vec<String>]) -> Result<V
                 return Err(Error::invalid(
                     format!("metric.blocks[{b}]"),
                     format!("'{pat}'"),
-                    format!("matches no parameter (names are like {}…)", shown.join(", ")),
+                    format!(
+                        "matches no parameter (names are like {}…)",
+                        shown.join(", ")
+                    ),
                 ));
             }
             for i in hits {
@@ -67,7 +76,12 @@ pub fn resolve_blocks(model: &dyn StatModel, blocks: &[Vec<String>]) -> Result<V
 }
 
 /// The diagonal blocks G[idx, idx] of the base estimate.
-pub fn fisher_blocks(model: &dyn StatModel, theta: &[f64], source: &FisherSource, blocks: &[Vec<usize>]) -> Result<Vec<DMatrix<f64>>> {
+pub fn fisher_blocks(
+    model: &dyn StatModel,
+    theta: &[f64],
+    source: &FisherSource,
+    blocks: &[Vec<usize>],
+) -> Result<Vec<DMatrix<f64>>> {
     match model.fisher_factor(theta, source) {
         Ok(r) => Ok(blocks
             .iter()
@@ -81,7 +95,10 @@ pub fn fisher_blocks(model: &dyn StatModel, theta: &[f64], source: &FisherSource
         Err(e) => match source {
             FisherSource::Exact if model.dim() <= DENSE_LIMIT => {
                 let f = model.fisher(theta);
-                Ok(blocks.iter().map(|idx| f.select_rows(idx.iter()).select_columns(idx.iter())).collect())
+                Ok(blocks
+                    .iter()
+                    .map(|idx| f.select_rows(idx.iter()).select_columns(idx.iter()))
+                    .collect())
             }
             _ => Err(e),
         },
@@ -101,7 +118,10 @@ impl BlockMetric {
         BlockMetric {
             n,
             damping,
-            blocks: blocks.into_iter().map(|(i, g)| (i, Metric::new(g, damping))).collect(),
+            blocks: blocks
+                .into_iter()
+                .map(|(i, g)| (i, Metric::new(g, damping)))
+                .collect(),
         }
     }
 }
@@ -127,7 +147,12 @@ impl Factorized for BlockMetric {
     fn quad_form(&self, v: &DVector<f64>) -> f64 {
         self.blocks
             .iter()
-            .map(|(idx, m)| m.quad_form(&DVector::from_iterator(idx.len(), idx.iter().map(|&i| v[i]))))
+            .map(|(idx, m)| {
+                m.quad_form(&DVector::from_iterator(
+                    idx.len(),
+                    idx.iter().map(|&i| v[i]),
+                ))
+            })
             .sum()
     }
     fn matrix(&self) -> Option<DMatrix<f64>> {
@@ -146,12 +171,19 @@ impl Factorized for BlockMetric {
         Some(out)
     }
     fn eigenvalues(&self) -> Option<DVector<f64>> {
-        let mut v: Vec<f64> = self.blocks.iter().flat_map(|(_, m)| m.eigenvalues().iter().copied().collect::<Vec<_>>()).collect();
+        let mut v: Vec<f64> = self
+            .blocks
+            .iter()
+            .flat_map(|(_, m)| m.eigenvalues().iter().copied().collect::<Vec<_>>())
+            .collect();
         v.sort_by(f64::total_cmp);
         Some(DVector::from_vec(v))
     }
     fn memory_bytes(&self) -> usize {
-        self.blocks.iter().map(|(i, m)| 8 * i.len() + Factorized::memory_bytes(m)).sum()
+        self.blocks
+            .iter()
+            .map(|(i, m)| 8 * i.len() + Factorized::memory_bytes(m))
+            .sum()
     }
 }
 
@@ -163,9 +195,18 @@ impl MetricProvider for BlockProvider {
         resolve_blocks(model, &self.blocks)?;
         check_source(model, &self.base)
     }
-    fn factorize(&self, model: &dyn StatModel, theta: &[f64], damping: f64) -> Result<Box<dyn Factorized>> {
+    fn factorize(
+        &self,
+        model: &dyn StatModel,
+        theta: &[f64],
+        damping: f64,
+    ) -> Result<Box<dyn Factorized>> {
         let idx = resolve_blocks(model, &self.blocks)?;
         let gs = fisher_blocks(model, theta, &self.base, &idx)?;
-        Ok(Box::new(BlockMetric::new(model.dim(), idx.into_iter().zip(gs).collect(), damping)))
+        Ok(Box::new(BlockMetric::new(
+            model.dim(),
+            idx.into_iter().zip(gs).collect(),
+            damping,
+        )))
     }
 }

@@ -30,10 +30,17 @@ impl DiagonalMetric {
 }
 
 /// diag of the base estimate.
-pub fn fisher_diagonal(model: &dyn StatModel, theta: &[f64], source: &FisherSource) -> Result<DVector<f64>> {
+pub fn fisher_diagonal(
+    model: &dyn StatModel,
+    theta: &[f64],
+    source: &FisherSource,
+) -> Result<DVector<f64>> {
     let n = model.dim();
     match model.fisher_factor(theta, source) {
-        Ok(r) => Ok(DVector::from_iterator(n, r.column_iter().map(|c| c.norm_squared()))),
+        Ok(r) => Ok(DVector::from_iterator(
+            n,
+            r.column_iter().map(|c| c.norm_squared()),
+        )),
         Err(e) => match source {
             FisherSource::Exact if n <= DENSE_LIMIT => Ok(model.fisher(theta).diagonal()),
             _ => Err(e),
@@ -49,7 +56,10 @@ impl Factorized for DiagonalMetric {
         self.damping
     }
     fn solve(&self, g: &DVector<f64>) -> DVector<f64> {
-        let top = self.diag.iter().fold(0.0f64, |m, &d| m.max((d + self.damping).abs()));
+        let top = self
+            .diag
+            .iter()
+            .fold(0.0f64, |m, &d| m.max((d + self.damping).abs()));
         let cut = super::RANK_TOL * top.max(f64::MIN_POSITIVE);
         DVector::from_iterator(
             g.len(),
@@ -60,7 +70,10 @@ impl Factorized for DiagonalMetric {
         )
     }
     fn quad_form(&self, v: &DVector<f64>) -> f64 {
-        v.iter().zip(self.diag.iter()).map(|(vi, di)| (di + self.damping) * vi * vi).sum()
+        v.iter()
+            .zip(self.diag.iter())
+            .map(|(vi, di)| (di + self.damping) * vi * vi)
+            .sum()
     }
     fn matrix(&self) -> Option<DMatrix<f64>> {
         (self.diag.len() <= DENSE_LIMIT).then(|| DMatrix::from_diagonal(&self.diag))
@@ -81,11 +94,23 @@ impl MetricProvider for DiagonalProvider {
     }
     fn check(&self, model: &dyn StatModel) -> Result<()> {
         if model.dim() > DIAGONAL_LIMIT {
-            return Err(Error::invalid("metric", "diagonal", format!("n = {} exceeds {DIAGONAL_LIMIT}", model.dim())));
+            return Err(Error::invalid(
+                "metric",
+                "diagonal",
+                format!("n = {} exceeds {DIAGONAL_LIMIT}", model.dim()),
+            ));
         }
         check_source(model, &self.base)
     }
-    fn factorize(&self, model: &dyn StatModel, theta: &[f64], damping: f64) -> Result<Box<dyn Factorized>> {
-        Ok(Box::new(DiagonalMetric::new(fisher_diagonal(model, theta, &self.base)?, damping)))
+    fn factorize(
+        &self,
+        model: &dyn StatModel,
+        theta: &[f64],
+        damping: f64,
+    ) -> Result<Box<dyn Factorized>> {
+        Ok(Box::new(DiagonalMetric::new(
+            fisher_diagonal(model, theta, &self.base)?,
+            damping,
+        )))
     }
 }

@@ -17,7 +17,12 @@ impl MetricProvider for EmpiricalProvider {
     fn check(&self, model: &dyn StatModel) -> Result<()> {
         check_source(model, &FisherSource::Empirical)
     }
-    fn factorize(&self, model: &dyn StatModel, theta: &[f64], damping: f64) -> Result<Box<dyn Factorized>> {
+    fn factorize(
+        &self,
+        model: &dyn StatModel,
+        theta: &[f64],
+        damping: f64,
+    ) -> Result<Box<dyn Factorized>> {
         let g = fisher_estimate(model, theta, &FisherSource::Empirical)?;
         Ok(Box::new(Metric::new(g, damping)))
     }

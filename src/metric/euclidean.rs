@@ -42,7 +42,12 @@ impl MetricProvider for EuclideanProvider {
     fn name(&self) -> &'static str {
         "euclidean"
     }
-    fn factorize(&self, model: &dyn StatModel, _theta: &[f64], damping: f64) -> Result<Box<dyn Factorized>> {
+    fn factorize(
+        &self,
+        model: &dyn StatModel,
+        _theta: &[f64],
+        damping: f64,
+    ) -> Result<Box<dyn Factorized>> {
         Ok(Box::new(Identity {
             n: model.dim(),
             damping,

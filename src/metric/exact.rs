@@ -16,7 +16,12 @@ impl MetricProvider for ExactProvider {
     fn check(&self, model: &dyn StatModel) -> Result<()> {
         super::provider::dense_affordable(model.dim(), "exact")
     }
-    fn factorize(&self, model: &dyn StatModel, theta: &[f64], damping: f64) -> Result<Box<dyn Factorized>> {
+    fn factorize(
+        &self,
+        model: &dyn StatModel,
+        theta: &[f64],
+        damping: f64,
+    ) -> Result<Box<dyn Factorized>> {
         let g = fisher_estimate(model, theta, &FisherSource::Exact)?;
         Ok(Box::new(Metric::new(g, damping)))
     }

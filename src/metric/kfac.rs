@@ -39,7 +39,10 @@ fn no_layers(model: &dyn StatModel) -> Error {
     Error::invalid(
         "flow.metric",
         "kfac",
-        format!("K-FAC needs a model with dense layers; the {} model has none (use exact, diagonal, …)", model.family()),
+        format!(
+            "K-FAC needs a model with dense layers; the {} model has none (use exact, diagonal, …)",
+            model.family()
+        ),
     )
 }
 
@@ -53,10 +56,21 @@ impl MetricProvider for KfacProvider {
             _ => Err(no_layers(model)),
         }
     }
-    fn factorize(&self, model: &dyn StatModel, theta: &[f64], damping: f64) -> Result<Box<dyn Factorized>> {
+    fn factorize(
+        &self,
+        model: &dyn StatModel,
+        theta: &[f64],
+        damping: f64,
+    ) -> Result<Box<dyn Factorized>> {
         let layers = model.dense_layers().ok_or_else(|| no_layers(model))?;
         let f = layers.kfac_factors(theta, self.targets, self.samples, self.seed, false)?;
-        Ok(Box::new(KfacMetric::new(layers.layers(), f.a, f.g, damping, self.damping_mode)))
+        Ok(Box::new(KfacMetric::new(
+            layers.layers(),
+            f.a,
+            f.g,
+            damping,
+            self.damping_mode,
+        )))
     }
 }
 
@@ -76,10 +90,10 @@ impl ShiftedInverse {
         for i in 0..s.nrows() {
             s[(i, i)] += gamma;
         }
-        if gamma > 0.0 {
-            if let Some(f) = SpdFactor::new(&s) {
-                return ShiftedInverse::Chol(f);
-            }
+        if gamma > 0.0
+            && let Some(f) = SpdFactor::new(&s)
+        {
+            return ShiftedInverse::Chol(f);
         }
         ShiftedInverse::Pinv(pseudo_inverse(&s))
     }
@@ -129,7 +143,11 @@ pub struct KfacMetric {
 pub fn pi_correction(a: &DMatrix<f64>, g: &DMatrix<f64>) -> f64 {
     let ta = a.trace() / a.nrows() as f64;
     let tg = g.trace() / g.nrows() as f64;
-    if ta > 0.0 && tg > 0.0 && (ta / tg).is_finite() { (ta / tg).sqrt() } else { 1.0 }
+    if ta > 0.0 && tg > 0.0 && (ta / tg).is_finite() {
+        (ta / tg).sqrt()
+    } else {
+        1.0
+    }
 }
 
 /// The pseudo-inverse of a symmetric positive semidefinite matrix (eigendecomposition,
@@ -147,7 +165,13 @@ pub fn pseudo_inverse(s: &DMatrix<f64>) -> DMatrix<f64> {
 
 impl KfacMetric {
     /// Factorize per-layer factors `a`, `g` (undamped) with damping λ.
-    pub fn new(shapes: Vec<LayerShape>, a: Vec<DMatrix<f64>>, g: Vec<DMatrix<f64>>, damping: f64, mode: KfacDamping) -> Self {
+    pub fn new(
+        shapes: Vec<LayerShape>,
+        a: Vec<DMatrix<f64>>,
+        g: Vec<DMatrix<f64>>,
+        damping: f64,
+        mode: KfacDamping,
+    ) -> Self {
         let n = shapes.iter().map(|s| s.len()).sum();
         let layers = shapes
             .into_iter()
@@ -183,7 +207,11 @@ impl KfacMetric {
 
     fn block<'a>(&self, l: &KfacLayer, v: &'a DVector<f64>) -> Op<'a> {
         let s = &l.shape;
-        Op::col_major(&v.as_slice()[s.offset..s.offset + s.len()], s.d_out, s.d_in + 1)
+        Op::col_major(
+            &v.as_slice()[s.offset..s.offset + s.len()],
+            s.d_out,
+            s.d_in + 1,
+        )
     }
 }
 
@@ -209,7 +237,11 @@ impl Factorized for KfacMetric {
                 LayerInverse::Factored { a_inv, g_inv, .. } => {
                     // Y = G⁻¹ V A⁻¹ = (A⁻¹ (G⁻¹ V)ᵀ)ᵀ.
                     let s = &l.shape;
-                    let mut t = DMatrix::from_column_slice(dout, din, &grad.as_slice()[s.offset..s.offset + s.len()]);
+                    let mut t = DMatrix::from_column_slice(
+                        dout,
+                        din,
+                        &grad.as_slice()[s.offset..s.offset + s.len()],
+                    );
                     g_inv.apply(&mut t);
                     let mut tt = t.transpose();
                     a_inv.apply(&mut tt);
@@ -242,9 +274,15 @@ impl Factorized for KfacMetric {
         let mut total = 0.0;
         for l in &self.layers {
             let s = &l.shape;
-            let vb = DMatrix::from_column_slice(s.d_out, s.d_in + 1, &v.as_slice()[s.offset..s.offset + s.len()]);
+            let vb = DMatrix::from_column_slice(
+                s.d_out,
+                s.d_in + 1,
+                &v.as_slice()[s.offset..s.offset + s.len()],
+            );
             let (ga, gg, extra) = match &l.inv {
-                LayerInverse::Factored { gamma_a, gamma_g, .. } => (*gamma_a, *gamma_g, 0.0),
+                LayerInverse::Factored {
+                    gamma_a, gamma_g, ..
+                } => (*gamma_a, *gamma_g, 0.0),
                 LayerInverse::Eigen { .. } => (0.0, 0.0, self.damping),
             };
             let mut gv = &l.g * &vb;
@@ -307,7 +345,13 @@ pub fn natural_gradient(
     provider: &KfacProvider,
     damping: f64,
 ) -> Result<(f64, DVector<f64>, DVector<f64>)> {
-    let f = model.kfac_factors(theta, provider.targets, provider.samples, provider.seed, true)?;
+    let f = model.kfac_factors(
+        theta,
+        provider.targets,
+        provider.samples,
+        provider.seed,
+        true,
+    )?;
     let (loss, grad) = f
         .loss_grad
         .ok_or_else(|| Error::Numerical("K-FAC factors returned no gradient".into()))?;

@@ -48,7 +48,12 @@ pub trait MetricProvider: Send + Sync {
         Ok(())
     }
     /// The factorized metric of `model` at θ with Tikhonov damping λ ≥ 0.
-    fn factorize(&self, model: &dyn StatModel, theta: &[f64], damping: f64) -> Result<Box<dyn Factorized>>;
+    fn factorize(
+        &self,
+        model: &dyn StatModel,
+        theta: &[f64],
+        damping: f64,
+    ) -> Result<Box<dyn Factorized>>;
 }
 
 /// Which Fisher estimate `diagonal` and `block-diagonal` start from.
@@ -148,7 +153,13 @@ impl MetricOptions {
             None | Some("exact") => BaseMetric::Exact,
             Some("sampled") => BaseMetric::Sampled,
             Some("empirical") => BaseMetric::Empirical,
-            Some(o) => return Err(Error::invalid("metric.base", format!("'{o}'"), "expected one of exact, sampled, empirical")),
+            Some(o) => {
+                return Err(Error::invalid(
+                    "metric.base",
+                    format!("'{o}'"),
+                    "expected one of exact, sampled, empirical",
+                ));
+            }
         };
         let kfac_targets = match s.kfac_targets.as_deref() {
             None => d.kfac_targets,
@@ -157,11 +168,21 @@ impl MetricOptions {
         let kfac_damping = match s.kfac_damping.as_deref() {
             None | Some("factored") => KfacDamping::Factored,
             Some("exact") => KfacDamping::Exact,
-            Some(o) => return Err(Error::invalid("metric.kfac_damping", format!("'{o}'"), "expected \"factored\" or \"exact\"")),
+            Some(o) => {
+                return Err(Error::invalid(
+                    "metric.kfac_damping",
+                    format!("'{o}'"),
+                    "expected \"factored\" or \"exact\"",
+                ));
+            }
         };
         let blocks = s.blocks.clone().unwrap_or_default();
         if let Some(i) = blocks.iter().position(|b| b.is_empty()) {
-            return Err(Error::invalid(format!("metric.blocks[{i}]"), "[]", "a block needs at least one parameter name"));
+            return Err(Error::invalid(
+                format!("metric.blocks[{i}]"),
+                "[]",
+                "a block needs at least one parameter name",
+            ));
         }
         Ok(MetricOptions {
             samples,
@@ -216,7 +237,11 @@ pub fn provider(kind: MetricKind, options: &MetricOptions) -> Box<dyn MetricProv
 
 /// The dense Fisher estimate of `source`: RᵀR from the model's score factor, or (exact only,
 /// when the model has no factor) [`StatModel::fisher`].
-pub fn fisher_estimate(model: &dyn StatModel, theta: &[f64], source: &FisherSource) -> Result<DMatrix<f64>> {
+pub fn fisher_estimate(
+    model: &dyn StatModel,
+    theta: &[f64],
+    source: &FisherSource,
+) -> Result<DMatrix<f64>> {
     let n = model.dim();
     dense_affordable(n, source.name())?;
     match model.fisher_factor(theta, source) {
@@ -238,7 +263,9 @@ pub fn dense_affordable(n: usize, what: &str) -> Result<()> {
         return Err(Error::invalid(
             "metric",
             what,
-            format!("forms a dense {n}×{n} matrix; n exceeds {DENSE_LIMIT}, use kfac (or euclidean)"),
+            format!(
+                "forms a dense {n}×{n} matrix; n exceeds {DENSE_LIMIT}, use kfac (or euclidean)"
+            ),
         ));
     }
     Ok(())
@@ -253,7 +280,10 @@ pub fn check_source(model: &dyn StatModel, source: &FisherSource) -> Result<()> 
     let zero = vec![0.0; model.dim()];
     // A tiny trial (one draw) is enough to learn whether the model supports the source.
     let trial = match source {
-        FisherSource::Sampled { seed, .. } => FisherSource::Sampled { samples: 1, seed: *seed },
+        FisherSource::Sampled { seed, .. } => FisherSource::Sampled {
+            samples: 1,
+            seed: *seed,
+        },
         s => s.clone(),
     };
     model.fisher_factor(&zero, &trial).map(|_| ())

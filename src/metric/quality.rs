@@ -3,9 +3,9 @@
 //! ∠((G̃ + λ)⁺∇L, (G + λI)⁺∇L) and the relative Frobenius error ‖G̃ − G‖_F / ‖G‖_F of the
 //! undamped matrices.
 
+use super::angle_deg;
 use super::exact::ExactProvider;
 use super::provider::{DENSE_LIMIT, MetricProvider};
-use super::angle_deg;
 use crate::error::{Error, Result};
 use crate::model::StatModel;
 use serde::{Deserialize, Serialize};
@@ -25,7 +25,13 @@ pub struct Quality {
 }
 
 /// Quality of `provider` at θ (damping λ for both solves).
-pub fn quality_at(model: &dyn StatModel, provider: &dyn MetricProvider, theta: &[f64], damping: f64, t: f64) -> Result<Quality> {
+pub fn quality_at(
+    model: &dyn StatModel,
+    provider: &dyn MetricProvider,
+    theta: &[f64],
+    damping: f64,
+    t: f64,
+) -> Result<Quality> {
     let n = model.dim();
     if n > QUALITY_LIMIT.min(DENSE_LIMIT) {
         return Err(Error::invalid(
@@ -41,7 +47,11 @@ pub fn quality_at(model: &dyn StatModel, provider: &dyn MetricProvider, theta: &
     let rel = match (exact.matrix(), approx.matrix()) {
         (Some(e), Some(a)) => {
             let den = e.norm();
-            if den > 0.0 { (a - &e).norm() / den } else { f64::NAN }
+            if den > 0.0 {
+                (a - &e).norm() / den
+            } else {
+                f64::NAN
+            }
         }
         _ => f64::NAN,
     };

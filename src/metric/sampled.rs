@@ -30,7 +30,12 @@ impl MetricProvider for SampledProvider {
     fn check(&self, model: &dyn StatModel) -> Result<()> {
         check_source(model, &self.source())
     }
-    fn factorize(&self, model: &dyn StatModel, theta: &[f64], damping: f64) -> Result<Box<dyn Factorized>> {
+    fn factorize(
+        &self,
+        model: &dyn StatModel,
+        theta: &[f64],
+        damping: f64,
+    ) -> Result<Box<dyn Factorized>> {
         let g = fisher_estimate(model, theta, &self.source())?;
         Ok(Box::new(Metric::new(g, damping)))
     }

@@ -35,7 +35,9 @@ impl AnyModel {
     pub fn describe(&self) -> String {
         match self {
             AnyModel::Mixture(m) => m.scheme.describe(),
-            AnyModel::Mlp(m) => format!("data set {} ({} examples)", m.data().source, m.data().len()),
+            AnyModel::Mlp(m) => {
+                format!("data set {} ({} examples)", m.data().source, m.data().len())
+            }
         }
     }
 

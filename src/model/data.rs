@@ -10,7 +10,10 @@ use std::path::Path;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Targets {
     /// Class indices 0..k, with the class names in index order (order of first appearance).
-    Classes { labels: Vec<usize>, names: Vec<String> },
+    Classes {
+        labels: Vec<usize>,
+        names: Vec<String>,
+    },
     /// Real-valued targets, d_out × N.
     Values(DMatrix<f64>),
 }
@@ -83,14 +86,15 @@ pub fn read_csv(path: &Path, target: &TargetSpec) -> Result<Dataset> {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_csv(&text, target).map_err(|message| Error::Parse {
-        path: path.to_path_buf(),
-        message,
-    })
-    .map(|mut d| {
-        d.source = path.display().to_string();
-        d
-    })
+    parse_csv(&text, target)
+        .map_err(|message| Error::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+        .map(|mut d| {
+            d.source = path.display().to_string();
+            d
+        })
 }
 
 /// [`read_csv`] on text; the error is a message without the path.
@@ -99,7 +103,9 @@ pub fn parse_csv(text: &str, target: &TargetSpec) -> std::result::Result<Dataset
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-    let (_, header) = lines.next().ok_or("no header line (the file has no data)")?;
+    let (_, header) = lines
+        .next()
+        .ok_or("no header line (the file has no data)")?;
     let cols: Vec<String> = header.split(',').map(|c| c.trim().to_string()).collect();
     let target_names: Vec<String> = match target {
         TargetSpec::Class(c) => vec![c.clone()],
@@ -107,13 +113,17 @@ pub fn parse_csv(text: &str, target: &TargetSpec) -> std::result::Result<Dataset
     };
     let mut target_idx = Vec::new();
     for t in &target_names {
-        let i = cols
-            .iter()
-            .position(|c| c == t)
-            .ok_or_else(|| format!("target column '{t}' not in the header ({})", cols.join(", ")))?;
+        let i = cols.iter().position(|c| c == t).ok_or_else(|| {
+            format!(
+                "target column '{t}' not in the header ({})",
+                cols.join(", ")
+            )
+        })?;
         target_idx.push(i);
     }
-    let feat_idx: Vec<usize> = (0..cols.len()).filter(|i| !target_idx.contains(i)).collect();
+    let feat_idx: Vec<usize> = (0..cols.len())
+        .filter(|i| !target_idx.contains(i))
+        .collect();
     if feat_idx.is_empty() {
         return Err("no feature columns besides the target".into());
     }
@@ -134,7 +144,10 @@ pub fn parse_csv(text: &str, target: &TargetSpec) -> std::result::Result<Dataset
         }
         for (i, f) in fields.iter().enumerate() {
             if f.is_empty() || f.eq_ignore_ascii_case("na") || f.eq_ignore_ascii_case("nan") {
-                return Err(format!("line {line_no}: missing value in column '{}'", cols[i]));
+                return Err(format!(
+                    "line {line_no}: missing value in column '{}'",
+                    cols[i]
+                ));
             }
         }
         let num = |i: usize| -> std::result::Result<f64, String> {
@@ -142,7 +155,12 @@ pub fn parse_csv(text: &str, target: &TargetSpec) -> std::result::Result<Dataset
                 .parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite())
-                .ok_or_else(|| format!("line {line_no}: column '{}': '{}' is not a finite number", cols[i], fields[i]))
+                .ok_or_else(|| {
+                    format!(
+                        "line {line_no}: column '{}': '{}' is not a finite number",
+                        cols[i], fields[i]
+                    )
+                })
         };
         for &i in &feat_idx {
             feats.push(num(i)?);
@@ -186,7 +204,8 @@ pub fn parse_csv(text: &str, target: &TargetSpec) -> std::result::Result<Dataset
 /// f(x) = sin(x₁) + ½·x₂·cos(x₁) (only x₁ when d = 1), one output, ChaCha8 from `seed`.
 pub fn synthetic_regression(n: usize, d: usize, noise: f64, seed: u64) -> Dataset {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut normal = || -> f64 { rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng) };
+    let mut normal =
+        || -> f64 { rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng) };
     let mut x = DMatrix::zeros(d, n);
     let mut y = DMatrix::zeros(1, n);
     for i in 0..n {
@@ -208,7 +227,8 @@ pub fn synthetic_regression(n: usize, d: usize, noise: f64, seed: u64) -> Datase
 /// map Wxᵢ (W entries N(0, 1)), `classes` classes, ChaCha8 from `seed`.
 pub fn synthetic_classification(n: usize, d: usize, classes: usize, seed: u64) -> Dataset {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut normal = || -> f64 { rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng) };
+    let mut normal =
+        || -> f64 { rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng) };
     let w = DMatrix::from_fn(classes.max(1), d, |_, _| normal());
     let x = DMatrix::from_fn(d, n, |_, _| normal());
     let scores = &w * &x;
@@ -219,7 +239,9 @@ pub fn synthetic_classification(n: usize, d: usize, classes: usize, seed: u64) -
             labels,
             names: (0..classes.max(1)).map(|c| format!("class{c}")).collect(),
         },
-        source: format!("synthetic classification (n = {n}, d = {d}, classes = {classes}, seed = {seed})"),
+        source: format!(
+            "synthetic classification (n = {n}, d = {d}, classes = {classes}, seed = {seed})"
+        ),
     }
 }
 
@@ -231,7 +253,10 @@ mod tests {
     fn parses_classes_and_reports_bad_rows() {
         let ok = "# comment\na,b,label\n1,2,x\n3,4,y\n5,6,x\n";
         let d = parse_csv(ok, &TargetSpec::Class("label".into())).expect("parses");
-        assert_eq!(d.x, DMatrix::from_column_slice(2, 3, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+        assert_eq!(
+            d.x,
+            DMatrix::from_column_slice(2, 3, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+        );
         assert_eq!(
             d.targets,
             Targets::Classes {
@@ -239,8 +264,14 @@ mod tests {
                 names: vec!["x".into(), "y".into()]
             }
         );
-        let missing = parse_csv("a,b,label\n1,,x\n", &TargetSpec::Class("label".into())).unwrap_err();
-        assert!(missing.contains("line 2") && missing.contains("missing value") && missing.contains("'b'"), "{missing}");
+        let missing =
+            parse_csv("a,b,label\n1,,x\n", &TargetSpec::Class("label".into())).unwrap_err();
+        assert!(
+            missing.contains("line 2")
+                && missing.contains("missing value")
+                && missing.contains("'b'"),
+            "{missing}"
+        );
         let short = parse_csv("a,b,label\n1,2\n", &TargetSpec::Class("label".into())).unwrap_err();
         assert!(short.contains("expected 3 columns, found 2"), "{short}");
         let bad = parse_csv("a,b,label\n1,zz,x\n", &TargetSpec::Class("label".into())).unwrap_err();

@@ -47,7 +47,11 @@ impl KfacTargets {
             "sampled" => Ok(KfacTargets::Sampled),
             "empirical" => Ok(KfacTargets::Empirical),
             "exact" => Ok(KfacTargets::Exact),
-            _ => Err(Error::invalid(field, format!("'{s}'"), "expected one of sampled, empirical, exact")),
+            _ => Err(Error::invalid(
+                field,
+                format!("'{s}'"),
+                "expected one of sampled, empirical, exact",
+            )),
         }
     }
 

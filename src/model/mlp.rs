@@ -15,9 +15,9 @@
 //! diag p − p pᵀ = Σ_c p_c (e_c − p)(e_c − p)ᵀ, i.e. one backward pass per class;
 //! Gaussian Σᵢ JᵢᵀJᵢ / (N σ²).
 
+use super::StatModel;
 use super::data::{Dataset, Targets};
 use super::layers::{DenseLayers, FisherSource, KfacFactors, KfacTargets, LayerShape};
-use super::StatModel;
 use crate::error::{Error, Result};
 use crate::gemm::{Op, gemm, syrk};
 use nalgebra::DMatrix;
@@ -70,9 +70,18 @@ pub struct Forward {
 
 impl Mlp {
     /// A network with layer sizes `sizes` = [d₀, d₁, …, d_L] on `data`.
-    pub fn new(sizes: Vec<usize>, activation: Activation, output: OutputKind, data: Dataset) -> Result<Mlp> {
+    pub fn new(
+        sizes: Vec<usize>,
+        activation: Activation,
+        output: OutputKind,
+        data: Dataset,
+    ) -> Result<Mlp> {
         if sizes.len() < 2 {
-            return Err(Error::invalid("mlp.layers", format!("{sizes:?}"), "give at least an input and an output size"));
+            return Err(Error::invalid(
+                "mlp.layers",
+                format!("{sizes:?}"),
+                "give at least an input and an output size",
+            ));
         }
         if let Some(i) = sizes.iter().position(|&s| s == 0) {
             return Err(Error::invalid(
@@ -82,13 +91,20 @@ impl Mlp {
             ));
         }
         if data.is_empty() {
-            return Err(Error::invalid("mlp.data", "empty", "the data set has no examples"));
+            return Err(Error::invalid(
+                "mlp.data",
+                "empty",
+                "the data set has no examples",
+            ));
         }
         if data.x.nrows() != sizes[0] {
             return Err(Error::invalid(
                 "mlp.layers",
                 format!("{sizes:?}"),
-                format!("the input size must equal the data's {} feature columns", data.x.nrows()),
+                format!(
+                    "the input size must equal the data's {} feature columns",
+                    data.x.nrows()
+                ),
             ));
         }
         let d_out = sizes[sizes.len() - 1];
@@ -99,7 +115,10 @@ impl Mlp {
                     return Err(Error::invalid(
                         "mlp.layers",
                         format!("{sizes:?}"),
-                        format!("the output size must be at least the {} classes of the data", names.len()),
+                        format!(
+                            "the output size must be at least the {} classes of the data",
+                            names.len()
+                        ),
                     ));
                 }
                 let mut y = DMatrix::zeros(d_out, n);
@@ -113,19 +132,34 @@ impl Mlp {
                     return Err(Error::invalid(
                         "mlp.layers",
                         format!("{sizes:?}"),
-                        format!("the output size must equal the data's {} target columns", v.nrows()),
+                        format!(
+                            "the output size must equal the data's {} target columns",
+                            v.nrows()
+                        ),
                     ));
                 }
                 if !(noise.is_finite() && noise > 0.0) {
-                    return Err(Error::invalid("mlp.noise", noise, "must be a finite number > 0"));
+                    return Err(Error::invalid(
+                        "mlp.noise",
+                        noise,
+                        "must be a finite number > 0",
+                    ));
                 }
                 (v.clone(), Vec::new())
             }
             (Targets::Classes { .. }, _) => {
-                return Err(Error::invalid("mlp.output", "gaussian", "class labels need output = \"softmax\""));
+                return Err(Error::invalid(
+                    "mlp.output",
+                    "gaussian",
+                    "class labels need output = \"softmax\"",
+                ));
             }
             (Targets::Values(_), _) => {
-                return Err(Error::invalid("mlp.output", "softmax", "numeric targets need output = \"gaussian\""));
+                return Err(Error::invalid(
+                    "mlp.output",
+                    "softmax",
+                    "numeric targets need output = \"gaussian\"",
+                ));
             }
         };
         let mut x_aug = DMatrix::from_element(sizes[0] + 1, n, 1.0);
@@ -178,7 +212,8 @@ impl Mlp {
             let sd = 1.0 / (s.d_in as f64).sqrt();
             for c in 0..s.d_in {
                 for r in 0..s.d_out {
-                    let z: f64 = rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng);
+                    let z: f64 =
+                        rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut rng);
                     theta[s.offset + r + c * s.d_out] = sd * z;
                 }
             }
@@ -254,21 +289,30 @@ impl Mlp {
             OutputKind::Gaussian { noise } => {
                 let d = f.z.nrows() as f64;
                 let sq = (&f.z - &self.y).norm_squared();
-                sq / (2.0 * noise * noise * n) + 0.5 * d * (2.0 * std::f64::consts::PI * noise * noise).ln()
+                sq / (2.0 * noise * noise * n)
+                    + 0.5 * d * (2.0 * std::f64::consts::PI * noise * noise).ln()
             }
         }
     }
 
     /// Back-propagate output deltas Δ (d_L × N, one column per example) to every layer's
     /// pre-activation deltas δℓ (dℓ × N), ℓ = 1..L (index 0 = first layer).
-    pub fn backward(&self, theta: &[f64], f: &Forward, delta_out: DMatrix<f64>) -> Vec<DMatrix<f64>> {
+    pub fn backward(
+        &self,
+        theta: &[f64],
+        f: &Forward,
+        delta_out: DMatrix<f64>,
+    ) -> Vec<DMatrix<f64>> {
         let nl = self.layers.len();
         let n = delta_out.ncols();
         let mut deltas = vec![DMatrix::zeros(0, 0); nl];
         deltas[nl - 1] = delta_out;
         for l in (1..nl).rev() {
             let s = &self.layers[l];
-            let w = self.weights(theta, s).block(0, 0, s.d_out, s.d_in).transpose();
+            let w = self
+                .weights(theta, s)
+                .block(0, 0, s.d_out, s.d_in)
+                .transpose();
             let mut d = DMatrix::zeros(s.d_in, n);
             gemm(1.0, w, Op::n(&deltas[l]), 0.0, &mut d);
             let h = f.h[l - 1].rows(0, s.d_in);
@@ -503,7 +547,11 @@ impl DenseLayers for Mlp {
             KfacTargets::Exact => FisherSource::Exact,
         };
         let roots = self.output_roots(&f, &source);
-        let mut g: Vec<DMatrix<f64>> = self.layers.iter().map(|s| DMatrix::zeros(s.d_out, s.d_out)).collect();
+        let mut g: Vec<DMatrix<f64>> = self
+            .layers
+            .iter()
+            .map(|s| DMatrix::zeros(s.d_out, s.d_out))
+            .collect();
         let mut tmp: Vec<DMatrix<f64>> = g.clone();
         for root in roots {
             let deltas = self.backward(theta, &f, root);

@@ -97,33 +97,61 @@ impl MlpSection {
         let activation = match self.activation.as_str() {
             "tanh" => Activation::Tanh,
             "relu" => Activation::Relu,
-            other => return Err(Error::invalid("mlp.activation", format!("'{other}'"), "expected \"tanh\" or \"relu\"")),
+            other => {
+                return Err(Error::invalid(
+                    "mlp.activation",
+                    format!("'{other}'"),
+                    "expected \"tanh\" or \"relu\"",
+                ));
+            }
         };
         let output = match self.output.as_str() {
             "softmax" => OutputKind::Softmax,
             "gaussian" => {
                 if !(self.noise.is_finite() && self.noise > 0.0) {
-                    return Err(Error::invalid("mlp.noise", self.noise, "must be a finite number > 0"));
+                    return Err(Error::invalid(
+                        "mlp.noise",
+                        self.noise,
+                        "must be a finite number > 0",
+                    ));
                 }
                 OutputKind::Gaussian { noise: self.noise }
             }
             other => {
-                return Err(Error::invalid("mlp.output", format!("'{other}'"), "expected \"softmax\" or \"gaussian\""));
+                return Err(Error::invalid(
+                    "mlp.output",
+                    format!("'{other}'"),
+                    "expected \"softmax\" or \"gaussian\"",
+                ));
             }
         };
         let mut data: Dataset = match (&self.data, &self.synthetic) {
             (Some(_), Some(_)) => {
-                return Err(Error::invalid("mlp.synthetic", "set", "give either mlp.data or mlp.synthetic, not both"));
+                return Err(Error::invalid(
+                    "mlp.synthetic",
+                    "set",
+                    "give either mlp.data or mlp.synthetic, not both",
+                ));
             }
             (None, None) => {
-                return Err(Error::invalid("mlp.data", "missing", "give a CSV file (mlp.data) or [mlp.synthetic]"));
+                return Err(Error::invalid(
+                    "mlp.data",
+                    "missing",
+                    "give a CSV file (mlp.data) or [mlp.synthetic]",
+                ));
             }
             (Some(file), None) => {
-                let default_target = if output == OutputKind::Softmax { "species" } else { "y" };
+                let default_target = if output == OutputKind::Softmax {
+                    "species"
+                } else {
+                    "y"
+                };
                 let t = self.target.clone().unwrap_or_else(|| default_target.into());
                 let spec = match output {
                     OutputKind::Softmax => TargetSpec::Class(t),
-                    OutputKind::Gaussian { .. } => TargetSpec::Values(t.split(',').map(|s| s.trim().to_string()).collect()),
+                    OutputKind::Gaussian { .. } => {
+                        TargetSpec::Values(t.split(',').map(|s| s.trim().to_string()).collect())
+                    }
                 };
                 read_csv(&base.join(file), &spec)?
             }
@@ -132,10 +160,18 @@ impl MlpSection {
                     return Err(Error::invalid("mlp.synthetic.n", 0, "must be ≥ 1"));
                 }
                 if !(s.noise.is_finite() && s.noise >= 0.0) {
-                    return Err(Error::invalid("mlp.synthetic.noise", s.noise, "must be a finite number ≥ 0"));
+                    return Err(Error::invalid(
+                        "mlp.synthetic.noise",
+                        s.noise,
+                        "must be a finite number ≥ 0",
+                    ));
                 }
                 if !matches!(output, OutputKind::Gaussian { .. }) {
-                    return Err(Error::invalid("mlp.output", "softmax", "the synthetic set is a regression: use output = \"gaussian\""));
+                    return Err(Error::invalid(
+                        "mlp.output",
+                        "softmax",
+                        "the synthetic set is a regression: use output = \"gaussian\"",
+                    ));
                 }
                 synthetic_regression(s.n, self.layers[0], s.noise, s.seed)
             }
@@ -144,7 +180,11 @@ impl MlpSection {
             data.standardize();
         }
         if self.init_seeds.is_empty() {
-            return Err(Error::invalid("mlp.init_seeds", "[]", "give at least one seed"));
+            return Err(Error::invalid(
+                "mlp.init_seeds",
+                "[]",
+                "give at least one seed",
+            ));
         }
         Mlp::new(self.layers.clone(), activation, output, data)
     }

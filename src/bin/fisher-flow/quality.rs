@@ -1,6 +1,7 @@
 //! `run --quality`: approximation quality of the run's metric along its trajectories, and
 //! the seed report of random metric providers.
 
+use fisher_flow::Result;
 use fisher_flow::config::Experiment;
 use fisher_flow::export::write_atomic;
 use fisher_flow::metric::quality::{Quality, quality_at};
@@ -8,7 +9,6 @@ use fisher_flow::metric::{MetricKind, provider};
 use fisher_flow::model::KfacTargets;
 use fisher_flow::plot::{self, LossFigure, Series};
 use fisher_flow::trajectory::Trajectory;
-use fisher_flow::Result;
 use std::path::Path;
 
 /// Print the seed of every random part of the metric.
@@ -16,9 +16,17 @@ pub fn announce_seed(exp: &Experiment) {
     let o = &exp.flow.metric_options;
     let sampled_base = o.base == fisher_flow::metric::provider::BaseMetric::Sampled;
     match exp.flow.metric {
-        MetricKind::Sampled => println!("metric sampled: {} Monte Carlo draws, seed {}", o.samples, o.seed),
+        MetricKind::Sampled => println!(
+            "metric sampled: {} Monte Carlo draws, seed {}",
+            o.samples, o.seed
+        ),
         MetricKind::Diagonal | MetricKind::BlockDiagonal if sampled_base => {
-            println!("metric {} of the sampled Fisher: {} draws, seed {}", exp.flow.metric.name(), o.samples, o.seed)
+            println!(
+                "metric {} of the sampled Fisher: {} draws, seed {}",
+                exp.flow.metric.name(),
+                o.samples,
+                o.seed
+            )
         }
         MetricKind::Kfac if o.kfac_targets == KfacTargets::Sampled => println!(
             "metric kfac: targets sampled from the model, {} draw(s) per example, seed {}",
@@ -43,11 +51,19 @@ pub fn along(exp: &Experiment, trajectories: &[Trajectory]) -> Result<Vec<Vec<Qu
 }
 
 /// quality.csv and the two figures against t.
-pub fn write(out: &Path, exp: &Experiment, trajectories: &[Trajectory], q: &[Vec<Quality>]) -> Result<()> {
+pub fn write(
+    out: &Path,
+    exp: &Experiment,
+    trajectories: &[Trajectory],
+    q: &[Vec<Quality>],
+) -> Result<()> {
     let mut csv = String::from("trajectory,t,angle_deg,rel_frobenius\n");
     for (i, rows) in q.iter().enumerate() {
         for r in rows {
-            csv.push_str(&format!("{i},{:e},{:e},{:e}\n", r.t, r.angle_deg, r.rel_frobenius));
+            csv.push_str(&format!(
+                "{i},{:e},{:e},{:e}\n",
+                r.t, r.angle_deg, r.rel_frobenius
+            ));
         }
     }
     write_atomic(&out.join("quality.csv"), csv.as_bytes())?;
