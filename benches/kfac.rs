@@ -83,5 +83,10 @@ fn mixture_fisher(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, kfac_vs_gradient, dgemm_rate, mixture_fisher);
+criterion_group! {
+    name = benches;
+    // No plots: criterion's plotters backend needs a system font this machine may lack.
+    config = Criterion::default().without_plots();
+    targets = kfac_vs_gradient, dgemm_rate, mixture_fisher
+}
 criterion_main!(benches);
