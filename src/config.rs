@@ -106,7 +106,7 @@ pub struct ModelFile {
     #[serde(default)]
     pub plot: PlotSection,
     /// Metric-provider settings.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "MetricSection::is_empty")]
     pub metric: MetricSection,
     /// The network, for `model.family = "mlp"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -75,8 +75,9 @@ pub struct FlowSettings {
     pub grad_tol: f64,
     pub max_steps: usize,
     pub interior_points: usize,
-    /// Settings of the metric provider (`[metric]` in the model file).
-    #[serde(default)]
+    /// Settings of the metric provider (`[metric]` in the model file); omitted from JSON
+    /// when all are at their defaults.
+    #[serde(default, skip_serializing_if = "MetricOptions::is_default")]
     pub metric_options: MetricOptions,
 }
 

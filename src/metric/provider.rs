@@ -104,6 +104,13 @@ pub struct MetricSection {
     pub kfac_samples: Option<usize>,
 }
 
+impl MetricSection {
+    /// Whether no setting is given (the section is then omitted from resolved files).
+    pub fn is_empty(&self) -> bool {
+        *self == MetricSection::default()
+    }
+}
+
 /// Validated provider settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricOptions {
@@ -193,6 +200,11 @@ impl MetricOptions {
             kfac_damping,
             kfac_samples,
         })
+    }
+
+    /// Whether every setting is at its default.
+    pub fn is_default(&self) -> bool {
+        *self == MetricOptions::default()
     }
 
     /// The Fisher source of the `diagonal`/`block-diagonal` base.

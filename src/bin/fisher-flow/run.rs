@@ -109,19 +109,19 @@ pub fn run(args: &RunArgs) -> Result<()> {
 
     let out = &args.out;
     write_atomic(&out.join("trajectory.csv"), trajectories_csv(&trajectories).as_bytes())?;
-    write_json(
-        &out.join("trajectory.json"),
-        &serde_json::json!({
-            "model_file": exp.path.display().to_string(),
-            "model_sha256": exp.file_hash,
-            "settings": exp.flow,
-            "quadrature": model.describe(),
-            "optimal_loss": l_star,
-            "optima": model.optima(),
-            "trajectories": trajectories,
-            "quality": quality,
-        }),
-    )?;
+    let mut doc = serde_json::json!({
+        "model_file": exp.path.display().to_string(),
+        "model_sha256": exp.file_hash,
+        "settings": exp.flow,
+        "quadrature": model.describe(),
+        "optimal_loss": l_star,
+        "optima": model.optima(),
+        "trajectories": trajectories,
+    });
+    if let (Some(q), Some(map)) = (&quality, doc.as_object_mut()) {
+        map.insert("quality".into(), serde_json::json!(q));
+    }
+    write_json(&out.join("trajectory.json"), &doc)?;
     write_json(&out.join("certificate.json"), &cert)?;
     let loss = loss_figure(&exp, &trajectories, l_star);
     let mut wrote = "trajectory.csv/json, certificate.json, trajectory.svg/png, loss.svg/png".to_string();
