@@ -157,7 +157,7 @@ pub struct SpdFactor {
 
 /// Block size of the blocked factorization and solves.
 #[cfg(not(feature = "lapack"))]
-const BLOCK: usize = 128;
+const BLOCK: usize = 256;
 
 impl SpdFactor {
     /// Factorize `a` (symmetric; the lower triangle is used), or `None` when it is not
