@@ -391,33 +391,31 @@ impl Experiment {
 
 /// The validated `[flow]` and `[metric]` settings of a file.
 fn flow_settings(file: &ModelFile) -> Result<FlowSettings> {
-    {
-        let d = FlowSettings::default();
-        let f = &file.flow;
-        let flow = FlowSettings {
-            metric: match &f.metric {
-                Some(s) => MetricKind::parse("flow.metric", s)?,
-                None => d.metric,
-            },
-            solver: match &f.solver {
-                Some(s) => SolverKind::parse("flow.solver", s)?,
-                None => d.solver,
-            },
-            damping: f.damping.unwrap_or(d.damping),
-            rtol: f.rtol.unwrap_or(d.rtol),
-            atol: f.atol.unwrap_or(d.atol),
-            t_end: f.t_end.unwrap_or(d.t_end),
-            grad_tol: f.grad_tol.unwrap_or(d.grad_tol),
-            max_steps: f.max_steps.unwrap_or(d.max_steps),
-            interior_points: f.interior_points.unwrap_or(d.interior_points),
-            metric_options: MetricOptions::from_section(&file.metric)?,
-        };
-        flow.validate()?;
-        if flow.interior_points < 2 {
-            return Err(Error::invalid("flow.interior_points", flow.interior_points, "must be ≥ 2"));
-        }
-        Ok(flow)
+    let d = FlowSettings::default();
+    let f = &file.flow;
+    let flow = FlowSettings {
+        metric: match &f.metric {
+            Some(s) => MetricKind::parse("flow.metric", s)?,
+            None => d.metric,
+        },
+        solver: match &f.solver {
+            Some(s) => SolverKind::parse("flow.solver", s)?,
+            None => d.solver,
+        },
+        damping: f.damping.unwrap_or(d.damping),
+        rtol: f.rtol.unwrap_or(d.rtol),
+        atol: f.atol.unwrap_or(d.atol),
+        t_end: f.t_end.unwrap_or(d.t_end),
+        grad_tol: f.grad_tol.unwrap_or(d.grad_tol),
+        max_steps: f.max_steps.unwrap_or(d.max_steps),
+        interior_points: f.interior_points.unwrap_or(d.interior_points),
+        metric_options: MetricOptions::from_section(&file.metric)?,
+    };
+    flow.validate()?;
+    if flow.interior_points < 2 {
+        return Err(Error::invalid("flow.interior_points", flow.interior_points, "must be ≥ 2"));
     }
+    Ok(flow)
 }
 
 fn two_finite(field: &str, v: &[f64]) -> Result<[f64; 2]> {
