@@ -244,11 +244,8 @@ fn blocked_cholesky(a: &DMatrix<f64>) -> Option<(DMatrix<f64>, Vec<DMatrix<f64>>
                 d[(i, j)] = d[(j, i)];
             }
         }
-        let l11 = nalgebra::Cholesky::new(d)?.unpack();
-        let mut inv = DMatrix::identity(b, b);
-        if !l11.solve_lower_triangular_mut(&mut inv) {
-            return None;
-        }
+        let l11 = chol_rec(&d)?;
+        let inv = tri_inv_rec(&l11)?;
         w.view_mut((k, k), (b, b)).copy_from(&l11);
         let m = n - k - b;
         if m > 0 {
@@ -272,6 +269,66 @@ fn blocked_cholesky(a: &DMatrix<f64>) -> Option<(DMatrix<f64>, Vec<DMatrix<f64>>
         return None;
     }
     Some((w, dinv))
+}
+
+/// Leaf size of the recursive kernels below (nalgebra's unblocked code under it).
+#[cfg(not(feature = "lapack"))]
+const LEAF: usize = 48;
+
+/// Recursive Cholesky of a symmetric block (lower triangle read): L₁₁ = chol(A₁₁),
+/// L₂₁ = A₂₁ L₁₁⁻ᵀ, L₂₂ = chol(A₂₂ − L₂₁ L₂₁ᵀ), the products in [`crate::gemm`].
+#[cfg(not(feature = "lapack"))]
+fn chol_rec(a: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+    use crate::gemm::{Op, gemm};
+    let n = a.nrows();
+    if n <= LEAF {
+        let mut d = a.clone();
+        for j in 0..n {
+            for i in 0..j {
+                d[(i, j)] = d[(j, i)];
+            }
+        }
+        return nalgebra::Cholesky::new(d).map(|c| c.unpack());
+    }
+    let h = n / 2;
+    let l11 = chol_rec(&a.view((0, 0), (h, h)).clone_owned())?;
+    let inv11 = tri_inv_rec(&l11)?;
+    let a21 = a.view((h, 0), (n - h, h)).clone_owned();
+    let mut l21 = DMatrix::zeros(n - h, h);
+    gemm(1.0, Op::n(&a21), Op::t(&inv11), 0.0, &mut l21);
+    let mut s22 = a.view((h, h), (n - h, n - h)).clone_owned();
+    gemm(-1.0, Op::n(&l21), Op::t(&l21), 1.0, &mut s22);
+    let l22 = chol_rec(&s22)?;
+    let mut l = DMatrix::zeros(n, n);
+    l.view_mut((0, 0), (h, h)).copy_from(&l11);
+    l.view_mut((h, 0), (n - h, h)).copy_from(&l21);
+    l.view_mut((h, h), (n - h, n - h)).copy_from(&l22);
+    Some(l)
+}
+
+/// Recursive inverse of a lower-triangular matrix:
+/// [[L₁₁, 0], [L₂₁, L₂₂]]⁻¹ = [[L₁₁⁻¹, 0], [−L₂₂⁻¹ L₂₁ L₁₁⁻¹, L₂₂⁻¹]].
+#[cfg(not(feature = "lapack"))]
+fn tri_inv_rec(l: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+    use crate::gemm::{Op, gemm};
+    let n = l.nrows();
+    if n <= LEAF {
+        let mut inv = DMatrix::identity(n, n);
+        return l.solve_lower_triangular_mut(&mut inv).then_some(inv);
+    }
+    let h = n / 2;
+    let i11 = tri_inv_rec(&l.view((0, 0), (h, h)).clone_owned())?;
+    let i22 = tri_inv_rec(&l.view((h, h), (n - h, n - h)).clone_owned())?;
+    let l21 = l.view((h, 0), (n - h, h)).clone_owned();
+    let mut t = DMatrix::zeros(n - h, h);
+    gemm(1.0, Op::n(&l21), Op::n(&i11), 0.0, &mut t);
+    let mut i21 = DMatrix::zeros(n - h, h);
+    gemm(-1.0, Op::n(&i22), Op::n(&t), 0.0, &mut i21);
+    let mut inv = DMatrix::zeros(n, n);
+    inv.view_mut((0, 0), (h, h)).copy_from(&i11);
+    inv.view_mut((h, 0), (n - h, h)).copy_from(&i21);
+    inv.view_mut((h, h), (n - h, n - h)).copy_from(&i22);
+    Some(inv)
 }
 
 /// A⁻¹B through nalgebra's own Cholesky, whatever the backend (the reference in tests).
