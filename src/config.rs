@@ -6,8 +6,9 @@
 
 use crate::error::{Error, Result};
 use crate::flow::{FlowSettings, SolverKind};
-use crate::metric::MetricKind;
-use crate::model::{GaussianMixture, LossKind, mixture::draw_samples};
+use crate::metric::{MetricKind, MetricOptions, MetricSection};
+use crate::model::mlp_spec::MlpSection;
+use crate::model::{AnyModel, GaussianMixture, LossKind, StatModel, mixture::draw_samples};
 use crate::quadrature::Scheme;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -16,15 +17,17 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// Model family; only `"gaussian-mixture"` so far.
+    /// Model family: `"gaussian-mixture"` (default) or `"mlp"` (settings in `[mlp]`).
     #[serde(default = "default_family")]
     pub family: String,
-    /// Shared standard deviation σ > 0.
+    /// Shared standard deviation σ > 0 (mixture only; required there).
+    #[serde(default = "default_missing")]
     pub sigma: f64,
     /// Weight w ∈ (0, 1) of the first component (default 0.5).
     #[serde(default = "default_weight")]
     pub weight: f64,
-    /// Target means θ* = [μ₁*, μ₂*].
+    /// Target means θ* = [μ₁*, μ₂*] (mixture only; required there).
+    #[serde(default)]
     pub target: Vec<f64>,
 }
 
@@ -108,10 +111,19 @@ pub struct ModelFile {
     pub flow: FlowSection,
     #[serde(default)]
     pub plot: PlotSection,
+    /// Metric-provider settings.
+    #[serde(default, skip_serializing_if = "MetricSection::is_empty")]
+    pub metric: MetricSection,
+    /// The network, for `model.family = "mlp"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlp: Option<MlpSection>,
 }
 
 fn default_family() -> String {
     "gaussian-mixture".into()
+}
+fn default_missing() -> f64 {
+    f64::NAN
 }
 fn default_weight() -> f64 {
     0.5
@@ -149,7 +161,7 @@ pub struct Experiment {
     /// The resolved file (defaults filled in, overrides applied).
     pub resolved: ModelFile,
     /// The model.
-    pub model: GaussianMixture,
+    pub model: AnyModel,
     /// Flow settings.
     pub flow: FlowSettings,
     /// Starting points.
@@ -251,11 +263,28 @@ impl Experiment {
         }
 
         let m = &file.model;
+        if m.family == "mlp" {
+            return Self::from_file_mlp(path, file_hash, file);
+        }
         if m.family != "gaussian-mixture" {
             return Err(Error::invalid(
                 "model.family",
                 format!("'{}'", m.family),
-                "expected \"gaussian-mixture\"",
+                "expected \"gaussian-mixture\" or \"mlp\"",
+            ));
+        }
+        if file.mlp.is_some() {
+            return Err(Error::invalid(
+                "mlp",
+                "set",
+                "[mlp] applies only to model.family = \"mlp\"",
+            ));
+        }
+        if m.sigma.is_nan() {
+            return Err(Error::invalid(
+                "model.sigma",
+                "missing",
+                "the mixture needs σ > 0",
             ));
         }
         if !(m.sigma.is_finite() && m.sigma > 0.0) {
@@ -329,40 +358,8 @@ impl Experiment {
             }
         };
 
-        let d = FlowSettings::default();
+        let flow = flow_settings(&file)?;
         let f = &file.flow;
-        let flow = FlowSettings {
-            metric: match &f.metric {
-                Some(s) => MetricKind::parse("flow.metric", s)?,
-                None => d.metric,
-            },
-            solver: match &f.solver {
-                Some(s) => SolverKind::parse("flow.solver", s)?,
-                None => d.solver,
-            },
-            damping: f.damping.unwrap_or(d.damping),
-            rtol: f.rtol.unwrap_or(d.rtol),
-            atol: f.atol.unwrap_or(d.atol),
-            t_end: f.t_end.unwrap_or(d.t_end),
-            grad_tol: f.grad_tol.unwrap_or(d.grad_tol),
-            max_steps: f.max_steps.unwrap_or(d.max_steps),
-            interior_points: f.interior_points.unwrap_or(d.interior_points),
-            jacobian: match &f.jacobian {
-                Some(s) => crate::flow::JacobianKind::parse("flow.jacobian", s)?,
-                None => d.jacobian,
-            },
-            step_control: f.step_control.unwrap_or(d.step_control),
-            damping_floor: f.damping_floor.unwrap_or(d.damping_floor),
-            ..d
-        };
-        flow.validate()?;
-        if flow.interior_points < 2 {
-            return Err(Error::invalid(
-                "flow.interior_points",
-                flow.interior_points,
-                "must be ≥ 2",
-            ));
-        }
         let mut starts = Vec::new();
         for (i, s) in f.starts.iter().enumerate() {
             starts.push(two_finite(&format!("flow.starts[{i}]"), s)?.to_vec());
@@ -388,13 +385,14 @@ impl Experiment {
                 Some((a, b))
             }
         };
-        let model = GaussianMixture {
+        let model = AnyModel::Mixture(GaussianMixture {
             sigma: m.sigma,
             w: m.weight,
             target,
             loss_kind,
             scheme,
-        };
+        });
+        crate::metric::provider(flow.metric, &flow.metric_options).check(&model)?;
         Ok(Experiment {
             path: path.to_path_buf(),
             file_hash,
@@ -405,6 +403,96 @@ impl Experiment {
             plot_range,
         })
     }
+
+    /// Validate a file of family `"mlp"`: `[mlp]` builds the network; starts are
+    /// `flow.starts` (full parameter vectors) or seeded initializations (`mlp.init_seeds`).
+    fn from_file_mlp(path: &Path, file_hash: String, file: ModelFile) -> Result<Experiment> {
+        let sec = file.mlp.as_ref().ok_or_else(|| {
+            Error::invalid(
+                "mlp",
+                "missing",
+                "model.family = \"mlp\" needs an [mlp] section",
+            )
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let net = sec.build(base)?;
+        let n = net.dim();
+        let flow = flow_settings(&file)?;
+        let mut starts = Vec::new();
+        for (i, s) in file.flow.starts.iter().enumerate() {
+            if s.len() != n {
+                return Err(Error::invalid(
+                    format!("flow.starts[{i}]"),
+                    format!("{} values", s.len()),
+                    format!(
+                        "the network has {n} parameters (leave flow.starts empty to use mlp.init_seeds)"
+                    ),
+                ));
+            }
+            if s.iter().any(|v| !v.is_finite()) {
+                return Err(Error::invalid(
+                    format!("flow.starts[{i}]"),
+                    "non-finite",
+                    "values must be finite",
+                ));
+            }
+            starts.push(s.clone());
+        }
+        if starts.is_empty() {
+            starts = sec.init_seeds.iter().map(|&seed| net.init(seed)).collect();
+        }
+        let model = AnyModel::Mlp(Box::new(net));
+        crate::metric::provider(flow.metric, &flow.metric_options).check(&model)?;
+        Ok(Experiment {
+            path: path.to_path_buf(),
+            file_hash,
+            resolved: file,
+            model,
+            flow,
+            starts,
+            plot_range: None,
+        })
+    }
+}
+
+/// The validated `[flow]` and `[metric]` settings of a file.
+fn flow_settings(file: &ModelFile) -> Result<FlowSettings> {
+    let d = FlowSettings::default();
+    let f = &file.flow;
+    let flow = FlowSettings {
+        metric: match &f.metric {
+            Some(s) => MetricKind::parse("flow.metric", s)?,
+            None => d.metric,
+        },
+        solver: match &f.solver {
+            Some(s) => SolverKind::parse("flow.solver", s)?,
+            None => d.solver,
+        },
+        damping: f.damping.unwrap_or(d.damping),
+        rtol: f.rtol.unwrap_or(d.rtol),
+        atol: f.atol.unwrap_or(d.atol),
+        t_end: f.t_end.unwrap_or(d.t_end),
+        grad_tol: f.grad_tol.unwrap_or(d.grad_tol),
+        max_steps: f.max_steps.unwrap_or(d.max_steps),
+        interior_points: f.interior_points.unwrap_or(d.interior_points),
+        metric_options: MetricOptions::from_section(&file.metric)?,
+        jacobian: match &f.jacobian {
+            Some(s) => crate::flow::JacobianKind::parse("flow.jacobian", s)?,
+            None => d.jacobian,
+        },
+        step_control: f.step_control.unwrap_or(d.step_control),
+        damping_floor: f.damping_floor.unwrap_or(d.damping_floor),
+        ..d
+    };
+    flow.validate()?;
+    if flow.interior_points < 2 {
+        return Err(Error::invalid(
+            "flow.interior_points",
+            flow.interior_points,
+            "must be ≥ 2",
+        ));
+    }
+    Ok(flow)
 }
 
 fn two_finite(field: &str, v: &[f64]) -> Result<[f64; 2]> {

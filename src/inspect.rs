@@ -22,6 +22,10 @@ pub struct PointReport {
     pub natural_gradient: Vec<f64>,
     /// Angle between ∇L and the natural gradient, degrees.
     pub angle_deg: f64,
+    /// Why `fisher`/`eigenvalues`/`condition_number` are missing, when they are (n too large
+    /// for a dense matrix).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl PointReport {
@@ -50,7 +54,51 @@ impl PointReport {
             condition_number: kappa.is_finite().then_some(kappa),
             natural_gradient: nat.iter().copied().collect(),
             angle_deg: angle_deg(&g, &nat),
+            note: None,
         }
+    }
+
+    /// Evaluate at θ through a metric provider (any model, any metric). The dense matrix, its
+    /// eigenvalues and κ are reported only when affordable; otherwise `note` says so.
+    pub fn with_provider(
+        model: &dyn StatModel,
+        provider: &dyn crate::metric::MetricProvider,
+        damping: f64,
+        theta: &[f64],
+    ) -> crate::Result<PointReport> {
+        let mut grad = vec![0.0; model.dim()];
+        let loss = model.loss_grad(theta, &mut grad);
+        let g = nalgebra::DVector::from_vec(grad);
+        let m = provider.factorize(model, theta, damping)?;
+        let nat = m.solve(&g);
+        let dense = m.matrix();
+        let eig = if dense.is_some() {
+            m.eigenvalues()
+        } else {
+            None
+        };
+        let kappa = eig.as_ref().and_then(|v| {
+            let (lo, hi) = (v[0], v[v.len() - 1]);
+            (lo > 0.0).then_some(hi / lo)
+        });
+        let note = dense.is_none().then(|| {
+            format!(
+                "n = {} is too large for a dense matrix: fisher, eigenvalues and condition_number omitted",
+                model.dim()
+            )
+        });
+        Ok(PointReport {
+            loss,
+            gradient: g.iter().copied().collect(),
+            fisher: dense
+                .map(|d| d.row_iter().map(|r| r.iter().copied().collect()).collect())
+                .unwrap_or_default(),
+            eigenvalues: eig.map(|v| v.iter().copied().collect()).unwrap_or_default(),
+            condition_number: kappa,
+            natural_gradient: nat.iter().copied().collect(),
+            angle_deg: angle_deg(&g, &nat),
+            note,
+        })
     }
 
     /// Human-readable multi-line text.
@@ -70,8 +118,12 @@ impl PointReport {
             s.push_str(&format!("  [{}]\n", v(r)));
         }
         s.push_str(&format!("eigenvalues:       [{}]\n", v(&self.eigenvalues)));
+        if let Some(note) = &self.note {
+            s.push_str(&format!("note:              {note}\n"));
+        }
         match self.condition_number {
             Some(k) => s.push_str(&format!("condition number:  {k:.6e}\n")),
+            None if self.note.is_some() => s.push_str("condition number:  not computed\n"),
             None => s.push_str("condition number:  inf (singular)\n"),
         }
         s.push_str(&format!(

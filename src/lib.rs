@@ -1,19 +1,20 @@
 //! fisher-flow: natural-gradient flows on statistical manifolds.
-pub mod error;
-pub mod export;
-pub mod plot;
-
-pub use error::{Error, Result};
 pub mod certificate;
 pub mod checks;
 pub mod config;
+pub mod error;
+pub mod export;
 pub mod field;
 pub mod flow;
+pub mod gemm;
 pub mod geodesic;
 pub mod inspect;
 pub mod linalg;
 pub mod metric;
 pub mod model;
 pub mod optimize;
+pub mod plot;
 pub mod quadrature;
 pub mod trajectory;
+
+pub use error::{Error, Result};

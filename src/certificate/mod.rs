@@ -125,7 +125,8 @@ pub struct Monotone {
     pub atol: f64,
     pub interior_points: usize,
     pub quadrature: String,
-    pub quadrature_scheme: Scheme,
+    #[serde(default)]
+    pub quadrature_scheme: Option<Scheme>,
     pub tolerance: ToleranceBasis,
     pub trajectories: Vec<CertTrajectory>,
     pub monotone: bool,
@@ -154,8 +155,8 @@ impl Monotone {
             rtol,
             atol,
             interior_points: exp.flow.interior_points,
-            quadrature: exp.model.scheme.describe(),
-            quadrature_scheme: exp.model.scheme,
+            quadrature: exp.model.describe(),
+            quadrature_scheme: exp.model.as_mixture().map(|m| m.scheme),
             tolerance: ToleranceBasis {
                 formula: TOLERANCE_FORMULA.into(),
                 quadrature_relative_error: eq,

@@ -146,6 +146,10 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
         &Overrides::default(),
     )
     .map_err(|e| bad(format!("certificate's model_resolved: {e}")))?;
+    let mix_cert = exp_cert
+        .model
+        .as_mixture()
+        .ok_or_else(|| bad("certificate's model_resolved is not a gaussian-mixture".into()))?;
     let exp_model = match model_file {
         Some(p) => {
             let e = Experiment::load(p, &Overrides::default())?;
@@ -203,14 +207,14 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
             cert.interior_points, fl.interior_points
         ));
     }
-    if cert.quadrature_scheme != exp_cert.model.scheme {
+    if cert.quadrature_scheme != Some(mix_cert.scheme) {
         hdr.push("quadrature_scheme differs from the resolved model file's".into());
     }
     // ε_q of the loss and gradient (what the model states: the quadrature's error for the
     // population loss, rounding of the sample mean for the empirical one) and of the Fisher
     // matrix (always the quadrature's).
-    let eq_fisher = exp_cert.model.scheme.relative_error();
-    let eq = match exp_cert.model.loss_kind {
+    let eq_fisher = mix_cert.scheme.relative_error();
+    let eq = match mix_cert.loss_kind {
         crate::model::LossKind::Population => eq_fisher,
         crate::model::LossKind::Empirical { .. } => f64::EPSILON * 64.0,
     };
@@ -235,7 +239,11 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
         return Ok(report);
     }
 
-    let refm = RefMixture::new(&exp_model.model, &cert.metric, cert.damping)?;
+    let mix_model = exp_model
+        .model
+        .as_mixture()
+        .ok_or_else(|| bad("verify supports gaussian-mixture model files only".into()))?;
+    let refm = RefMixture::new(mix_model, &cert.metric, cert.damping)?;
     let ctx = Ctx {
         refm: &refm,
         eq,

@@ -16,7 +16,7 @@ pub use rhs::{FlowRhs, solve2};
 pub use simulate::Simulator;
 
 use crate::error::{Error, Result};
-use crate::metric::MetricKind;
+use crate::metric::{MetricKind, MetricOptions};
 
 /// Which ODE method integrates the flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -162,6 +162,10 @@ pub struct FlowSettings {
     pub damping_floor: f64,
     #[serde(default = "default_zone")]
     pub zone: f64,
+    /// Settings of the metric provider (`[metric]` in the model file); omitted from JSON
+    /// when all are at their defaults.
+    #[serde(default, skip_serializing_if = "MetricOptions::is_default")]
+    pub metric_options: MetricOptions,
 }
 
 impl Default for FlowSettings {
@@ -181,6 +185,7 @@ impl Default for FlowSettings {
             control_eta: control::DEFAULT_ETA,
             damping_floor: 0.0,
             zone: control::DEFAULT_ZONE,
+            metric_options: MetricOptions::default(),
         }
     }
 }

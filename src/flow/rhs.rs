@@ -3,7 +3,8 @@
 //! * Hot path: with a model [`FlowKernel`] and the `exact` or `euclidean` metric, g and G come
 //!   from one fused call; for n = 2 the pseudo-inverse solve is done in closed form on the stack
 //!   ([`solve2`]), so an evaluation allocates nothing. Other metrics go through
-//!   [`MetricKind::at`].
+//!   the metric provider ([`crate::metric::MetricProvider`]), which factorizes the metric
+//!   (dense, diagonal, block-diagonal, Kronecker-factored, …) and solves with it.
 //! * Jacobian: `exact` assembles ∂f/∂θⱼ = −M⁺(∂g/∂θⱼ + (∂G/∂θⱼ) f) from the kernel's dual-number
 //!   derivatives (the damping floor's θ-dependence is not differentiated); `fd` uses central
 //!   differences of f (2n evaluations). The full Jacobian is cached per θ, so the n
@@ -16,7 +17,10 @@
 //!   sub-model with θᵢ = θⱼ, which keeps θᵢ = θⱼ exactly in floating point.
 
 use super::{FlowKernel, JacobianKind};
-use crate::metric::{Metric, MetricKind, RANK_TOL};
+use crate::error::Result;
+use crate::metric::{
+    Factorized, Metric, MetricKind, MetricOptions, MetricProvider, RANK_TOL, provider,
+};
 use crate::model::StatModel;
 use nalgebra::{DMatrix, DVector};
 use std::cell::{Cell, RefCell};
@@ -71,6 +75,8 @@ impl<'m> Kernel<'m> {
 pub struct FlowRhs<'m> {
     model: &'m dyn StatModel,
     metric: MetricKind,
+    options: MetricOptions,
+    provider: Box<dyn MetricProvider>,
     damping: f64,
     damping_floor: f64,
     kernel: Option<Kernel<'m>>,
@@ -110,9 +116,12 @@ impl<'m> FlowRhs<'m> {
         damping: f64,
         kernel: Option<Kernel<'m>>,
     ) -> Self {
+        let options = MetricOptions::default();
         FlowRhs {
             model,
             metric,
+            provider: provider(metric, &options),
+            options,
             damping,
             damping_floor: 0.0,
             kernel,
@@ -124,6 +133,33 @@ impl<'m> FlowRhs<'m> {
             jac_cache: RefCell::new(None),
             grad_cache: RefCell::new((Vec::new(), f64::NAN)),
         }
+    }
+
+    /// The flow of `model` under `metric` with provider settings `options` and damping λ.
+    pub fn with_options(
+        model: &'m dyn StatModel,
+        metric: MetricKind,
+        options: &MetricOptions,
+        damping: f64,
+    ) -> Self {
+        Self::new(model, metric, damping).with_metric_options(options)
+    }
+
+    /// Use provider settings `options` (samples, seed, blocks, K-FAC options, …).
+    pub fn with_metric_options(mut self, options: &MetricOptions) -> Self {
+        self.options = options.clone();
+        self.provider = provider(self.metric, options);
+        self
+    }
+
+    /// The provider's factorized metric at θ (with damping λ, without the floor).
+    pub fn factorized_at(&self, theta: &[f64]) -> Result<Box<dyn Factorized>> {
+        self.provider.factorize(self.model, theta, self.damping)
+    }
+
+    /// The metric provider.
+    pub fn provider(&self) -> &dyn MetricProvider {
+        self.provider.as_ref()
     }
 
     /// Choose how Jacobians are computed.
@@ -183,9 +219,12 @@ impl<'m> FlowRhs<'m> {
         self.damping.max(self.damping_floor * trace)
     }
 
-    /// The metric at θ (with the damping floor applied).
+    /// The metric at θ as a dense [`Metric`] (with the damping floor applied; all NaN when the
+    /// provider cannot form it).
     pub fn metric_at(&self, theta: &[f64]) -> Metric {
-        let m = self.metric.at(self.model, theta, self.damping);
+        let m = self
+            .metric
+            .at_with(self.model, theta, self.damping, &self.options);
         if self.damping_floor > 0.0 {
             let lam = self.effective_damping(m.matrix().trace());
             if lam > self.damping {
@@ -225,16 +264,23 @@ impl<'m> FlowRhs<'m> {
         }
         let g = self.model.gradient(theta);
         self.remember_grad(theta, g.norm());
-        let metric = self.metric_at(theta);
         let x = match self.line {
             Some((i, j)) => {
                 let mut e = DVector::zeros(n);
                 e[i] = 1.0;
                 e[j] = 1.0;
-                let c = e.dot(&g) / metric.quad_form(&e);
+                let c = e.dot(&g) / self.metric_at(theta).quad_form(&e);
                 e * c
             }
-            None => metric.solve(&g),
+            None if self.damping_floor > 0.0 => self.metric_at(theta).solve(&g),
+            None => match self.factorized_at(theta) {
+                Ok(m) => m.solve(&g),
+                // A failed factorization makes the state non-finite, which the runner reports.
+                Err(_) => {
+                    out.iter_mut().for_each(|o| *o = f64::NAN);
+                    return;
+                }
+            },
         };
         for (o, v) in out.iter_mut().zip(x.iter()) {
             *o = if v.is_finite() { -v } else { 0.0 };

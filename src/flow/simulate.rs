@@ -69,6 +69,7 @@ impl<'m> Simulator<'m> {
                 ),
             ));
         }
+        crate::metric::provider(settings.metric, &settings.metric_options).check(model)?;
         Ok(Simulator {
             model,
             settings,
@@ -115,6 +116,7 @@ impl<'m> Simulator<'m> {
         let s = &self.settings;
         let control = StepControl::new(self.model.exchange_pairs(), s.control_eta, s.zone);
         let mut rhs = FlowRhs::with_kernel(self.model, s.metric, s.damping, self.kernel.as_deref())
+            .with_metric_options(&s.metric_options)
             .with_jacobian(s.jacobian)
             .with_damping_floor(s.damping_floor);
         let mut st = RunState {
@@ -484,16 +486,26 @@ impl<'m> Simulator<'m> {
         let mut grad = vec![0.0; n];
         let loss = model.loss_grad(theta, &mut grad);
         let g = nalgebra::DVector::from_vec(grad);
-        let metric = rhs.metric_at(theta);
         let f = rhs.eval_vec(theta);
         rhs_uncount(rhs);
+        // κ and λ_min from the provider's factorization, where the size allows (NaN otherwise).
+        let eig = rhs.factorized_at(theta).ok().and_then(|m| m.eigenvalues());
+        let kappa = match &eig {
+            Some(v) if !v.is_empty() => {
+                let (lo, hi) = (v[0], v[v.len() - 1]);
+                if lo <= 0.0 { f64::INFINITY } else { hi / lo }
+            }
+            _ => f64::NAN,
+        };
         Step {
             t,
             theta: theta.to_vec(),
             loss,
             grad_norm: g.norm(),
-            kappa: metric.condition_number(),
-            min_eig: metric.eigenvalues()[0],
+            kappa,
+            min_eig: eig
+                .and_then(|v| v.iter().next().copied())
+                .unwrap_or(f64::NAN),
             rate: g.dot(&f),
             step_size: h,
             interior,

@@ -2,6 +2,18 @@
 //!
 //! The flow, the `metric` subcommand and the plots only see [`Metric`] and [`MetricKind`].
 
+pub mod block;
+pub mod diagonal;
+pub mod empirical;
+pub mod euclidean;
+pub mod exact;
+pub mod kfac;
+pub mod provider;
+pub mod quality;
+pub mod sampled;
+
+pub use provider::{Factorized, MetricOptions, MetricProvider, MetricSection, provider};
+
 use crate::error::{Error, Result};
 use crate::linalg::{SymEigen, sym_eigen};
 use crate::model::StatModel;
@@ -15,17 +27,40 @@ pub enum MetricKind {
     Exact,
     /// The identity: the Euclidean gradient flow, the baseline.
     Euclidean,
+    /// Monte Carlo Fisher with targets drawn from the model (`[metric] samples`, `seed`).
+    Sampled,
+    /// Empirical Fisher: outer products of per-example scores on the data set.
+    Empirical,
+    /// Diagonal of a base estimate (`[metric] base`).
+    Diagonal,
+    /// Block-diagonal of a base estimate (layers, or `[metric] blocks`).
+    BlockDiagonal,
+    /// Kronecker-factored approximate curvature, per dense layer.
+    Kfac,
 }
 
 impl MetricKind {
     /// All names accepted on the command line and in model files.
-    pub const NAMES: &'static [&'static str] = &["exact", "euclidean"];
+    pub const NAMES: &'static [&'static str] = &[
+        "exact",
+        "euclidean",
+        "sampled",
+        "empirical",
+        "diagonal",
+        "block-diagonal",
+        "kfac",
+    ];
 
     /// Parse a metric name, with an error that lists the valid names.
     pub fn parse(field: &str, s: &str) -> Result<Self> {
         match s {
             "exact" => Ok(MetricKind::Exact),
             "euclidean" => Ok(MetricKind::Euclidean),
+            "sampled" => Ok(MetricKind::Sampled),
+            "empirical" => Ok(MetricKind::Empirical),
+            "diagonal" => Ok(MetricKind::Diagonal),
+            "block-diagonal" => Ok(MetricKind::BlockDiagonal),
+            "kfac" => Ok(MetricKind::Kfac),
             _ => Err(Error::invalid(
                 field,
                 format!("'{s}'"),
@@ -39,17 +74,43 @@ impl MetricKind {
         match self {
             MetricKind::Exact => "exact",
             MetricKind::Euclidean => "euclidean",
+            MetricKind::Sampled => "sampled",
+            MetricKind::Empirical => "empirical",
+            MetricKind::Diagonal => "diagonal",
+            MetricKind::BlockDiagonal => "block-diagonal",
+            MetricKind::Kfac => "kfac",
         }
     }
 
-    /// Evaluate the metric of `model` at θ with Tikhonov damping λ.
+    /// Evaluate the metric of `model` at θ with Tikhonov damping λ, as a dense [`Metric`]
+    /// (provider settings at their defaults; see [`MetricKind::at_with`]).
     pub fn at(&self, model: &dyn StatModel, theta: &[f64], damping: f64) -> Metric {
+        self.at_with(model, theta, damping, &MetricOptions::default())
+    }
+
+    /// [`MetricKind::at`] with provider settings. The approximation's dense matrix is
+    /// factorized as a [`Metric`]; when the provider fails or n is too large for a dense
+    /// matrix, the result is all NaN (use [`provider`] for a [`Factorized`] metric instead).
+    pub fn at_with(
+        &self,
+        model: &dyn StatModel,
+        theta: &[f64],
+        damping: f64,
+        options: &MetricOptions,
+    ) -> Metric {
         let n = model.dim();
         let g = match self {
-            MetricKind::Exact => model.fisher(theta),
-            MetricKind::Euclidean => DMatrix::identity(n, n),
+            MetricKind::Exact => Some(model.fisher(theta)),
+            MetricKind::Euclidean => Some(DMatrix::identity(n, n)),
+            _ => provider(*self, options)
+                .factorize(model, theta, damping)
+                .ok()
+                .and_then(|f| f.matrix()),
         };
-        Metric::new(g, damping)
+        match g {
+            Some(g) if g.iter().all(|v| v.is_finite()) => Metric::new(g, damping),
+            _ => Metric::invalid(n, damping),
+        }
     }
 }
 
@@ -76,6 +137,18 @@ impl Metric {
             matrix,
             damping,
             eigen,
+        }
+    }
+
+    /// An all-NaN metric (what [`MetricKind::at`] returns when the metric is unavailable).
+    pub fn invalid(n: usize, damping: f64) -> Self {
+        Metric {
+            matrix: DMatrix::from_element(n, n, f64::NAN),
+            damping,
+            eigen: SymEigen {
+                values: DVector::from_element(n, f64::NAN),
+                vectors: DMatrix::from_element(n, n, f64::NAN),
+            },
         }
     }
 

@@ -250,6 +250,52 @@ impl StatModel for GaussianMixture {
             LossKind::Empirical { .. } => f64::EPSILON * 64.0,
         }
     }
+
+    fn family(&self) -> &str {
+        "gaussian-mixture"
+    }
+
+    /// Sampled: scores at `samples` draws x ~ p(·|θ); empirical: scores at the empirical
+    /// loss's data (rows scaled by 1/√count). The exact Fisher comes from quadrature
+    /// ([`StatModel::fisher_into`]), so `Exact` has no factor here.
+    fn fisher_factor(
+        &self,
+        theta: &[f64],
+        source: &crate::model::FisherSource,
+    ) -> crate::Result<DMatrix<f64>> {
+        use crate::model::FisherSource;
+        let mu = [theta[0], theta[1]];
+        let xs: Vec<f64> = match source {
+            FisherSource::Sampled { samples, seed } => {
+                draw_samples(*samples, *seed, mu, self.sigma, self.w)
+            }
+            FisherSource::Empirical => match &self.loss_kind {
+                LossKind::Empirical { samples, .. } => samples.clone(),
+                LossKind::Population => {
+                    return Err(crate::Error::invalid(
+                        "flow.metric",
+                        "empirical",
+                        "the empirical Fisher needs a data set: set loss.kind = \"empirical\"",
+                    ));
+                }
+            },
+            FisherSource::Exact => {
+                return Err(crate::Error::invalid(
+                    "metric",
+                    "exact",
+                    "the mixture's exact Fisher is by quadrature",
+                ));
+            }
+        };
+        let scale = 1.0 / (xs.len().max(1) as f64).sqrt();
+        let mut r = DMatrix::zeros(xs.len(), 2);
+        for (i, &x) in xs.iter().enumerate() {
+            let (_, s) = log_density_scores(x, mu, self.sigma, self.w);
+            r[(i, 0)] = s[0] * scale;
+            r[(i, 1)] = s[1] * scale;
+        }
+        Ok(r)
+    }
 }
 
 #[cfg(test)]

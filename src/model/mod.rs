@@ -6,7 +6,16 @@ pub mod mixture;
 pub mod mixture_kernel;
 pub mod normal;
 
+pub mod any;
+pub mod data;
+pub mod layers;
+pub mod mlp;
+pub mod mlp_spec;
+
+pub use any::AnyModel;
+pub use layers::{DenseLayers, FisherSource, KfacFactors, KfacTargets, LayerShape};
 pub use mixture::{GaussianMixture, LossKind};
+pub use mlp::{Activation, Mlp, OutputKind};
 
 use nalgebra::{DMatrix, DVector};
 
@@ -78,5 +87,42 @@ pub trait StatModel: Send + Sync {
     /// Relative error bound of the loss/gradient evaluation (quadrature), for certificates.
     fn evaluation_error(&self) -> f64 {
         f64::EPSILON * 16.0
+    }
+
+    /// Short name of the model family (for messages), e.g. `"gaussian-mixture"`, `"mlp"`.
+    fn family(&self) -> &str {
+        "model"
+    }
+
+    /// A square-root factor R (rows × n) of a Fisher estimate, I ≈ RᵀR: rows are scores
+    /// ∇log p scaled by √(weight). `Exact` is the closed-form/quadrature expectation,
+    /// `Sampled` a Monte Carlo estimate with targets drawn from the model, `Empirical` the
+    /// per-example scores at the data. The default provides none (the exact Fisher then comes
+    /// from [`StatModel::fisher_into`]).
+    fn fisher_factor(&self, _theta: &[f64], source: &FisherSource) -> crate::Result<DMatrix<f64>> {
+        Err(crate::Error::invalid(
+            "metric",
+            source.name(),
+            format!(
+                "the {} model provides no {} Fisher scores",
+                self.family(),
+                source.name()
+            ),
+        ))
+    }
+
+    /// Named parameter groups (index ranges) for block-diagonal metrics; default: one group
+    /// per parameter.
+    fn param_groups(&self) -> Vec<(String, std::ops::Range<usize>)> {
+        self.param_names()
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| (n, i..i + 1))
+            .collect()
+    }
+
+    /// The model's dense layers, for K-FAC; `None` when it has none.
+    fn dense_layers(&self) -> Option<&dyn DenseLayers> {
+        None
     }
 }

@@ -31,7 +31,8 @@ pub enum Command {
 /// Settings shared by subcommands that evaluate a model.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ModelOverrides {
-    /// Metric: exact | euclidean [default: the model file's flow.metric, else exact]
+    /// Metric: exact | euclidean | sampled | empirical | diagonal | block-diagonal | kfac
+    /// (settings in the model file's [metric]) [default: the model file's flow.metric, else exact]
     #[arg(long)]
     pub metric: Option<String>,
     /// Tikhonov damping λ ≥ 0 added to the metric [default: the file's flow.damping, else 0]

@@ -135,7 +135,7 @@ pub fn field(args: &FieldArgs) -> Result<()> {
             "model_file": exp.path.display().to_string(),
             "model_sha256": exp.file_hash,
             "settings": exp.flow,
-            "quadrature": model.scheme.describe(),
+            "quadrature": model.describe(),
             "grid": args.grid,
             "range": [a, b],
             "starts": points.len(),
@@ -152,7 +152,7 @@ pub fn field(args: &FieldArgs) -> Result<()> {
     println!(
         "field {n}x{n} over [{a}, {b}]^2: {} starts | {} | solver {} rtol {:e} atol {:e} t_end {} | {} threads",
         points.len(),
-        model.scheme.describe(),
+        model.describe(),
         exp.flow.solver.name(),
         exp.flow.rtol,
         exp.flow.atol,

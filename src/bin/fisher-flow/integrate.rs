@@ -29,7 +29,7 @@ pub fn apply_flags(
         }
         // The exchange eigenvalue of the Fisher matrix is ~δ²·‖I‖/σ²: below δ ≈ 1e-6σ it
         // falls under RANK_TOL and the rank-revealing solve treats it as null.
-        let resolvable = 1e-5 * exp.model.sigma;
+        let resolvable = 1e-5 * exp.model.as_mixture().map_or(1.0, |m| m.sigma);
         if eps < resolvable {
             println!(
                 "note: --perturb {eps:e} is below {resolvable:e} (≈ √RANK_TOL·σ): the exchange direction is under the metric's rank threshold there, so the flow may not leave the line"

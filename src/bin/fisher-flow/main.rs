@@ -6,6 +6,7 @@ mod field;
 mod integrate;
 mod metric;
 mod optimize;
+mod quality;
 mod run;
 mod verify;
 

@@ -97,14 +97,17 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
             "model_sha256": exp.file_hash,
             "discrete": settings,
             "time_axis": "iteration",
-            "quadrature": model.scheme.describe(),
+            "quadrature": model.describe(),
             "optimal_loss": l_star,
             "optima": model.optima(),
             "damping": outcomes.iter().map(|o| o.damping.clone()).collect::<Vec<_>>(),
             "trajectories": trajectories,
         }),
     )?;
-    let plane = plane_figure(&exp, &trajectories);
+    let plane = exp
+        .model
+        .as_mixture()
+        .map(|m| plane_figure(&exp, m, &trajectories));
     let mut loss = loss_figure(&exp, &trajectories, l_star);
     loss.title = format!(
         "Loss gap of discrete {} (lr {})",
@@ -113,7 +116,9 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
     );
     loss.x_label = "iteration".into();
     for ext in ["svg", "png"] {
-        plot::plane(&out.join(format!("trajectory.{ext}")), &plane)?;
+        if let Some(plane) = &plane {
+            plot::plane(&out.join(format!("trajectory.{ext}")), plane)?;
+        }
         plot::loss(&out.join(format!("loss.{ext}")), &loss)?;
     }
     if !args.quiet {

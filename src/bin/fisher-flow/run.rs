@@ -51,6 +51,11 @@ pub struct RunArgs {
     /// Do not print the per-trajectory summary
     #[arg(long, short)]
     pub quiet: bool,
+    /// Also measure the metric's approximation quality at every step against the exact
+    /// Fisher (angle of natural gradients, relative Frobenius error; n ≤ 2000): written to
+    /// quality.csv, trajectory.json and quality-angle/quality-frobenius.svg/png [default: off]
+    #[arg(long)]
+    pub quality: bool,
 }
 
 impl RunArgs {
@@ -69,6 +74,7 @@ impl RunArgs {
             perturb: None,
             no_step_control: false,
             quiet: false,
+            quality: false,
         }
     }
 }
@@ -98,12 +104,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
         args.perturb,
     )?;
     prepare_out_dir(&args.out)?;
-    if let fisher_flow::model::LossKind::Empirical { seed, samples } = &exp.model.loss_kind {
+    if let Some(fisher_flow::model::LossKind::Empirical { seed, samples }) =
+        exp.model.as_mixture().map(|m| &m.loss_kind)
+    {
         println!(
             "empirical loss: {} samples drawn from the target with seed {seed}",
             samples.len()
         );
     }
+    crate::quality::announce_seed(&exp);
     let model = &exp.model;
     let sim = Simulator::new(model, exp.flow.clone())?;
     let trajectories = exp
@@ -113,30 +122,48 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .collect::<Result<Vec<Trajectory>>>()?;
     let cert = Monotone::build(&exp, model, &trajectories);
     let l_star = model.optimal_loss();
+    let quality = if args.quality {
+        Some(crate::quality::along(&exp, &trajectories)?)
+    } else {
+        None
+    };
 
     let out = &args.out;
     write_atomic(
         &out.join("trajectory.csv"),
         trajectories_csv(&trajectories).as_bytes(),
     )?;
-    write_json(
-        &out.join("trajectory.json"),
-        &serde_json::json!({
-            "model_file": exp.path.display().to_string(),
-            "model_sha256": exp.file_hash,
-            "settings": exp.flow,
-            "quadrature": model.scheme.describe(),
-            "optimal_loss": l_star,
-            "optima": model.optima(),
-            "trajectories": trajectories,
-        }),
-    )?;
+    let mut doc = serde_json::json!({
+        "model_file": exp.path.display().to_string(),
+        "model_sha256": exp.file_hash,
+        "settings": exp.flow,
+        "quadrature": model.describe(),
+        "optimal_loss": l_star,
+        "optima": model.optima(),
+        "trajectories": trajectories,
+    });
+    if let (Some(q), Some(map)) = (&quality, doc.as_object_mut()) {
+        map.insert("quality".into(), serde_json::json!(q));
+    }
+    write_json(&out.join("trajectory.json"), &doc)?;
     write_json(&out.join("certificate.json"), &cert)?;
-    let plane = plane_figure(&exp, &trajectories);
     let loss = loss_figure(&exp, &trajectories, l_star);
+    let mut wrote =
+        "trajectory.csv/json, certificate.json, trajectory.svg/png, loss.svg/png".to_string();
+    if let Some(mixture) = model.as_mixture() {
+        let plane = plane_figure(&exp, mixture, &trajectories);
+        for ext in ["svg", "png"] {
+            plot::plane(&out.join(format!("trajectory.{ext}")), &plane)?;
+        }
+    } else {
+        wrote = "trajectory.csv/json, certificate.json, loss.svg/png".to_string();
+    }
     for ext in ["svg", "png"] {
-        plot::plane(&out.join(format!("trajectory.{ext}")), &plane)?;
         plot::loss(&out.join(format!("loss.{ext}")), &loss)?;
+    }
+    if let Some(q) = &quality {
+        crate::quality::write(out, &exp, &trajectories, q)?;
+        wrote.push_str(", quality.csv, quality-angle.svg/png, quality-frobenius.svg/png");
     }
 
     if !args.quiet {
@@ -147,7 +174,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             exp.flow.solver.name(),
             exp.flow.rtol,
             exp.flow.atol,
-            model.scheme.describe()
+            model.describe()
         );
         for (i, (tr, ct)) in trajectories.iter().zip(&cert.trajectories).enumerate() {
             println!("{}", summary_line(i, tr, ct.monotone, l_star));
@@ -157,7 +184,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
     }
     println!(
-        "certificate: {} | wrote {} (trajectory.csv/json, certificate.json, trajectory.svg/png, loss.svg/png) | total wall time {:.3} s",
+        "certificate: {} | wrote {} ({wrote}) | total wall time {:.3} s",
         if cert.monotone {
             "monotone: true"
         } else {
@@ -185,6 +212,10 @@ pub(crate) fn prepare_out_dir(out: &Path) -> Result<()> {
 }
 
 pub(crate) fn fmt_vec(v: &[f64]) -> String {
+    if v.len() > 4 {
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        return format!("(n = {}, |θ| = {norm:.6})", v.len());
+    }
     let parts: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
     format!("({})", parts.join(", "))
 }
@@ -215,8 +246,11 @@ fn summary_line(i: usize, tr: &Trajectory, monotone: bool, l_star: Option<f64>) 
     )
 }
 
-pub(crate) fn plane_figure(exp: &Experiment, trajectories: &[Trajectory]) -> PlaneFigure {
-    let model = &exp.model;
+pub(crate) fn plane_figure(
+    exp: &Experiment,
+    model: &fisher_flow::model::GaussianMixture,
+    trajectories: &[Trajectory],
+) -> PlaneFigure {
     let optima = model.optima();
     let (lo, hi) = exp.plot_range.unwrap_or_else(|| {
         let mut lo = f64::INFINITY;
@@ -297,10 +331,20 @@ pub(crate) fn loss_figure(
         y_label: "L − L*".into(),
         series: trajectories
             .iter()
-            .map(|t| Series {
-                label: format!("start ({:.2}, {:.2})", t.start[0], t.start[1]),
+            .enumerate()
+            .map(|(i, t)| Series {
+                label: start_label(i, &t.start),
                 points: t.steps.iter().map(|s| (s.t, s.loss - ls)).collect(),
             })
             .collect(),
+    }
+}
+
+/// Legend label of a trajectory: its start for the mixture, its index for larger models.
+pub fn start_label(i: usize, start: &[f64]) -> String {
+    if start.len() == 2 {
+        format!("start ({:.2}, {:.2})", start[0], start[1])
+    } else {
+        format!("start {i}")
     }
 }

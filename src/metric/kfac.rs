@@ -1,0 +1,362 @@
+//! `kfac`: Kronecker-factored approximate curvature (Martens & Grosse 2015).
+//!
+//! Per dense layer ℓ the Fisher block is approximated by Aℓ ⊗ Gℓ, Aℓ = E[ã ãᵀ] (inputs with
+//! a bias 1 appended), Gℓ = E[g gᵀ] (pre-activation gradients of log p at targets drawn from
+//! the model, or the data's, or the exact expectation); blocks of different layers are
+//! dropped. With the parameters of a layer being vec(V) of the d_out × (d_in+1) matrix
+//! V = [W | b] (column-major), (A ⊗ G) vec(V) = vec(G V A) and
+//! (A ⊗ G)⁻¹ vec(V) = vec(G⁻¹ V A⁻¹): the n×n matrix is never formed, the state is
+//! O(d_in² + d_out²) per layer.
+//!
+//! Damping λ:
+//! * `factored` (default): (A + π√λ I) ⊗ (G + √λ/π I) with π² = (tr A/dim A)/(tr G/dim G);
+//! * `exact`: A ⊗ G + λI through A = U_A Λ_A U_Aᵀ, G = U_G Λ_G U_Gᵀ:
+//!   (A ⊗ G + λI)⁻¹ vec(V) = vec(U_G [(U_Gᵀ V U_A) ⊘ (λ_G λ_Aᵀ + λ)] U_Aᵀ).
+//!
+//! Every factorization goes through [`crate::linalg`] (nalgebra or LAPACK).
+
+use super::RANK_TOL;
+use super::provider::{DENSE_LIMIT, Factorized, KfacDamping, MetricProvider};
+use crate::error::{Error, Result};
+use crate::gemm::{Op, gemm};
+use crate::linalg::{SpdFactor, SymEigen, sym_eigen};
+use crate::model::{DenseLayers, KfacTargets, LayerShape, StatModel};
+use nalgebra::{DMatrix, DVector};
+
+/// The K-FAC provider.
+pub struct KfacProvider {
+    /// Which targets define G.
+    pub targets: KfacTargets,
+    /// How damping enters.
+    pub damping_mode: KfacDamping,
+    /// Target draws per example for sampled targets.
+    pub samples: usize,
+    /// Seed of the draws.
+    pub seed: u64,
+}
+
+fn no_layers(model: &dyn StatModel) -> Error {
+    Error::invalid(
+        "flow.metric",
+        "kfac",
+        format!(
+            "K-FAC needs a model with dense layers; the {} model has none (use exact, diagonal, …)",
+            model.family()
+        ),
+    )
+}
+
+impl MetricProvider for KfacProvider {
+    fn name(&self) -> &'static str {
+        "kfac"
+    }
+    fn check(&self, model: &dyn StatModel) -> Result<()> {
+        match model.dense_layers() {
+            Some(l) if !l.layers().is_empty() => Ok(()),
+            _ => Err(no_layers(model)),
+        }
+    }
+    fn factorize(
+        &self,
+        model: &dyn StatModel,
+        theta: &[f64],
+        damping: f64,
+    ) -> Result<Box<dyn Factorized>> {
+        let layers = model.dense_layers().ok_or_else(|| no_layers(model))?;
+        let f = layers.kfac_factors(theta, self.targets, self.samples, self.seed, false)?;
+        Ok(Box::new(KfacMetric::new(
+            layers.layers(),
+            f.a,
+            f.g,
+            damping,
+            self.damping_mode,
+        )))
+    }
+}
+
+/// (M + γI)⁻¹ of one factor: a Cholesky factorization, or a pseudo-inverse when M + γI is
+/// not numerically positive definite.
+pub enum ShiftedInverse {
+    /// Cholesky factor (solves through the backend).
+    Chol(SpdFactor),
+    /// Explicit pseudo-inverse.
+    Pinv(DMatrix<f64>),
+}
+
+impl ShiftedInverse {
+    /// Factorize M + γI.
+    pub fn new(m: &DMatrix<f64>, gamma: f64) -> Self {
+        let mut s = m.clone();
+        for i in 0..s.nrows() {
+            s[(i, i)] += gamma;
+        }
+        if gamma > 0.0
+            && let Some(f) = SpdFactor::new(&s)
+        {
+            return ShiftedInverse::Chol(f);
+        }
+        ShiftedInverse::Pinv(pseudo_inverse(&s))
+    }
+
+    /// x ← (M + γI)⁻¹ x.
+    pub fn apply(&self, x: &mut DMatrix<f64>) {
+        match self {
+            ShiftedInverse::Chol(f) => f.solve_mut(x),
+            ShiftedInverse::Pinv(p) => {
+                let mut y = DMatrix::zeros(x.nrows(), x.ncols());
+                gemm(1.0, Op::n(p), Op::n(x), 0.0, &mut y);
+                *x = y;
+            }
+        }
+    }
+}
+
+/// The inverse side of one layer.
+enum LayerInverse {
+    /// (A + γ_A I)⁻¹ and (G + γ_G I)⁻¹ with γ_A = π√λ, γ_G = √λ/π.
+    Factored {
+        a_inv: ShiftedInverse,
+        g_inv: ShiftedInverse,
+        gamma_a: f64,
+        gamma_g: f64,
+    },
+    /// Eigendecompositions of A and G (exact damping).
+    Eigen { ea: SymEigen, eg: SymEigen },
+}
+
+/// One layer's factors and their inverses.
+struct KfacLayer {
+    shape: LayerShape,
+    a: DMatrix<f64>,
+    g: DMatrix<f64>,
+    inv: LayerInverse,
+}
+
+/// The factorized K-FAC metric.
+pub struct KfacMetric {
+    n: usize,
+    damping: f64,
+    layers: Vec<KfacLayer>,
+}
+
+/// The π of factored damping: π² = (tr A/dim A)/(tr G/dim G) (1 when either trace is 0).
+pub fn pi_correction(a: &DMatrix<f64>, g: &DMatrix<f64>) -> f64 {
+    let ta = a.trace() / a.nrows() as f64;
+    let tg = g.trace() / g.nrows() as f64;
+    if ta > 0.0 && tg > 0.0 && (ta / tg).is_finite() {
+        (ta / tg).sqrt()
+    } else {
+        1.0
+    }
+}
+
+/// The pseudo-inverse of a symmetric positive semidefinite matrix (eigendecomposition,
+/// directions below [`RANK_TOL`] dropped).
+pub fn pseudo_inverse(s: &DMatrix<f64>) -> DMatrix<f64> {
+    let e = sym_eigen(s);
+    let top = e.values.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    let cut = RANK_TOL * top.max(f64::MIN_POSITIVE);
+    let scaled = DMatrix::from_fn(s.nrows(), s.ncols(), |i, j| {
+        let l = e.values[j];
+        if l > cut { e.vectors[(i, j)] / l } else { 0.0 }
+    });
+    &scaled * e.vectors.transpose()
+}
+
+impl KfacMetric {
+    /// Factorize per-layer factors `a`, `g` (undamped) with damping λ.
+    pub fn new(
+        shapes: Vec<LayerShape>,
+        a: Vec<DMatrix<f64>>,
+        g: Vec<DMatrix<f64>>,
+        damping: f64,
+        mode: KfacDamping,
+    ) -> Self {
+        let n = shapes.iter().map(|s| s.len()).sum();
+        let layers = shapes
+            .into_iter()
+            .zip(a.into_iter().zip(g))
+            .map(|(shape, (a, g))| {
+                let inv = match mode {
+                    KfacDamping::Factored => {
+                        let pi = pi_correction(&a, &g);
+                        let r = damping.sqrt();
+                        let (gamma_a, gamma_g) = (pi * r, r / pi);
+                        LayerInverse::Factored {
+                            a_inv: ShiftedInverse::new(&a, gamma_a),
+                            g_inv: ShiftedInverse::new(&g, gamma_g),
+                            gamma_a,
+                            gamma_g,
+                        }
+                    }
+                    KfacDamping::Exact => LayerInverse::Eigen {
+                        ea: sym_eigen(&a),
+                        eg: sym_eigen(&g),
+                    },
+                };
+                KfacLayer { shape, a, g, inv }
+            })
+            .collect();
+        KfacMetric { n, damping, layers }
+    }
+
+    /// The undamped factors (A, G) of every layer.
+    pub fn factors(&self) -> Vec<(&DMatrix<f64>, &DMatrix<f64>)> {
+        self.layers.iter().map(|l| (&l.a, &l.g)).collect()
+    }
+
+    fn block<'a>(&self, l: &KfacLayer, v: &'a DVector<f64>) -> Op<'a> {
+        let s = &l.shape;
+        Op::col_major(
+            &v.as_slice()[s.offset..s.offset + s.len()],
+            s.d_out,
+            s.d_in + 1,
+        )
+    }
+}
+
+/// ⟨X, Y⟩ = Σ xᵢⱼ yᵢⱼ.
+fn frob_dot(x: &DMatrix<f64>, y: &DMatrix<f64>) -> f64 {
+    x.iter().zip(y.iter()).map(|(a, b)| a * b).sum()
+}
+
+impl Factorized for KfacMetric {
+    fn dim(&self) -> usize {
+        self.n
+    }
+    fn damping(&self) -> f64 {
+        self.damping
+    }
+    fn solve(&self, grad: &DVector<f64>) -> DVector<f64> {
+        let mut x = DVector::zeros(self.n);
+        for l in &self.layers {
+            let s = &l.shape;
+            let v = self.block(l, grad);
+            let (dout, din) = (s.d_out, s.d_in + 1);
+            let out = match &l.inv {
+                LayerInverse::Factored { a_inv, g_inv, .. } => {
+                    // Y = G⁻¹ V A⁻¹ = (A⁻¹ (G⁻¹ V)ᵀ)ᵀ.
+                    let s = &l.shape;
+                    let mut t = DMatrix::from_column_slice(
+                        dout,
+                        din,
+                        &grad.as_slice()[s.offset..s.offset + s.len()],
+                    );
+                    g_inv.apply(&mut t);
+                    let mut tt = t.transpose();
+                    a_inv.apply(&mut tt);
+                    tt.transpose()
+                }
+                LayerInverse::Eigen { ea, eg } => {
+                    let mut t = DMatrix::zeros(dout, din);
+                    gemm(1.0, Op::t(&eg.vectors), v, 0.0, &mut t);
+                    let mut c = DMatrix::zeros(dout, din);
+                    gemm(1.0, Op::n(&t), Op::n(&ea.vectors), 0.0, &mut c);
+                    let top = eg.values.amax() * ea.values.amax() + self.damping;
+                    let cut = RANK_TOL * top.max(f64::MIN_POSITIVE);
+                    for j in 0..din {
+                        for i in 0..dout {
+                            let d = eg.values[i] * ea.values[j] + self.damping;
+                            c[(i, j)] = if d > cut { c[(i, j)] / d } else { 0.0 };
+                        }
+                    }
+                    gemm(1.0, Op::n(&eg.vectors), Op::n(&c), 0.0, &mut t);
+                    let mut y = DMatrix::zeros(dout, din);
+                    gemm(1.0, Op::n(&t), Op::t(&ea.vectors), 0.0, &mut y);
+                    y
+                }
+            };
+            x.as_mut_slice()[s.offset..s.offset + s.len()].copy_from_slice(out.as_slice());
+        }
+        x
+    }
+    fn quad_form(&self, v: &DVector<f64>) -> f64 {
+        let mut total = 0.0;
+        for l in &self.layers {
+            let s = &l.shape;
+            let vb = DMatrix::from_column_slice(
+                s.d_out,
+                s.d_in + 1,
+                &v.as_slice()[s.offset..s.offset + s.len()],
+            );
+            let (ga, gg, extra) = match &l.inv {
+                LayerInverse::Factored {
+                    gamma_a, gamma_g, ..
+                } => (*gamma_a, *gamma_g, 0.0),
+                LayerInverse::Eigen { .. } => (0.0, 0.0, self.damping),
+            };
+            let mut gv = &l.g * &vb;
+            gv += &vb * gg;
+            let mut gva = &gv * &l.a;
+            gva += &gv * ga;
+            total += frob_dot(&vb, &gva) + extra * vb.norm_squared();
+        }
+        total
+    }
+    fn matrix(&self) -> Option<DMatrix<f64>> {
+        if self.n > DENSE_LIMIT {
+            return None;
+        }
+        let mut out = DMatrix::zeros(self.n, self.n);
+        for l in &self.layers {
+            let k = l.a.kronecker(&l.g);
+            let o = l.shape.offset;
+            out.view_mut((o, o), (k.nrows(), k.ncols())).copy_from(&k);
+        }
+        Some(out)
+    }
+    fn eigenvalues(&self) -> Option<DVector<f64>> {
+        if self.n > 10_000_000 {
+            return None;
+        }
+        let mut v = Vec::with_capacity(self.n);
+        for l in &self.layers {
+            let (ea, eg) = match &l.inv {
+                LayerInverse::Eigen { ea, eg } => (ea.values.clone(), eg.values.clone()),
+                LayerInverse::Factored { .. } => (sym_eigen(&l.a).values, sym_eigen(&l.g).values),
+            };
+            for a in ea.iter() {
+                for g in eg.iter() {
+                    v.push(a * g);
+                }
+            }
+        }
+        v.sort_by(f64::total_cmp);
+        Some(DVector::from_vec(v))
+    }
+    fn memory_bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| {
+                let (da, dg) = (l.a.nrows(), l.g.nrows());
+                // factors + their inverses (or eigenvectors and eigenvalues)
+                8 * (2 * da * da + 2 * dg * dg + da + dg)
+            })
+            .sum()
+    }
+}
+
+/// One K-FAC natural-gradient evaluation: one forward pass for L, ∇L and the factors,
+/// the factor inverses, and the preconditioned gradient (A ⊗ G + damping)⁻¹∇L.
+/// Returns (L, ∇L, natural gradient).
+pub fn natural_gradient(
+    model: &dyn DenseLayers,
+    theta: &[f64],
+    provider: &KfacProvider,
+    damping: f64,
+) -> Result<(f64, DVector<f64>, DVector<f64>)> {
+    let f = model.kfac_factors(
+        theta,
+        provider.targets,
+        provider.samples,
+        provider.seed,
+        true,
+    )?;
+    let (loss, grad) = f
+        .loss_grad
+        .ok_or_else(|| Error::Numerical("K-FAC factors returned no gradient".into()))?;
+    let grad = DVector::from_vec(grad);
+    let m = KfacMetric::new(model.layers(), f.a, f.g, damping, provider.damping_mode);
+    let nat = m.solve(&grad);
+    Ok((loss, grad, nat))
+}
