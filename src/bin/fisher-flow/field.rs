@@ -18,7 +18,7 @@ use std::time::Instant;
 pub struct FieldArgs {
     /// Model file (TOML)
     pub model: PathBuf,
-    /// Grid points per axis N (N×N starts minus the diagonal) [default: 32]
+    /// Grid points per axis N (N×N starts minus the diagonal)
     #[arg(long, default_value_t = 32)]
     pub grid: usize,
     /// Square [A, B]² of starts [default: the file's plot.range, else -4,4]
@@ -38,13 +38,13 @@ pub struct FieldArgs {
     /// End time [default: the file's flow.t_end, else 20]
     #[arg(long = "t-end")]
     pub t_end: Option<f64>,
-    /// A start counts as converged when it ends this close to θ* or its swap [default: 1e-3]
+    /// A start counts as converged when it ends this close to θ* or its swap
     #[arg(long, default_value_t = 1e-3)]
     pub tolerance: f64,
     /// Worker threads [default: all cores]
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Output directory [default: output/field]
+    /// Output directory
     #[arg(long, default_value = "output/field")]
     pub out: PathBuf,
     /// Hide the progress bar (it is also hidden when stdout is not a terminal)

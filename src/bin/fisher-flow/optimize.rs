@@ -17,25 +17,25 @@ use std::time::Instant;
 pub struct OptimizeArgs {
     /// Model file (TOML)
     pub model: PathBuf,
-    /// Method: gd | fisher-diag | ngd [default: ngd]
+    /// Method: gd | fisher-diag | ngd
     #[arg(long, default_value = "ngd")]
     pub method: String,
     /// Learning rate [default: 0.1 for gd and fisher-diag, 1 for ngd]
     #[arg(long, allow_hyphen_values = true)]
     pub lr: Option<f64>,
-    /// Number of iterations [default: 200]
+    /// Number of iterations
     #[arg(long, default_value_t = 200)]
     pub iters: usize,
     /// Levenberg–Marquardt adaptive damping (ngd only): raise λ when ρ < 0.25, lower when ρ > 0.75 [default: off]
     #[arg(long)]
     pub lm: bool,
-    /// ε added to the Fisher diagonal by fisher-diag [default: 1e-8]
+    /// ε added to the Fisher diagonal by fisher-diag
     #[arg(long, default_value_t = 1e-8, allow_hyphen_values = true)]
     pub eps: f64,
     /// Start point MU1,MU2; repeat for several [default: the file's flow.starts]
     #[arg(long = "start", value_name = "MU1,MU2", allow_hyphen_values = true)]
     pub starts: Vec<String>,
-    /// Output directory (created if missing) [default: output/optimize]
+    /// Output directory (created if missing)
     #[arg(long, default_value = "output/optimize")]
     pub out: PathBuf,
     #[command(flatten)]
