@@ -195,6 +195,7 @@ pub fn optimize(model: &dyn StatModel, s: &OptimizeSettings, start: &[f64]) -> R
             rate: g.dot(&d),
             step_size: if k == 0 { 0.0 } else { s.lr },
             interior: Vec::new(),
+            rhs_evals: k,
         });
         damping.push(lambda);
         if s.grad_tol > 0.0 && g.norm() < s.grad_tol {

@@ -23,6 +23,9 @@ pub struct Step {
     pub step_size: f64,
     /// (t, L) at interior points of the step, from the solver's dense output.
     pub interior: Vec<(f64, f64)>,
+    /// Right-hand-side evaluations spent up to this step (iterations for discrete methods).
+    #[serde(default)]
+    pub rhs_evals: usize,
 }
 
 /// Why integration stopped.

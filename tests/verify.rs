@@ -221,6 +221,7 @@ fn euler_trajectory(exp: &Experiment, start: [f64; 2], h: f64, n: usize, k: usiz
             rate: -g.dot(&m.solve(&g)),
             step_size: h,
             interior,
+            rhs_evals: 0,
         }
     };
     let mut th = start.to_vec();

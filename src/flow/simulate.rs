@@ -469,6 +469,7 @@ impl<'m> Simulator<'m> {
             rate: g[0] * v[0] + g[1] * v[1],
             step_size: h,
             interior: Vec::new(),
+            rhs_evals: rhs.evals(),
         }
     }
 
@@ -509,6 +510,7 @@ impl<'m> Simulator<'m> {
             rate: g.dot(&f),
             step_size: h,
             interior,
+            rhs_evals: rhs.evals(),
         }
     }
 }

@@ -207,6 +207,21 @@ impl Mlp {
         &self.data
     }
 
+    /// Training accuracy at θ (fraction of examples whose most probable class is the label),
+    /// or `None` for a regression output.
+    pub fn accuracy(&self, theta: &[f64]) -> Option<f64> {
+        let super::data::Targets::Classes { labels, .. } = &self.data.targets else {
+            return None;
+        };
+        let f = self.forward(theta);
+        let hits =
+            f.p.column_iter()
+                .zip(labels)
+                .filter(|(col, label)| col.argmax().0 == **label)
+                .count();
+        Some(hits as f64 / labels.len().max(1) as f64)
+    }
+
     /// A seeded initialization: W entries N(0, 1/d_in), biases 0 (ChaCha8 from `seed`).
     pub fn init(&self, seed: u64) -> Vec<f64> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);

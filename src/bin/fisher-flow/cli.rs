@@ -22,6 +22,8 @@ pub enum Command {
     Optimize(crate::optimize::OptimizeArgs),
     /// Integrate an N×N grid of starts (minus the diagonal) in parallel; write field.csv and a summary.
     Field(crate::field::FieldArgs),
+    /// Compare metrics and solvers from the same starts: overlaid paths, loss gap, step size, κ, and a table.
+    Compare(crate::compare::CompareArgs),
     /// Re-check a certificate independently: exit 0 if all claims hold, 1 if one fails, 2 for bad input.
     Verify(crate::verify::VerifyArgs),
     /// Run the theory property suite: one row per property, exit 1 if any fails.

@@ -2,6 +2,7 @@
 
 mod check;
 mod cli;
+mod compare;
 mod field;
 mod integrate;
 mod metric;
@@ -22,6 +23,7 @@ fn main() {
         Some(Command::Metric(args)) => metric::metric(&args),
         Some(Command::Optimize(args)) => optimize::optimize(&args),
         Some(Command::Field(args)) => field::field(&args),
+        Some(Command::Compare(args)) => compare::compare(&args),
         Some(Command::Check(args)) => match check::check(&args) {
             Ok(code) => std::process::exit(code),
             Err(e) => Err(e),
