@@ -10,6 +10,7 @@ pub mod gemm;
 pub mod geodesic;
 pub mod inspect;
 pub mod linalg;
+pub mod manifold;
 pub mod metric;
 pub mod model;
 pub mod optimize;

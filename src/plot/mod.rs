@@ -4,8 +4,10 @@
 //! the file extension, with the bundled DejaVu Sans font (no system fonts), and the output is
 //! byte-identical for identical inputs.
 
+pub mod animation;
 pub mod font;
 pub mod loss;
+pub mod manifold;
 pub mod plane;
 
 pub use loss::{LossFigure, draw_loss_on, loss};

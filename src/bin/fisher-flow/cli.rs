@@ -24,6 +24,9 @@ pub enum Command {
     Field(crate::field::FieldArgs),
     /// Compare metrics and solvers from the same starts: overlaid paths, loss gap, step size, κ, and a table.
     Compare(crate::compare::CompareArgs),
+    /// Draw the Fisher-manifold figure: ellipses, κ or angle heat map, probes, flow particles;
+    /// optionally an animated GIF of the flow.
+    Manifold(crate::manifold::ManifoldArgs),
     /// Re-check a certificate independently: exit 0 if all claims hold, 1 if one fails, 2 for bad input.
     Verify(crate::verify::VerifyArgs),
     /// Run the theory property suite: one row per property, exit 1 if any fails.

@@ -5,6 +5,7 @@ mod cli;
 mod compare;
 mod field;
 mod integrate;
+mod manifold;
 mod metric;
 mod optimize;
 mod quality;
@@ -24,6 +25,7 @@ fn main() {
         Some(Command::Optimize(args)) => optimize::optimize(&args),
         Some(Command::Field(args)) => field::field(&args),
         Some(Command::Compare(args)) => compare::compare(&args),
+        Some(Command::Manifold(args)) => manifold::manifold(&args),
         Some(Command::Check(args)) => match check::check(&args) {
             Ok(code) => std::process::exit(code),
             Err(e) => Err(e),

@@ -56,6 +56,10 @@ pub struct RunArgs {
     /// quality.csv, trajectory.json and quality-angle/quality-frobenius.svg/png [default: off]
     #[arg(long)]
     pub quality: bool,
+    /// Also write the Fisher-manifold figure (default view) as manifold.svg/png
+    /// [default: off; on for the no-argument demo]
+    #[arg(long)]
+    pub manifold: bool,
 }
 
 impl RunArgs {
@@ -75,6 +79,7 @@ impl RunArgs {
             no_step_control: false,
             quiet: false,
             quality: false,
+            manifold: true,
         }
     }
 }
@@ -164,6 +169,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if let Some(q) = &quality {
         crate::quality::write(out, &exp, &trajectories, q)?;
         wrote.push_str(", quality.csv, quality-angle.svg/png, quality-frobenius.svg/png");
+    }
+
+    if args.manifold {
+        crate::manifold::write_default_manifold(&exp, out)?;
+        wrote.push_str(", manifold.svg/png");
     }
 
     if !args.quiet {
