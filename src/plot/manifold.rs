@@ -413,7 +413,10 @@ fn inside_plot(p: (f64, f64), q: (f64, f64)) -> [(f64, f64); 2] {
             s = s.min(((hi - c) / dc.abs()).min((c - lo) / dc.abs()).max(0.0));
         }
     }
-    [(m.0 + s * d.0, m.1 + s * d.1), (m.0 - s * d.0, m.1 - s * d.1)]
+    [
+        (m.0 + s * d.0, m.1 + s * d.1),
+        (m.0 - s * d.0, m.1 - s * d.1),
+    ]
 }
 
 /// The pixel outline of an ellipse and, for clipped axes, the end caps (2-point segments
