@@ -290,7 +290,8 @@ fn path_until(p: &Particle, t: Option<f64>) -> Vec<((f64, f64), f64)> {
         if s <= t {
             out.push((q, s));
         } else {
-            if k > 0 {
+            // the point at time t inside segment k−1..k (none when t is the last kept time)
+            if k > 0 && t > pts[k - 1].1 {
                 let (q0, s0) = pts[k - 1];
                 let f = if s > s0 { (t - s0) / (s - s0) } else { 1.0 };
                 out.push(((q0.0 + f * (q.0 - q0.0), q0.1 + f * (q.1 - q0.1)), t));
