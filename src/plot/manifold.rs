@@ -250,28 +250,12 @@ fn ipt(q: (f64, f64)) -> (i32, i32) {
     (q.0.round() as i32, q.1.round() as i32)
 }
 
-/// Liang–Barsky: the part of segment p→q inside the square [a, b]².
+/// The part of segment p→q inside the square [a, b]² (Liang–Barsky, shared with the plane
+/// figure).
 fn clip_segment(p: (f64, f64), q: (f64, f64), a: f64, b: f64) -> Option<((f64, f64), (f64, f64))> {
-    let (dx, dy) = (q.0 - p.0, q.1 - p.1);
-    let (mut t0, mut t1) = (0.0f64, 1.0f64);
-    for (den, num) in [(-dx, p.0 - a), (dx, b - p.0), (-dy, p.1 - a), (dy, b - p.1)] {
-        if den == 0.0 {
-            if num < 0.0 {
-                return None;
-            }
-        } else {
-            let t = num / den;
-            if den < 0.0 {
-                t0 = t0.max(t);
-            } else {
-                t1 = t1.min(t);
-            }
-        }
-    }
-    (t0 <= t1).then(|| {
-        let at = |t: f64| (p.0 + t * dx, p.1 + t * dy);
-        (at(t0), at(t1))
-    })
+    let (t0, t1) = super::plane::clip_segment(p, q, (a, b), (a, b))?;
+    let at = |t: f64| (p.0 + t * (q.0 - p.0), p.1 + t * (q.1 - p.1));
+    Some((at(t0), at(t1)))
 }
 
 /// The particle path up to time `t` (all of it when `None`), as (point, time) pairs; the last

@@ -299,7 +299,7 @@ impl Field {
 }
 
 /// Liang–Barsky: the parameter interval of segment p→q inside the box, if any.
-fn clip_segment(
+pub(crate) fn clip_segment(
     p: (f64, f64),
     q: (f64, f64),
     (x0, x1): (f64, f64),
