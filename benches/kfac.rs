@@ -60,7 +60,7 @@ fn dgemm_rate(c: &mut Criterion) {
     let mut out = DMatrix::zeros(1000, 1000);
     let mut g = c.benchmark_group("dgemm 1000x1000x1000 (2 GFLOP)");
     g.sample_size(20);
-    g.bench_function("crate::gemm (matrixmultiply)", |b| {
+    g.bench_function("crate::gemm (faer)", |b| {
         b.iter(|| gemm(1.0, Op::n(black_box(&a)), Op::n(&a), 0.0, &mut out))
     });
     g.bench_function("nalgebra mul", |b| b.iter(|| black_box(black_box(&a) * &a)));

@@ -472,21 +472,40 @@ fn lapack_backend_equals_nalgebra_to_1e_10() {
 }
 
 #[test]
-fn blocked_spd_solve_equals_the_nalgebra_cholesky_solve() {
-    // Sizes spanning several blocks of the blocked factorization (and a non-multiple).
-    for (n, m) in [(5usize, 3usize), (600, 17), (401, 2)] {
+fn spd_factor_solves_equal_the_nalgebra_cholesky_solve() {
+    use fisher_flow::linalg::SpdFactor;
+    // Small and large (the large right-hand sides are split into pool tasks), left and right.
+    for (n, m) in [(5usize, 3usize), (600, 17), (401, 2), (600, 250)] {
         let a = spd(n, n as u64 + 7);
         let b = DMatrix::from_fn(n, m, |i, j| ((i * 3 + j * 7) as f64 * 0.1).sin());
-        let f = fisher_flow::linalg::SpdFactor::new(&a).expect("spd");
+        let f = SpdFactor::new(&a).expect("spd");
+        let reference = fisher_flow::linalg::spd_solve_nalgebra(&a, &b).unwrap();
         let mut x = b.clone();
         f.solve_mut(&mut x);
-        let reference = fisher_flow::linalg::spd_solve_nalgebra(&a, &b).unwrap();
-        let err = (&x - &reference).amax() / reference.amax();
-        assert!(err < 1e-10, "n = {n}: relative difference {err}");
-        assert!((&a * &x - &b).amax() < 1e-9 * b.amax() * a.amax());
+        let mut x_pool = b.clone();
+        fisher_flow::gemm::on_pool(|| f.solve_mut(&mut x_pool));
+        // Right solve: bᵀ A⁻¹ = (A⁻¹ b)ᵀ.
+        let mut xr = b.transpose();
+        f.solve_right_slice(xr.as_mut_slice(), m);
+        for (name, got) in [("left", x), ("pool", x_pool), ("right", xr.transpose())] {
+            let err = (&got - &reference).amax() / reference.amax();
+            assert!(err < 1e-10, "n = {n}, {name}: relative difference {err}");
+            assert!((&a * &got - &b).amax() < 1e-9 * b.amax() * a.amax());
+        }
+        // The shift is added to the diagonal: (A + γI)⁻¹ b.
+        let g = 0.7;
+        let shifted = &a + DMatrix::identity(n, n) * g;
+        let mut xs = b.clone();
+        SpdFactor::new_shifted(&a, g)
+            .expect("spd")
+            .solve_mut(&mut xs);
+        assert!((&shifted * &xs - &b).amax() < 1e-9 * b.amax() * shifted.amax());
     }
-    // Not positive definite: no factor.
+    // Not positive definite, or not finite: no factor.
     let mut bad = spd(300, 1);
     bad[(200, 200)] = -5.0;
-    assert!(fisher_flow::linalg::SpdFactor::new(&bad).is_none());
+    assert!(SpdFactor::new(&bad).is_none());
+    let mut nan = spd(300, 2);
+    nan[(250, 10)] = f64::NAN;
+    assert!(SpdFactor::new(&nan).is_none());
 }

@@ -86,26 +86,50 @@ pub enum ShiftedInverse {
 impl ShiftedInverse {
     /// Factorize M + γI.
     pub fn new(m: &DMatrix<f64>, gamma: f64) -> Self {
+        if gamma > 0.0
+            && let Some(f) = SpdFactor::new_shifted(m, gamma)
+        {
+            return ShiftedInverse::Chol(f);
+        }
         let mut s = m.clone();
         for i in 0..s.nrows() {
             s[(i, i)] += gamma;
         }
-        if gamma > 0.0
-            && let Some(f) = SpdFactor::new(&s)
-        {
-            return ShiftedInverse::Chol(f);
-        }
         ShiftedInverse::Pinv(pseudo_inverse(&s))
     }
 
-    /// x ← (M + γI)⁻¹ x.
-    pub fn apply(&self, x: &mut DMatrix<f64>) {
+    /// The column-major rows × n block `x` ← x (M + γI)⁻¹.
+    pub fn apply_right_slice(&self, x: &mut [f64], rows: usize) {
         match self {
-            ShiftedInverse::Chol(f) => f.solve_mut(x),
+            ShiftedInverse::Chol(f) => f.solve_right_slice(x, rows),
             ShiftedInverse::Pinv(p) => {
-                let mut y = DMatrix::zeros(x.nrows(), x.ncols());
-                gemm(1.0, Op::n(p), Op::n(x), 0.0, &mut y);
-                *x = y;
+                let mut y = DMatrix::zeros(rows, p.nrows());
+                gemm(
+                    1.0,
+                    Op::col_major(x, rows, p.nrows()),
+                    Op::n(p),
+                    0.0,
+                    &mut y,
+                );
+                x.copy_from_slice(y.as_slice());
+            }
+        }
+    }
+
+    /// The column-major n × cols block `x` ← (M + γI)⁻¹ x.
+    pub fn apply_slice(&self, x: &mut [f64], cols: usize) {
+        match self {
+            ShiftedInverse::Chol(f) => f.solve_slice(x, cols),
+            ShiftedInverse::Pinv(p) => {
+                let mut y = DMatrix::zeros(p.nrows(), cols);
+                gemm(
+                    1.0,
+                    Op::n(p),
+                    Op::col_major(x, p.nrows(), cols),
+                    0.0,
+                    &mut y,
+                );
+                x.copy_from_slice(y.as_slice());
             }
         }
     }
@@ -173,30 +197,39 @@ impl KfacMetric {
         mode: KfacDamping,
     ) -> Self {
         let n = shapes.iter().map(|s| s.len()).sum();
-        let layers = shapes
-            .into_iter()
-            .zip(a.into_iter().zip(g))
-            .map(|(shape, (a, g))| {
-                let inv = match mode {
-                    KfacDamping::Factored => {
-                        let pi = pi_correction(&a, &g);
-                        let r = damping.sqrt();
-                        let (gamma_a, gamma_g) = (pi * r, r / pi);
-                        LayerInverse::Factored {
-                            a_inv: ShiftedInverse::new(&a, gamma_a),
-                            g_inv: ShiftedInverse::new(&g, gamma_g),
-                            gamma_a,
-                            gamma_g,
+        let jobs: Vec<_> = shapes.into_iter().zip(a.into_iter().zip(g)).collect();
+        // Every layer's two factorizations are independent: all of them side by side on the
+        // pool (a Cholesky of order 1000 gains nothing from a second thread, two of them
+        // side by side gain 2×).
+        let layers = crate::gemm::on_pool(|| {
+            use rayon::prelude::*;
+            jobs.into_par_iter()
+                .map(|(shape, (a, g))| {
+                    let inv = match mode {
+                        KfacDamping::Factored => {
+                            let pi = pi_correction(&a, &g);
+                            let r = damping.sqrt();
+                            let (gamma_a, gamma_g) = (pi * r, r / pi);
+                            let (a_inv, g_inv) = rayon::join(
+                                || ShiftedInverse::new(&a, gamma_a),
+                                || ShiftedInverse::new(&g, gamma_g),
+                            );
+                            LayerInverse::Factored {
+                                a_inv,
+                                g_inv,
+                                gamma_a,
+                                gamma_g,
+                            }
                         }
-                    }
-                    KfacDamping::Exact => LayerInverse::Eigen {
-                        ea: sym_eigen(&a),
-                        eg: sym_eigen(&g),
-                    },
-                };
-                KfacLayer { shape, a, g, inv }
-            })
-            .collect();
+                        KfacDamping::Exact => {
+                            let (ea, eg) = rayon::join(|| sym_eigen(&a), || sym_eigen(&g));
+                            LayerInverse::Eigen { ea, eg }
+                        }
+                    };
+                    KfacLayer { shape, a, g, inv }
+                })
+                .collect()
+        });
         KfacMetric { n, damping, layers }
     }
 
@@ -205,13 +238,35 @@ impl KfacMetric {
         self.layers.iter().map(|l| (&l.a, &l.g)).collect()
     }
 
-    fn block<'a>(&self, l: &KfacLayer, v: &'a DVector<f64>) -> Op<'a> {
-        let s = &l.shape;
-        Op::col_major(
-            &v.as_slice()[s.offset..s.offset + s.len()],
-            s.d_out,
-            s.d_in + 1,
-        )
+    /// y ← (Aℓ ⊗ Gℓ + damping)⁻¹ y for one layer's block y = vec(V).
+    fn solve_layer(&self, l: &KfacLayer, y: &mut [f64]) {
+        let (dout, din) = (l.shape.d_out, l.shape.d_in + 1);
+        match &l.inv {
+            LayerInverse::Factored { a_inv, g_inv, .. } => {
+                // Y = G⁻¹ V A⁻¹: a left solve with G, a right solve with A.
+                g_inv.apply_slice(y, din);
+                a_inv.apply_right_slice(y, dout);
+            }
+            LayerInverse::Eigen { ea, eg } => {
+                let v = Op::col_major(y, dout, din);
+                let mut t = DMatrix::zeros(dout, din);
+                gemm(1.0, Op::t(&eg.vectors), v, 0.0, &mut t);
+                let mut c = DMatrix::zeros(dout, din);
+                gemm(1.0, Op::n(&t), Op::n(&ea.vectors), 0.0, &mut c);
+                let top = eg.values.amax() * ea.values.amax() + self.damping;
+                let cut = RANK_TOL * top.max(f64::MIN_POSITIVE);
+                for j in 0..din {
+                    for i in 0..dout {
+                        let d = eg.values[i] * ea.values[j] + self.damping;
+                        c[(i, j)] = if d > cut { c[(i, j)] / d } else { 0.0 };
+                    }
+                }
+                gemm(1.0, Op::n(&eg.vectors), Op::n(&c), 0.0, &mut t);
+                let mut out = DMatrix::zeros(dout, din);
+                gemm(1.0, Op::n(&t), Op::t(&ea.vectors), 0.0, &mut out);
+                y.copy_from_slice(out.as_slice());
+            }
+        }
     }
 }
 
@@ -228,46 +283,21 @@ impl Factorized for KfacMetric {
         self.damping
     }
     fn solve(&self, grad: &DVector<f64>) -> DVector<f64> {
-        let mut x = DVector::zeros(self.n);
+        // Solved in place on a copy of the gradient, every layer's block as its own task.
+        let mut x = grad.clone();
+        let mut blocks = Vec::with_capacity(self.layers.len());
+        let mut rest = x.as_mut_slice();
         for l in &self.layers {
-            let s = &l.shape;
-            let v = self.block(l, grad);
-            let (dout, din) = (s.d_out, s.d_in + 1);
-            let out = match &l.inv {
-                LayerInverse::Factored { a_inv, g_inv, .. } => {
-                    // Y = G⁻¹ V A⁻¹ = (A⁻¹ (G⁻¹ V)ᵀ)ᵀ.
-                    let s = &l.shape;
-                    let mut t = DMatrix::from_column_slice(
-                        dout,
-                        din,
-                        &grad.as_slice()[s.offset..s.offset + s.len()],
-                    );
-                    g_inv.apply(&mut t);
-                    let mut tt = t.transpose();
-                    a_inv.apply(&mut tt);
-                    tt.transpose()
-                }
-                LayerInverse::Eigen { ea, eg } => {
-                    let mut t = DMatrix::zeros(dout, din);
-                    gemm(1.0, Op::t(&eg.vectors), v, 0.0, &mut t);
-                    let mut c = DMatrix::zeros(dout, din);
-                    gemm(1.0, Op::n(&t), Op::n(&ea.vectors), 0.0, &mut c);
-                    let top = eg.values.amax() * ea.values.amax() + self.damping;
-                    let cut = RANK_TOL * top.max(f64::MIN_POSITIVE);
-                    for j in 0..din {
-                        for i in 0..dout {
-                            let d = eg.values[i] * ea.values[j] + self.damping;
-                            c[(i, j)] = if d > cut { c[(i, j)] / d } else { 0.0 };
-                        }
-                    }
-                    gemm(1.0, Op::n(&eg.vectors), Op::n(&c), 0.0, &mut t);
-                    let mut y = DMatrix::zeros(dout, din);
-                    gemm(1.0, Op::n(&t), Op::t(&ea.vectors), 0.0, &mut y);
-                    y
-                }
-            };
-            x.as_mut_slice()[s.offset..s.offset + s.len()].copy_from_slice(out.as_slice());
+            let (head, tail) = rest.split_at_mut(l.shape.len());
+            blocks.push((l, head));
+            rest = tail;
         }
+        crate::gemm::on_pool(|| {
+            use rayon::prelude::*;
+            blocks
+                .into_par_iter()
+                .for_each(|(l, y)| self.solve_layer(l, y))
+        });
         x
     }
     fn quad_form(&self, v: &DVector<f64>) -> f64 {
@@ -285,10 +315,11 @@ impl Factorized for KfacMetric {
                 } => (*gamma_a, *gamma_g, 0.0),
                 LayerInverse::Eigen { .. } => (0.0, 0.0, self.damping),
             };
-            let mut gv = &l.g * &vb;
-            gv += &vb * gg;
-            let mut gva = &gv * &l.a;
-            gva += &gv * ga;
+            // (G + γ_G I) V (A + γ_A I), the products through crate::gemm.
+            let mut gv = &vb * gg;
+            gemm(1.0, Op::n(&l.g), Op::n(&vb), 1.0, &mut gv);
+            let mut gva = &gv * ga;
+            gemm(1.0, Op::n(&gv), Op::n(&l.a), 1.0, &mut gva);
             total += frob_dot(&vb, &gva) + extra * vb.norm_squared();
         }
         total
