@@ -215,6 +215,25 @@ fn auto_switches_on_a_stiff_problem_and_not_on_a_non_stiff_one() {
         tr.stats,
         explicit.stats
     );
+    // and within 1.2× of bdf throughout: the stiffness is seen in the first steps, from the
+    // predicted cost of a stability-limited explicit integration
+    let bdf = Simulator::new(
+        &stiff,
+        FlowSettings {
+            solver: SolverKind::Bdf,
+            ..s.clone()
+        },
+    )
+    .expect("valid")
+    .run(&[1.0, 1.0])
+    .expect("runs");
+    assert!(
+        (tr.stats.rhs_evals as f64) <= 1.2 * bdf.stats.rhs_evals as f64,
+        "auto {:?} vs bdf {:?}",
+        tr.stats,
+        bdf.stats
+    );
+    assert!(ev.t < 0.01, "switched late: {}", ev.t);
 
     let mild = Quadratic {
         a: vec![1.0, 2.0],

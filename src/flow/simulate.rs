@@ -6,10 +6,15 @@
 //! flow's Jacobian at the new point (exact dual-number Jacobian where the model has a kernel;
 //! 2×2 closed form, Gershgorin bound for n > 2), and compares it with tsit45's stability bound
 //! on the negative real axis, B ≈ 3.3 (the test of Hairer & Wanner, *Solving ODEs II*, §IV.2,
-//! with ρ from the Jacobian instead of stage differences). After [`STIFF_RUN`] consecutive
-//! checks with h·ρ > 0.8·B the step size is stability-limited: it switches to `bdf` at the
-//! current state, keeping h. On `bdf`, after a grace period of [`STIFF_RUN`] steps, 2·[`STIFF_RUN`]
-//! consecutive checks with h·ρ < 0.4·B mean an explicit step of the same size would be stable:
+//! with ρ from the Jacobian instead of stage differences). A check is stiff when h·ρ > 0.8·B
+//! (the step is already stability-limited) or when a stability-limited tsit45 would need more
+//! than [`PREDICTED_STIFF`] rhs evaluations to reach t_end, 6·ρ·(t_end − t)/B (stiffness seen
+//! before the fast transient has died out, when tsit45's steps are still accuracy-limited;
+//! the first [`STIFF_RUN`] steps are all checked). After [`STIFF_RUN`] consecutive stiff
+//! checks it switches to `bdf` at the current state, keeping h. On `bdf`, after a grace period
+//! of [`NONSTIFF_RUN`]/2 steps, [`NONSTIFF_RUN`] consecutive checks with h·ρ < 0.4·B and a
+//! predicted cost below half the threshold mean an explicit step of the same size would be
+//! stable and cheap:
 //! it switches back. Every switch is an [`Event`] and counts in
 //! `solver_switches`. Models without a dense Jacobian stay explicit.
 
@@ -27,13 +32,33 @@ use std::time::Instant;
 
 /// tsit45's stability bound on the negative real axis.
 pub const TSIT45_STABILITY: f64 = 3.3;
-/// Consecutive stiff (non-stiff) steps before `auto` switches.
-pub const STIFF_RUN: usize = 8;
+/// New rhs evaluations per accepted tsit45 step (7 stages, first same as last).
+pub const TSIT45_EVALS_PER_STEP: f64 = 6.0;
+/// A stability-limited explicit integration of the remaining interval predicted to cost more
+/// than this many rhs evaluations counts as stiff (`bdf` needs a few hundred on the
+/// benchmark set, whatever the stiffness).
+pub const PREDICTED_STIFF: f64 = 4000.0;
+
+/// The rhs evaluations tsit45 would need, at least, to cover `remaining` time with steps
+/// held below its stability limit B/ρ: 6·ρ·remaining/B.
+pub fn predicted_explicit_evals(rho: f64, remaining: f64) -> f64 {
+    TSIT45_EVALS_PER_STEP * rho * remaining.max(0.0) / TSIT45_STABILITY
+}
+/// Consecutive stiff checks before `auto` switches to `bdf`.
+pub const STIFF_RUN: usize = 3;
+/// Consecutive non-stiff checks before `auto` switches back (hysteresis), and the grace
+/// period in steps after a switch to `bdf` during which it does not check.
+pub const NONSTIFF_RUN: usize = 16;
 
 /// How a segment (one method) ended.
 enum SegmentEnd {
     Stop(StopReason),
-    Switch { to: SolverKind, h: f64, ratio: f64 },
+    Switch {
+        to: SolverKind,
+        h: f64,
+        ratio: f64,
+        predicted: f64,
+    },
 }
 
 /// Mutable state of one run shared by its segments.
@@ -156,13 +181,18 @@ impl<'m> Simulator<'m> {
                 let (t0, y0) = st.end.clone();
                 match self.segment(method, &rhs, &control, &mut st, t0, &y0, h0)? {
                     SegmentEnd::Stop(r) => break r,
-                    SegmentEnd::Switch { to, h, ratio } => {
+                    SegmentEnd::Switch {
+                        to,
+                        h,
+                        ratio,
+                        predicted,
+                    } => {
                         st.stats.solver_switches += 1;
                         st.events.push(Event {
                             t: st.end.0,
                             kind: "switch".into(),
                             detail: format!(
-                                "{} -> {} (h·ρ = {ratio:.3} at the last of the consecutive checks; stability bound of tsit45 {TSIT45_STABILITY})",
+                                "{} -> {} (at the last of the consecutive checks h·ρ = {ratio:.3}, tsit45's stability bound {TSIT45_STABILITY}; stability-limited tsit45 to t_end ≥ {predicted:.0} rhs evaluations, stiff above {PREDICTED_STIFF})",
                                 method.name(),
                                 to.name()
                             ),
@@ -397,20 +427,28 @@ impl<'m> Simulator<'m> {
                 return Ok(SegmentEnd::Stop(StopReason::MaxSteps));
             }
             // the spectral radius costs a Jacobian: every 4th step, every step during a run
-            if auto && (run_len > 0 || st.accepted.is_multiple_of(4)) {
+            // (and every step of the first STIFF_RUN, so a stiff start is seen at once)
+            if auto && (run_len > 0 || st.accepted.is_multiple_of(4) || st.accepted <= STIFF_RUN) {
                 let rho = spectral_radius(&rhs.jacobian(&theta));
                 let ratio = h * rho;
+                let predicted = predicted_explicit_evals(rho, s.t_end - t);
                 let (stiffish, to) = if is_bdf {
-                    (ratio < 0.4 * TSIT45_STABILITY, SolverKind::Tsit45)
+                    (
+                        ratio < 0.4 * TSIT45_STABILITY && predicted < 0.5 * PREDICTED_STIFF,
+                        SolverKind::Tsit45,
+                    )
                 } else {
-                    (ratio > 0.8 * TSIT45_STABILITY, SolverKind::Bdf)
+                    (
+                        ratio > 0.8 * TSIT45_STABILITY || predicted > PREDICTED_STIFF,
+                        SolverKind::Bdf,
+                    )
                 };
                 // after a switch to bdf, give its order and step size STIFF_RUN steps to build
                 // up, and ask for twice as long a non-stiff run (hysteresis)
-                let grace = is_bdf && st.accepted - seg_start <= STIFF_RUN;
+                let grace = is_bdf && st.accepted - seg_start <= NONSTIFF_RUN / 2;
                 run_len = if stiffish && !grace { run_len + 1 } else { 0 };
                 // (a run counts checked steps; checks are consecutive steps once one is stiff)
-                let needed = if is_bdf { 2 * STIFF_RUN } else { STIFF_RUN };
+                let needed = if is_bdf { NONSTIFF_RUN } else { STIFF_RUN };
                 if run_len >= needed {
                     finish(st, &solver);
                     let h_next = solver.state().h;
@@ -418,6 +456,7 @@ impl<'m> Simulator<'m> {
                         to,
                         h: h_next,
                         ratio,
+                        predicted,
                     });
                 }
             }
