@@ -281,3 +281,37 @@ fn solver_names_round_trip_and_bad_names_are_listed() {
         .to_string();
     assert!(e.contains("tr-bdf2") && e.contains("auto"), "{e}");
 }
+
+#[test]
+fn auto_on_a_non_stiff_mixture_costs_what_tsit45_costs_even_with_fd_jacobians() {
+    // The stiffness checks use the exact Jacobian whatever `jacobian` says, so they cost no
+    // rhs evaluations; staying explicit, auto takes tsit45's steps exactly.
+    let m = demo(Scheme::GaussHermite { nodes: 64 });
+    for jacobian in [JacobianKind::Exact, JacobianKind::Fd] {
+        let run = |solver| {
+            Simulator::new(
+                &m,
+                FlowSettings {
+                    jacobian,
+                    grad_tol: 0.0,
+                    ..settings(solver)
+                },
+            )
+            .expect("valid")
+            .run(&[-3.5, 3.8])
+            .expect("runs")
+        };
+        let (auto, explicit) = (run(SolverKind::Auto), run(SolverKind::Tsit45));
+        assert_eq!(auto.stats.solver_switches, 0, "{:?}", auto.events);
+        assert_eq!(
+            auto.stats.rhs_evals, explicit.stats.rhs_evals,
+            "{jacobian:?}"
+        );
+        assert!(
+            auto.stats.jacobians > 0,
+            "checked stiffness: {:?}",
+            auto.stats
+        );
+        assert_eq!(auto.steps.len(), explicit.steps.len());
+    }
+}

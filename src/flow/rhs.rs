@@ -294,6 +294,17 @@ impl<'m> FlowRhs<'m> {
         c.1 = norm;
     }
 
+    /// The Jacobian for `auto`'s stiffness checks: the exact one whenever the model has a
+    /// kernel (whatever `jacobian` says: the setting is for the implicit solvers, and finite
+    /// differences would cost 2n rhs evaluations per check), else [`FlowRhs::jacobian`].
+    pub fn stiffness_jacobian(&self, theta: &[f64]) -> DMatrix<f64> {
+        if self.exact_jacobian() || !(self.uses_kernel() && self.line.is_none()) {
+            return self.jacobian(theta);
+        }
+        self.jacobians.set(self.jacobians.get() + 1);
+        self.jacobian_exact(theta)
+    }
+
     /// The Jacobian ∂f/∂θ at θ (exact or finite differences, see the module docs); cached.
     pub fn jacobian(&self, theta: &[f64]) -> DMatrix<f64> {
         if let Some((t, j)) = self.jac_cache.borrow().as_ref()
