@@ -556,79 +556,68 @@ impl DenseLayers for Mlp {
         seed: u64,
         with_grad: bool,
     ) -> Result<KfacFactors> {
-        crate::gemm::on_pool(|| self.kfac_factors_on_pool(theta, targets, samples, seed, with_grad))
-    }
-}
-
-impl Mlp {
-    /// [`DenseLayers::kfac_factors`], run on a pool thread.
-    fn kfac_factors_on_pool(
-        &self,
-        theta: &[f64],
-        targets: KfacTargets,
-        samples: usize,
-        seed: u64,
-        with_grad: bool,
-    ) -> Result<KfacFactors> {
-        let f = self.forward(theta);
-        let nf = f.z.ncols() as f64;
-        // Output deltas with their weights folded in: G = Σ_roots Σᵢ δᵢ δᵢᵀ.
-        let source = match targets {
-            KfacTargets::Sampled => FisherSource::Sampled {
-                samples: samples.max(1),
-                seed,
-            },
-            KfacTargets::Empirical => FisherSource::Empirical,
-            KfacTargets::Exact => FisherSource::Exact,
-        };
-        let roots = self.output_roots(&f, &source);
-        // Three independent jobs side by side on the rayon pool (their products then run as
-        // single-threaded tasks, see crate::gemm::par_for): the A factors (one per layer),
-        // the G factors (a backward pass per root), the loss and its gradient.
-        let a_factors = || -> Vec<DMatrix<f64>> {
-            use rayon::prelude::*;
-            (0..self.layers.len())
-                .into_par_iter()
-                .map(|l| {
-                    let d = self.layers[l].d_in + 1;
-                    let mut m = DMatrix::zeros(d, d);
-                    syrk(1.0 / nf, Op::n(self.input(&f, l)), &mut m);
-                    m
-                })
-                .collect()
-        };
-        let g_factors = || -> Vec<DMatrix<f64>> {
-            let mut g: Vec<DMatrix<f64>> = self
-                .layers
-                .iter()
-                .map(|s| DMatrix::zeros(s.d_out, s.d_out))
-                .collect();
-            for (r, root) in roots.into_iter().enumerate() {
-                let deltas = self.backward(theta, &f, root);
-                for (l, d) in deltas.iter().enumerate() {
-                    if r == 0 {
-                        syrk(1.0, Op::n(d), &mut g[l]);
-                    } else {
-                        let mut tmp = DMatrix::zeros(d.nrows(), d.nrows());
-                        syrk(1.0, Op::n(d), &mut tmp);
-                        g[l] += &tmp;
+        // On a pool thread, so the independent jobs below run side by side as tasks.
+        crate::gemm::on_pool(|| {
+            let f = self.forward(theta);
+            let nf = f.z.ncols() as f64;
+            // Output deltas with their weights folded in: G = Σ_roots Σᵢ δᵢ δᵢᵀ.
+            let source = match targets {
+                KfacTargets::Sampled => FisherSource::Sampled {
+                    samples: samples.max(1),
+                    seed,
+                },
+                KfacTargets::Empirical => FisherSource::Empirical,
+                KfacTargets::Exact => FisherSource::Exact,
+            };
+            let roots = self.output_roots(&f, &source);
+            // Three independent jobs side by side on the rayon pool (their products then run as
+            // single-threaded tasks, see crate::gemm::par_for): the A factors (one per layer),
+            // the G factors (a backward pass per root), the loss and its gradient.
+            let a_factors = || -> Vec<DMatrix<f64>> {
+                use rayon::prelude::*;
+                (0..self.layers.len())
+                    .into_par_iter()
+                    .map(|l| {
+                        let d = self.layers[l].d_in + 1;
+                        let mut m = DMatrix::zeros(d, d);
+                        syrk(1.0 / nf, Op::n(self.input(&f, l)), &mut m);
+                        m
+                    })
+                    .collect()
+            };
+            let g_factors = || -> Vec<DMatrix<f64>> {
+                let mut g: Vec<DMatrix<f64>> = self
+                    .layers
+                    .iter()
+                    .map(|s| DMatrix::zeros(s.d_out, s.d_out))
+                    .collect();
+                for (r, root) in roots.into_iter().enumerate() {
+                    let deltas = self.backward(theta, &f, root);
+                    for (l, d) in deltas.iter().enumerate() {
+                        if r == 0 {
+                            syrk(1.0, Op::n(d), &mut g[l]);
+                        } else {
+                            let mut tmp = DMatrix::zeros(d.nrows(), d.nrows());
+                            syrk(1.0, Op::n(d), &mut tmp);
+                            g[l] += &tmp;
+                        }
                     }
                 }
-            }
-            g
-        };
-        let gradient = || {
-            with_grad.then(|| {
-                let loss = self.loss_of(&f);
-                let mut d = -self.score_deltas(&f, &self.y);
-                d /= nf;
-                let deltas = self.backward(theta, &f, d);
-                let mut grad = vec![0.0; self.dim];
-                self.grad_from(&f, &deltas, &mut grad);
-                (loss, grad)
-            })
-        };
-        let (a, (g, loss_grad)) = rayon::join(a_factors, || rayon::join(g_factors, gradient));
-        Ok(KfacFactors { a, g, loss_grad })
+                g
+            };
+            let gradient = || {
+                with_grad.then(|| {
+                    let loss = self.loss_of(&f);
+                    let mut d = -self.score_deltas(&f, &self.y);
+                    d /= nf;
+                    let deltas = self.backward(theta, &f, d);
+                    let mut grad = vec![0.0; self.dim];
+                    self.grad_from(&f, &deltas, &mut grad);
+                    (loss, grad)
+                })
+            };
+            let (a, (g, loss_grad)) = rayon::join(a_factors, || rayon::join(g_factors, gradient));
+            Ok(KfacFactors { a, g, loss_grad })
+        })
     }
 }
