@@ -204,68 +204,110 @@ impl KfacMetric {
         let layers = crate::gemm::on_pool(|| {
             use rayon::prelude::*;
             jobs.into_par_iter()
-                .map(|(shape, (a, g))| {
-                    let inv = match mode {
-                        KfacDamping::Factored => {
-                            let pi = pi_correction(&a, &g);
-                            let r = damping.sqrt();
-                            let (gamma_a, gamma_g) = (pi * r, r / pi);
-                            let (a_inv, g_inv) = rayon::join(
-                                || ShiftedInverse::new(&a, gamma_a),
-                                || ShiftedInverse::new(&g, gamma_g),
-                            );
-                            LayerInverse::Factored {
-                                a_inv,
-                                g_inv,
-                                gamma_a,
-                                gamma_g,
-                            }
-                        }
-                        KfacDamping::Exact => {
-                            let (ea, eg) = rayon::join(|| sym_eigen(&a), || sym_eigen(&g));
-                            LayerInverse::Eigen { ea, eg }
-                        }
-                    };
-                    KfacLayer { shape, a, g, inv }
-                })
+                .map(|(shape, (a, g))| factorize_layer(shape, a, g, damping, mode))
                 .collect()
         });
         KfacMetric { n, damping, layers }
+    }
+
+    /// [`KfacMetric::new`] and [`Factorized::solve`] of `grad` in one pass: each layer's
+    /// block is solved as soon as that layer is factorized, layers side by side (the small
+    /// layers' factorizations overlap the big layers' solves).
+    pub fn new_solving(
+        shapes: Vec<LayerShape>,
+        a: Vec<DMatrix<f64>>,
+        g: Vec<DMatrix<f64>>,
+        damping: f64,
+        mode: KfacDamping,
+        grad: &DVector<f64>,
+    ) -> (Self, DVector<f64>) {
+        let n = shapes.iter().map(|s| s.len()).sum();
+        let mut x = grad.clone();
+        let mut jobs = Vec::with_capacity(shapes.len());
+        let mut rest = x.as_mut_slice();
+        for (shape, (a, g)) in shapes.into_iter().zip(a.into_iter().zip(g)) {
+            let (head, tail) = rest.split_at_mut(shape.len());
+            jobs.push((shape, a, g, head));
+            rest = tail;
+        }
+        let layers = crate::gemm::on_pool(|| {
+            use rayon::prelude::*;
+            jobs.into_par_iter()
+                .map(|(shape, a, g, y)| {
+                    let layer = factorize_layer(shape, a, g, damping, mode);
+                    solve_layer(&layer, damping, y);
+                    layer
+                })
+                .collect()
+        });
+        (KfacMetric { n, damping, layers }, x)
     }
 
     /// The undamped factors (A, G) of every layer.
     pub fn factors(&self) -> Vec<(&DMatrix<f64>, &DMatrix<f64>)> {
         self.layers.iter().map(|l| (&l.a, &l.g)).collect()
     }
+}
 
-    /// y ← (Aℓ ⊗ Gℓ + damping)⁻¹ y for one layer's block y = vec(V).
-    fn solve_layer(&self, l: &KfacLayer, y: &mut [f64]) {
-        let (dout, din) = (l.shape.d_out, l.shape.d_in + 1);
-        match &l.inv {
-            LayerInverse::Factored { a_inv, g_inv, .. } => {
-                // Y = G⁻¹ V A⁻¹: a left solve with G, a right solve with A.
-                g_inv.apply_slice(y, din);
-                a_inv.apply_right_slice(y, dout);
+/// Factorize one layer's damped factors.
+fn factorize_layer(
+    shape: LayerShape,
+    a: DMatrix<f64>,
+    g: DMatrix<f64>,
+    damping: f64,
+    mode: KfacDamping,
+) -> KfacLayer {
+    let inv = match mode {
+        KfacDamping::Factored => {
+            let pi = pi_correction(&a, &g);
+            let r = damping.sqrt();
+            let (gamma_a, gamma_g) = (pi * r, r / pi);
+            let (a_inv, g_inv) = rayon::join(
+                || ShiftedInverse::new(&a, gamma_a),
+                || ShiftedInverse::new(&g, gamma_g),
+            );
+            LayerInverse::Factored {
+                a_inv,
+                g_inv,
+                gamma_a,
+                gamma_g,
             }
-            LayerInverse::Eigen { ea, eg } => {
-                let v = Op::col_major(y, dout, din);
-                let mut t = DMatrix::zeros(dout, din);
-                gemm(1.0, Op::t(&eg.vectors), v, 0.0, &mut t);
-                let mut c = DMatrix::zeros(dout, din);
-                gemm(1.0, Op::n(&t), Op::n(&ea.vectors), 0.0, &mut c);
-                let top = eg.values.amax() * ea.values.amax() + self.damping;
-                let cut = RANK_TOL * top.max(f64::MIN_POSITIVE);
-                for j in 0..din {
-                    for i in 0..dout {
-                        let d = eg.values[i] * ea.values[j] + self.damping;
-                        c[(i, j)] = if d > cut { c[(i, j)] / d } else { 0.0 };
-                    }
+        }
+        KfacDamping::Exact => {
+            let (ea, eg) = rayon::join(|| sym_eigen(&a), || sym_eigen(&g));
+            LayerInverse::Eigen { ea, eg }
+        }
+    };
+    KfacLayer { shape, a, g, inv }
+}
+
+/// y ← (Aℓ ⊗ Gℓ + damping)⁻¹ y for one layer's block y = vec(V).
+fn solve_layer(l: &KfacLayer, damping: f64, y: &mut [f64]) {
+    let (dout, din) = (l.shape.d_out, l.shape.d_in + 1);
+    match &l.inv {
+        LayerInverse::Factored { a_inv, g_inv, .. } => {
+            // Y = G⁻¹ V A⁻¹: a left solve with G, a right solve with A.
+            g_inv.apply_slice(y, din);
+            a_inv.apply_right_slice(y, dout);
+        }
+        LayerInverse::Eigen { ea, eg } => {
+            let v = Op::col_major(y, dout, din);
+            let mut t = DMatrix::zeros(dout, din);
+            gemm(1.0, Op::t(&eg.vectors), v, 0.0, &mut t);
+            let mut c = DMatrix::zeros(dout, din);
+            gemm(1.0, Op::n(&t), Op::n(&ea.vectors), 0.0, &mut c);
+            let top = eg.values.amax() * ea.values.amax() + damping;
+            let cut = RANK_TOL * top.max(f64::MIN_POSITIVE);
+            for j in 0..din {
+                for i in 0..dout {
+                    let d = eg.values[i] * ea.values[j] + damping;
+                    c[(i, j)] = if d > cut { c[(i, j)] / d } else { 0.0 };
                 }
-                gemm(1.0, Op::n(&eg.vectors), Op::n(&c), 0.0, &mut t);
-                let mut out = DMatrix::zeros(dout, din);
-                gemm(1.0, Op::n(&t), Op::t(&ea.vectors), 0.0, &mut out);
-                y.copy_from_slice(out.as_slice());
             }
+            gemm(1.0, Op::n(&eg.vectors), Op::n(&c), 0.0, &mut t);
+            let mut out = DMatrix::zeros(dout, din);
+            gemm(1.0, Op::n(&t), Op::t(&ea.vectors), 0.0, &mut out);
+            y.copy_from_slice(out.as_slice());
         }
     }
 }
@@ -296,7 +338,7 @@ impl Factorized for KfacMetric {
             use rayon::prelude::*;
             blocks
                 .into_par_iter()
-                .for_each(|(l, y)| self.solve_layer(l, y))
+                .for_each(|(l, y)| solve_layer(l, self.damping, y))
         });
         x
     }
@@ -387,7 +429,13 @@ pub fn natural_gradient(
         .loss_grad
         .ok_or_else(|| Error::Numerical("K-FAC factors returned no gradient".into()))?;
     let grad = DVector::from_vec(grad);
-    let m = KfacMetric::new(model.layers(), f.a, f.g, damping, provider.damping_mode);
-    let nat = m.solve(&grad);
+    let (_, nat) = KfacMetric::new_solving(
+        model.layers(),
+        f.a,
+        f.g,
+        damping,
+        provider.damping_mode,
+        &grad,
+    );
     Ok((loss, grad, nat))
 }
