@@ -288,7 +288,7 @@ fn auto_on_a_non_stiff_mixture_costs_what_tsit45_costs_even_with_fd_jacobians() 
     // rhs evaluations; staying explicit, auto takes tsit45's steps exactly.
     let m = demo(Scheme::GaussHermite { nodes: 64 });
     for jacobian in [JacobianKind::Exact, JacobianKind::Fd] {
-        let run = |solver| {
+        let run = |solver, start: [f64; 2]| {
             Simulator::new(
                 &m,
                 FlowSettings {
@@ -298,20 +298,25 @@ fn auto_on_a_non_stiff_mixture_costs_what_tsit45_costs_even_with_fd_jacobians() 
                 },
             )
             .expect("valid")
-            .run(&[-3.5, 3.8])
+            .run(&start)
             .expect("runs")
         };
-        let (auto, explicit) = (run(SolverKind::Auto), run(SolverKind::Tsit45));
-        assert_eq!(auto.stats.solver_switches, 0, "{:?}", auto.events);
-        assert_eq!(
-            auto.stats.rhs_evals, explicit.stats.rhs_evals,
-            "{jacobian:?}"
-        );
-        assert!(
-            auto.stats.jacobians > 0,
-            "checked stiffness: {:?}",
-            auto.stats
-        );
-        assert_eq!(auto.steps.len(), explicit.steps.len());
+        // far, and close to the singular line: there ρ(J) ≈ 2500 at the start, but it falls
+        // like 1/δ² as δ grows, a transient that tsit45 resolves with accuracy-limited steps
+        for start in [[-3.5, 3.8], [0.1, 0.15]] {
+            let auto = run(SolverKind::Auto, start);
+            let explicit = run(SolverKind::Tsit45, start);
+            assert_eq!(
+                auto.stats.solver_switches, 0,
+                "{start:?}: {:?}",
+                auto.events
+            );
+            assert_eq!(
+                auto.stats.rhs_evals, explicit.stats.rhs_evals,
+                "{jacobian:?}"
+            );
+            assert!(auto.stats.jacobians > 0, "checked: {:?}", auto.stats);
+            assert_eq!(auto.steps.len(), explicit.steps.len());
+        }
     }
 }

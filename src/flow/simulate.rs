@@ -8,9 +8,11 @@
 //! on the negative real axis, B ≈ 3.3 (the test of Hairer & Wanner, *Solving ODEs II*, §IV.2,
 //! with ρ from the Jacobian instead of stage differences). A check is stiff when h·ρ > 0.8·B
 //! (the step is already stability-limited) or when a stability-limited tsit45 would need more
-//! than [`PREDICTED_STIFF`] rhs evaluations to reach t_end, 6·ρ·(t_end − t)/B (stiffness seen
-//! before the fast transient has died out, when tsit45's steps are still accuracy-limited;
-//! the first [`STIFF_RUN`] steps are all checked). After [`STIFF_RUN`] consecutive stiff
+//! than [`PREDICTED_STIFF`] rhs evaluations to reach t_end, 6·ρ·min(t_end − t, 1/κ)/B with κ
+//! the decay rate of ρ between checks (stiffness seen before the fast transient has died out,
+//! when tsit45's steps are still accuracy-limited; stiffness that fades as fast as ρ near the
+//! singular line is transient and does not count; the first [`STIFF_RUN`] steps are all
+//! checked). After [`STIFF_RUN`] consecutive stiff
 //! checks it switches to `bdf` at the current state (bdf picks its own first step: it restarts at
 //! order 1). On `bdf`, after a grace period
 //! of [`NONSTIFF_RUN`]/2 steps, [`NONSTIFF_RUN`] consecutive checks with h·ρ < 0.4·B and a
@@ -41,9 +43,15 @@ pub const TSIT45_EVALS_PER_STEP: f64 = 6.0;
 pub const PREDICTED_STIFF: f64 = 4000.0;
 
 /// The rhs evaluations tsit45 would need, at least, to cover `remaining` time with steps
-/// held below its stability limit B/ρ: 6·ρ·remaining/B.
-pub fn predicted_explicit_evals(rho: f64, remaining: f64) -> f64 {
-    TSIT45_EVALS_PER_STEP * rho * remaining.max(0.0) / TSIT45_STABILITY
+/// held below its stability limit B/ρ, when ρ decays at the rate `decay` = −d ln ρ/dt ≥ 0:
+/// 6/B · ∫ρ dt ≈ 6/B · ρ · min(remaining, 1/decay).
+pub fn predicted_explicit_evals(rho: f64, remaining: f64, decay: f64) -> f64 {
+    let horizon = if decay > 0.0 {
+        remaining.max(0.0).min(1.0 / decay)
+    } else {
+        remaining.max(0.0)
+    };
+    TSIT45_EVALS_PER_STEP * rho * horizon / TSIT45_STABILITY
 }
 /// Consecutive stiff checks before `auto` switches to `bdf`.
 pub const STIFF_RUN: usize = 2;
@@ -330,6 +338,8 @@ impl<'m> Simulator<'m> {
         let setups0 = solver.get_statistics().number_of_linear_solver_setups;
         let rejected0 = solver.get_statistics().number_of_error_test_failures;
         let mut run_len = 0usize;
+        // (t, ρ) of the previous stiffness check, for the decay rate of ρ
+        let mut last_check: Option<(f64, f64)> = None;
         let mut retries = 0usize;
         let finish = |st: &mut RunState, solver: &S| {
             let stats = solver.get_statistics();
@@ -434,7 +444,13 @@ impl<'m> Simulator<'m> {
             if auto && (run_len > 0 || st.accepted.is_multiple_of(4) || st.accepted <= STIFF_RUN) {
                 let rho = spectral_radius(&rhs.stiffness_jacobian(&theta));
                 let ratio = h * rho;
-                let predicted = predicted_explicit_evals(rho, s.t_end - t);
+                // stiffness that fades at a rate κ = −d ln ρ/dt lasts about 1/κ: near the
+                // singular line ρ ~ 1/δ² falls as fast as δ grows, far faster than t_end
+                let decay = last_check
+                    .filter(|&(t0, r0)| t > t0 && rho < r0)
+                    .map_or(0.0, |(t0, r0)| (r0 / rho).ln() / (t - t0));
+                last_check = Some((t, rho));
+                let predicted = predicted_explicit_evals(rho, s.t_end - t, decay);
                 let (stiffish, to) = if is_bdf {
                     (
                         ratio < 0.4 * TSIT45_STABILITY && predicted < 0.5 * PREDICTED_STIFF,
