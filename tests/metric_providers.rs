@@ -530,3 +530,36 @@ fn spd_factor_solves_equal_the_nalgebra_cholesky_solve() {
     nan[(250, 10)] = f64::NAN;
     assert!(SpdFactor::new(&nan).is_none());
 }
+
+#[test]
+fn kfac_one_pass_natural_gradient_equals_gradient_factorize_and_solve() {
+    use fisher_flow::metric::MetricProvider;
+    let net = iris_net(6);
+    let theta = net.init(3);
+    for (targets, damping_mode) in [
+        (KfacTargets::Sampled, KfacDamping::Factored),
+        (KfacTargets::Empirical, KfacDamping::Exact),
+    ] {
+        let k = KfacProvider {
+            targets,
+            damping_mode,
+            samples: 2,
+            seed: 9,
+        };
+        let (g, nat) = k
+            .gradient_and_natural(&net, &theta, 1e-2)
+            .expect("K-FAC has a one-pass path")
+            .expect("finite");
+        let g_ref = net.gradient(&theta);
+        let nat_ref = k.factorize(&net, &theta, 1e-2).unwrap().solve(&g_ref);
+        assert!((&g - &g_ref).amax() < 1e-14 * g_ref.amax().max(1.0));
+        assert!(
+            (&nat - &nat_ref).amax() < 1e-10 * nat_ref.amax(),
+            "{targets:?} {damping_mode:?}: {}",
+            (&nat - &nat_ref).amax()
+        );
+    }
+    // Other providers have none: the flow takes gradient, factorize, solve.
+    let exact = provider(MetricKind::Exact, &MetricOptions::default());
+    assert!(exact.gradient_and_natural(&net, &theta, 1e-2).is_none());
+}

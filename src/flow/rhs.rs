@@ -262,6 +262,26 @@ impl<'m> FlowRhs<'m> {
                 return;
             }
         }
+        if self.line.is_none() && self.damping_floor == 0.0 {
+            // one pass for ∇L and the natural gradient where the provider has one (K-FAC)
+            match self
+                .provider
+                .gradient_and_natural(self.model, theta, self.damping)
+            {
+                Some(Ok((g, x))) => {
+                    self.remember_grad(theta, g.norm());
+                    for (o, v) in out.iter_mut().zip(x.iter()) {
+                        *o = if v.is_finite() { -v } else { 0.0 };
+                    }
+                    return;
+                }
+                Some(Err(_)) => {
+                    out.iter_mut().for_each(|o| *o = f64::NAN);
+                    return;
+                }
+                None => {}
+            }
+        }
         let g = self.model.gradient(theta);
         self.remember_grad(theta, g.norm());
         let x = match self.line {

@@ -72,6 +72,15 @@ impl MetricProvider for KfacProvider {
             self.damping_mode,
         )))
     }
+    fn gradient_and_natural(
+        &self,
+        model: &dyn StatModel,
+        theta: &[f64],
+        damping: f64,
+    ) -> Option<Result<(DVector<f64>, DVector<f64>)>> {
+        let layers = model.dense_layers()?;
+        Some(natural_gradient(layers, theta, self, damping).map(|(_, g, nat)| (g, nat)))
+    }
 }
 
 /// (M + γI)⁻¹ of one factor: a Cholesky factorization, or a pseudo-inverse when M + γI is

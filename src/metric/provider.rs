@@ -54,6 +54,18 @@ pub trait MetricProvider: Send + Sync {
         theta: &[f64],
         damping: f64,
     ) -> Result<Box<dyn Factorized>>;
+    /// ∇L(θ) and the natural gradient (metric + λI)⁻¹∇L(θ) in one pass, for providers that
+    /// share work between the two (K-FAC: one forward pass for the loss, the gradient and the
+    /// factors); `None` when the provider has no such pass (then: gradient, `factorize`,
+    /// `solve`).
+    fn gradient_and_natural(
+        &self,
+        _model: &dyn StatModel,
+        _theta: &[f64],
+        _damping: f64,
+    ) -> Option<Result<(DVector<f64>, DVector<f64>)>> {
+        None
+    }
 }
 
 /// Which Fisher estimate `diagonal` and `block-diagonal` start from.
