@@ -170,7 +170,12 @@ impl SpdFactor {
 
     /// Factorize A + γI (one copy of `a`, the shift added to it).
     pub fn new_shifted(a: &DMatrix<f64>, gamma: f64) -> Option<SpdFactor> {
-        let mut s = a.clone();
+        SpdFactor::from_owned_shifted(a.clone(), gamma)
+    }
+
+    /// Factorize A + γI in A's own storage (no copy; A is consumed, also on failure).
+    pub fn from_owned_shifted(a: DMatrix<f64>, gamma: f64) -> Option<SpdFactor> {
+        let mut s = a;
         for i in 0..s.nrows() {
             s[(i, i)] += gamma;
         }

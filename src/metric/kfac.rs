@@ -321,6 +321,28 @@ fn solve_layer(l: &KfacLayer, damping: f64, y: &mut [f64]) {
     }
 }
 
+/// y ← ((A + γ_A I) ⊗ (G + γ_G I))⁻¹ y for one layer with factored damping, factorizing A
+/// and G in their own storage (side by side). `None` when a damped factor is not positive
+/// definite (the caller then takes the path that keeps the factors for a pseudo-inverse).
+fn solve_layer_consuming(
+    a: DMatrix<f64>,
+    g: DMatrix<f64>,
+    damping: f64,
+    shape: &LayerShape,
+    y: &mut [f64],
+) -> Option<()> {
+    let pi = pi_correction(&a, &g);
+    let r = damping.sqrt();
+    let (fa, fg) = rayon::join(
+        || SpdFactor::from_owned_shifted(a, pi * r),
+        || SpdFactor::from_owned_shifted(g, r / pi),
+    );
+    let (fa, fg) = (fa?, fg?);
+    fg.solve_slice(y, shape.d_in + 1);
+    fa.solve_right_slice(y, shape.d_out);
+    Some(())
+}
+
 /// ⟨X, Y⟩ = Σ xᵢⱼ yᵢⱼ.
 fn frob_dot(x: &DMatrix<f64>, y: &DMatrix<f64>) -> f64 {
     x.iter().zip(y.iter()).map(|(a, b)| a * b).sum()
@@ -438,13 +460,39 @@ pub fn natural_gradient(
         .loss_grad
         .ok_or_else(|| Error::Numerical("K-FAC factors returned no gradient".into()))?;
     let grad = DVector::from_vec(grad);
-    let (_, nat) = KfacMetric::new_solving(
-        model.layers(),
-        f.a,
-        f.g,
-        damping,
-        provider.damping_mode,
-        &grad,
-    );
+    let shapes = model.layers();
+    if provider.damping_mode == KfacDamping::Factored && damping > 0.0 {
+        // The metric is not kept: factorize the factors in place, each layer as its own
+        // task (its two factorizations side by side, then its solves).
+        let mut nat = grad.clone();
+        let mut jobs = Vec::with_capacity(shapes.len());
+        let mut rest = nat.as_mut_slice();
+        for (shape, (a, g)) in shapes.iter().zip(f.a.into_iter().zip(f.g)) {
+            let (head, tail) = rest.split_at_mut(shape.len());
+            jobs.push((shape, a, g, head));
+            rest = tail;
+        }
+        let ok = crate::gemm::on_pool(|| {
+            use rayon::prelude::*;
+            jobs.into_par_iter()
+                .map(|(shape, a, g, y)| solve_layer_consuming(a, g, damping, shape, y).is_some())
+                .reduce(|| true, |x, y| x && y)
+        });
+        if ok {
+            return Ok((loss, grad, nat));
+        }
+        // A damped factor was not positive definite: again, keeping the factors (pseudo-inverse).
+        let f = model.kfac_factors(
+            theta,
+            provider.targets,
+            provider.samples,
+            provider.seed,
+            false,
+        )?;
+        let (_, nat) =
+            KfacMetric::new_solving(shapes, f.a, f.g, damping, provider.damping_mode, &grad);
+        return Ok((loss, grad, nat));
+    }
+    let (_, nat) = KfacMetric::new_solving(shapes, f.a, f.g, damping, provider.damping_mode, &grad);
     Ok((loss, grad, nat))
 }
