@@ -148,11 +148,7 @@ fn gemm_block(
     };
     let cblk = &mut c.as_mut_slice()[r0 + c0 * ldc..];
     let cm = faer::MatMut::from_column_major_slice_with_stride_mut(cblk, m, n, ldc);
-    let work = m * n * a.cols;
     matmul_into(cm, accum, a, b, alpha);
-    if !in_pool() && work >= 1 << 18 {
-        clear_upper_simd_state_everywhere();
-    }
 }
 
 /// Whether the calling thread is one of the rayon pool's workers (then the work is already
@@ -161,15 +157,14 @@ pub fn in_pool() -> bool {
     rayon::current_thread_index().is_some()
 }
 
-/// Run `f` on a pool thread (so the kernels it calls run as sequential tasks, see
-/// [`par_for`]) and clear the vector state of every pool thread afterwards.
+/// Run `f` on a pool thread, so the kernels it calls run as sequential tasks (see
+/// [`par_for`]).
 pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if in_pool() {
         return f();
     }
     let mut out = None;
     rayon::scope(|_| out = Some(f()));
-    clear_upper_simd_state_everywhere();
     match out {
         Some(r) => r,
         None => unreachable!("rayon::scope runs its closure before returning"),
@@ -194,6 +189,22 @@ pub fn par_for(mnk: usize) -> faer::Par {
     }
 }
 
+/// Run one faer kernel of `mnk` multiply-adds with the parallelism of [`par_for`], then
+/// clear the upper vector state (see [`clear_upper_simd_state`]) on every thread it ran
+/// on: the calling thread, and the pool's threads when faer used them. Every faer call of
+/// the crate goes through here.
+pub fn run_kernel<R>(mnk: usize, kernel: impl FnOnce(faer::Par) -> R) -> R {
+    let par = par_for(mnk);
+    let out = kernel(par);
+    if par == faer::Par::Seq {
+        clear_upper_simd_state();
+    } else {
+        rayon::broadcast(|_| clear_upper_simd_state());
+        clear_upper_simd_state();
+    }
+    out
+}
+
 /// dst ← α·A·B (+ dst when `accum` is Add), split into rayon tasks inside the pool.
 fn matmul_into(dst: faer::MatMut<'_, f64>, accum: faer::Accum, a: Op<'_>, b: Op<'_>, alpha: f64) {
     let (m, n, k) = (dst.nrows(), dst.ncols(), a.cols);
@@ -215,21 +226,15 @@ fn matmul_into(dst: faer::MatMut<'_, f64>, accum: faer::Accum, a: Op<'_>, b: Op<
         }
         return;
     }
-    faer::linalg::matmul::matmul(dst, accum, a.faer(), b.faer(), alpha, par_for(m * n * k));
-    clear_upper_simd_state();
-}
-
-/// `vzeroupper` on the calling thread and every pool thread.
-pub fn clear_upper_simd_state_everywhere() {
-    rayon::broadcast(|_| clear_upper_simd_state());
-    clear_upper_simd_state();
+    run_kernel(m * n * k, |par| {
+        faer::linalg::matmul::matmul(dst, accum, a.faer(), b.faer(), alpha, par)
+    });
 }
 
 /// `vzeroupper`. faer's AVX-512 product kernels leave the upper halves of the vector
 /// registers dirty on the threads that ran them, and every SSE-encoded instruction after
 /// that (this crate's own code, libm's `tanh`) pays a state transition: measured 5× slower
-/// `tanh` and slower elementwise loops. Called after each faer kernel on the calling thread,
-/// and at the start of rayon tasks that follow faer work on the pool's threads.
+/// `tanh` and slower elementwise loops. [`run_kernel`] calls it after each faer kernel.
 #[inline]
 pub fn clear_upper_simd_state() {
     #[cfg(target_arch = "x86_64")]
@@ -257,9 +262,6 @@ pub fn syrk(alpha: f64, x: Op<'_>, c: &mut DMatrix<f64>) {
     }
     let cm = faer::MatMut::from_column_major_slice_mut(c.as_mut_slice(), n, n);
     syrk_into(cm, x, alpha);
-    if !in_pool() {
-        clear_upper_simd_state_everywhere();
-    }
     mirror_lower(c);
 }
 
@@ -277,18 +279,19 @@ fn syrk_into(dst: faer::MatMut<'_, f64>, x: Op<'_>, alpha: f64) {
         return;
     }
     let xr = x.faer();
-    matmul(
-        dst,
-        BlockStructure::TriangularLower,
-        faer::Accum::Replace,
-        xr,
-        BlockStructure::Rectangular,
-        xr.transpose(),
-        BlockStructure::Rectangular,
-        alpha,
-        par_for(n * n * k / 2),
-    );
-    clear_upper_simd_state();
+    run_kernel(n * n * k / 2, |par| {
+        matmul(
+            dst,
+            BlockStructure::TriangularLower,
+            faer::Accum::Replace,
+            xr,
+            BlockStructure::Rectangular,
+            xr.transpose(),
+            BlockStructure::Rectangular,
+            alpha,
+            par,
+        )
+    });
 }
 
 /// Copy the lower triangle of a square matrix onto its upper triangle, in 64×64 tiles (a

@@ -192,24 +192,14 @@ impl SpdFactor {
         let ok = {
             use faer::dyn_stack::{MemBuffer, MemStack};
             use faer::linalg::cholesky::llt::factor;
-            let par = crate::gemm::par_for(n * n * n / 6);
-            let params = Default::default();
-            let mut buf = MemBuffer::new(factor::cholesky_in_place_scratch::<f64>(n, par, params));
             let view = faer::MatMut::from_column_major_slice_mut(s.as_mut_slice(), n, n);
-            let ok = factor::cholesky_in_place(
-                view,
-                Default::default(),
-                par,
-                MemStack::new(&mut buf),
-                params,
-            )
-            .is_ok();
-            if crate::gemm::in_pool() {
-                crate::gemm::clear_upper_simd_state();
-            } else {
-                crate::gemm::clear_upper_simd_state_everywhere();
-            }
-            ok
+            crate::gemm::run_kernel(n * n * n / 6, |par| {
+                let params = Default::default();
+                let scratch = factor::cholesky_in_place_scratch::<f64>(n, par, params);
+                let mut buf = MemBuffer::new(scratch);
+                let stack = MemStack::new(&mut buf);
+                factor::cholesky_in_place(view, Default::default(), par, stack, params).is_ok()
+            })
         };
         // A NaN or ∞ anywhere in the lower triangle reaches the diagonal of L (L_ii² =
         // a_ii − Σ_k L_ik²), so a finite positive diagonal certifies the whole factor.
@@ -252,35 +242,21 @@ impl SpdFactor {
         self.faer_solve(view.transpose_mut());
     }
 
-    fn faer_solve(&self, rhs: faer::MatMut<'_, f64>) {
-        let top = !crate::gemm::in_pool();
-        self.faer_solve_split(rhs);
-        if top {
-            crate::gemm::clear_upper_simd_state_everywhere();
-        }
-    }
-
     /// Inside the pool, many right-hand sides are split into two tasks (see
     /// [`crate::gemm::par_for`]); otherwise one faer solve.
-    fn faer_solve_split(&self, rhs: faer::MatMut<'_, f64>) {
+    fn faer_solve(&self, rhs: faer::MatMut<'_, f64>) {
         let n = self.l.nrows();
         let m = rhs.ncols();
         if crate::gemm::in_pool() && m >= 64 && n * n * m >= 1 << 26 {
             let (left, right) = rhs.split_at_col_mut(m / 2);
-            rayon::join(
-                || self.faer_solve_split(left),
-                || self.faer_solve_split(right),
-            );
+            rayon::join(|| self.faer_solve(left), || self.faer_solve(right));
             return;
         }
         let l = faer::MatRef::from_column_major_slice(self.l.as_slice(), n, n);
-        faer::linalg::cholesky::llt::solve::solve_in_place(
-            l,
-            rhs,
-            crate::gemm::par_for(n * n * m),
-            faer::dyn_stack::MemStack::new(&mut []),
-        );
-        crate::gemm::clear_upper_simd_state();
+        crate::gemm::run_kernel(n * n * m, |par| {
+            let stack = faer::dyn_stack::MemStack::new(&mut []);
+            faer::linalg::cholesky::llt::solve::solve_in_place(l, rhs, par, stack)
+        });
     }
 }
 

@@ -275,12 +275,10 @@ impl Mlp {
                 if a.len() >= PAR_MIN {
                     use rayon::prelude::*;
                     let per = (PAR_MIN / (d + 1)).max(1) * (d + 1);
-                    a.as_mut_slice().par_chunks_mut(per).for_each(|blk| {
-                        crate::gemm::clear_upper_simd_state();
-                        blk.chunks_mut(d + 1).for_each(apply)
-                    });
+                    a.as_mut_slice()
+                        .par_chunks_mut(per)
+                        .for_each(|blk| blk.chunks_mut(d + 1).for_each(apply));
                 } else {
-                    crate::gemm::clear_upper_simd_state();
                     a.as_mut_slice().chunks_mut(d + 1).for_each(apply);
                 }
                 h.push(a);
