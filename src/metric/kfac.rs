@@ -172,6 +172,24 @@ pub struct KfacMetric {
     layers: Vec<KfacLayer>,
 }
 
+/// The shifts (γ_A, γ_G) = (π√λ, √λ/π) of factored damping.
+fn factored_shifts(a: &DMatrix<f64>, g: &DMatrix<f64>, damping: f64) -> (f64, f64) {
+    let (pi, r) = (pi_correction(a, g), damping.sqrt());
+    (pi * r, r / pi)
+}
+
+/// `x` cut into consecutive blocks of the given lengths (one per layer).
+fn layer_blocks(x: &mut [f64], lens: impl Iterator<Item = usize>) -> Vec<&mut [f64]> {
+    let mut rest = x;
+    let mut blocks = Vec::new();
+    for len in lens {
+        let (head, tail) = rest.split_at_mut(len);
+        blocks.push(head);
+        rest = tail;
+    }
+    blocks
+}
+
 /// The π of factored damping: π² = (tr A/dim A)/(tr G/dim G) (1 when either trace is 0).
 pub fn pi_correction(a: &DMatrix<f64>, g: &DMatrix<f64>) -> f64 {
     let ta = a.trace() / a.nrows() as f64;
@@ -219,39 +237,6 @@ impl KfacMetric {
         KfacMetric { n, damping, layers }
     }
 
-    /// [`KfacMetric::new`] and [`Factorized::solve`] of `grad` in one pass: each layer's
-    /// block is solved as soon as that layer is factorized, layers side by side (the small
-    /// layers' factorizations overlap the big layers' solves).
-    pub fn new_solving(
-        shapes: Vec<LayerShape>,
-        a: Vec<DMatrix<f64>>,
-        g: Vec<DMatrix<f64>>,
-        damping: f64,
-        mode: KfacDamping,
-        grad: &DVector<f64>,
-    ) -> (Self, DVector<f64>) {
-        let n = shapes.iter().map(|s| s.len()).sum();
-        let mut x = grad.clone();
-        let mut jobs = Vec::with_capacity(shapes.len());
-        let mut rest = x.as_mut_slice();
-        for (shape, (a, g)) in shapes.into_iter().zip(a.into_iter().zip(g)) {
-            let (head, tail) = rest.split_at_mut(shape.len());
-            jobs.push((shape, a, g, head));
-            rest = tail;
-        }
-        let layers = crate::gemm::on_pool(|| {
-            use rayon::prelude::*;
-            jobs.into_par_iter()
-                .map(|(shape, a, g, y)| {
-                    let layer = factorize_layer(shape, a, g, damping, mode);
-                    solve_layer(&layer, damping, y);
-                    layer
-                })
-                .collect()
-        });
-        (KfacMetric { n, damping, layers }, x)
-    }
-
     /// The undamped factors (A, G) of every layer.
     pub fn factors(&self) -> Vec<(&DMatrix<f64>, &DMatrix<f64>)> {
         self.layers.iter().map(|l| (&l.a, &l.g)).collect()
@@ -268,9 +253,7 @@ fn factorize_layer(
 ) -> KfacLayer {
     let inv = match mode {
         KfacDamping::Factored => {
-            let pi = pi_correction(&a, &g);
-            let r = damping.sqrt();
-            let (gamma_a, gamma_g) = (pi * r, r / pi);
+            let (gamma_a, gamma_g) = factored_shifts(&a, &g, damping);
             let (a_inv, g_inv) = rayon::join(
                 || ShiftedInverse::new(&a, gamma_a),
                 || ShiftedInverse::new(&g, gamma_g),
@@ -331,11 +314,10 @@ fn solve_layer_consuming(
     shape: &LayerShape,
     y: &mut [f64],
 ) -> Option<()> {
-    let pi = pi_correction(&a, &g);
-    let r = damping.sqrt();
+    let (gamma_a, gamma_g) = factored_shifts(&a, &g, damping);
     let (fa, fg) = rayon::join(
-        || SpdFactor::from_owned_shifted(a, pi * r),
-        || SpdFactor::from_owned_shifted(g, r / pi),
+        || SpdFactor::from_owned_shifted(a, gamma_a),
+        || SpdFactor::from_owned_shifted(g, gamma_g),
     );
     let (fa, fg) = (fa?, fg?);
     fg.solve_slice(y, shape.d_in + 1);
@@ -358,17 +340,12 @@ impl Factorized for KfacMetric {
     fn solve(&self, grad: &DVector<f64>) -> DVector<f64> {
         // Solved in place on a copy of the gradient, every layer's block as its own task.
         let mut x = grad.clone();
-        let mut blocks = Vec::with_capacity(self.layers.len());
-        let mut rest = x.as_mut_slice();
-        for l in &self.layers {
-            let (head, tail) = rest.split_at_mut(l.shape.len());
-            blocks.push((l, head));
-            rest = tail;
-        }
+        let blocks = layer_blocks(x.as_mut_slice(), self.layers.iter().map(|l| l.shape.len()));
         crate::gemm::on_pool(|| {
             use rayon::prelude::*;
-            blocks
-                .into_par_iter()
+            self.layers
+                .par_iter()
+                .zip(blocks)
                 .for_each(|(l, y)| solve_layer(l, self.damping, y))
         });
         x
@@ -465,23 +442,19 @@ pub fn natural_gradient(
         // The metric is not kept: factorize the factors in place, each layer as its own
         // task (its two factorizations side by side, then its solves).
         let mut nat = grad.clone();
-        let mut jobs = Vec::with_capacity(shapes.len());
-        let mut rest = nat.as_mut_slice();
-        for (shape, (a, g)) in shapes.iter().zip(f.a.into_iter().zip(f.g)) {
-            let (head, tail) = rest.split_at_mut(shape.len());
-            jobs.push((shape, a, g, head));
-            rest = tail;
-        }
+        let blocks = layer_blocks(nat.as_mut_slice(), shapes.iter().map(|s| s.len()));
         let ok = crate::gemm::on_pool(|| {
             use rayon::prelude::*;
-            jobs.into_par_iter()
+            (shapes.par_iter(), f.a, f.g, blocks)
+                .into_par_iter()
                 .map(|(shape, a, g, y)| solve_layer_consuming(a, g, damping, shape, y).is_some())
                 .reduce(|| true, |x, y| x && y)
         });
         if ok {
             return Ok((loss, grad, nat));
         }
-        // A damped factor was not positive definite: again, keeping the factors (pseudo-inverse).
+        // A damped factor was not positive definite (the factors are gone): again, keeping
+        // them for the pseudo-inverse.
         let f = model.kfac_factors(
             theta,
             provider.targets,
@@ -489,10 +462,9 @@ pub fn natural_gradient(
             provider.seed,
             false,
         )?;
-        let (_, nat) =
-            KfacMetric::new_solving(shapes, f.a, f.g, damping, provider.damping_mode, &grad);
+        let nat = KfacMetric::new(shapes, f.a, f.g, damping, provider.damping_mode).solve(&grad);
         return Ok((loss, grad, nat));
     }
-    let (_, nat) = KfacMetric::new_solving(shapes, f.a, f.g, damping, provider.damping_mode, &grad);
+    let nat = KfacMetric::new(shapes, f.a, f.g, damping, provider.damping_mode).solve(&grad);
     Ok((loss, grad, nat))
 }
