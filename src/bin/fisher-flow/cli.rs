@@ -1,6 +1,7 @@
 //! Command-line definitions (clap). Every flag documents its default.
 
 use clap::{Args, Parser, Subcommand};
+use fisher_flow::config::Overrides;
 
 /// Natural-gradient (Fisher) flows on statistical manifolds, integrated as ODEs.
 ///
@@ -47,4 +48,46 @@ pub struct ModelOverrides {
     /// [default: the file's [quadrature], else composite Gauss–Legendre]
     #[arg(long, value_name = "K")]
     pub nodes: Option<usize>,
+}
+
+impl ModelOverrides {
+    /// These flags as the library's overrides (the other fields unset).
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            metric: self.metric.clone(),
+            damping: self.damping,
+            nodes: self.nodes,
+            ..Overrides::default()
+        }
+    }
+}
+
+/// Integration settings shared by subcommands that run flows.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FlowOverrides {
+    /// ODE solver: tsit45 | bdf | tr-bdf2 | esdirk34 | auto [default: the file's flow.solver, else tsit45]
+    #[arg(long)]
+    pub solver: Option<String>,
+    /// Relative tolerance [default: the file's flow.rtol, else 1e-8]
+    #[arg(long)]
+    pub rtol: Option<f64>,
+    /// Absolute tolerance [default: the file's flow.atol, else 1e-10]
+    #[arg(long)]
+    pub atol: Option<f64>,
+    /// End time of the integration [default: the file's flow.t_end, else 20]
+    #[arg(long = "t-end")]
+    pub t_end: Option<f64>,
+}
+
+impl FlowOverrides {
+    /// `ov` with these flags set.
+    pub fn apply(&self, ov: Overrides) -> Overrides {
+        Overrides {
+            solver: self.solver.clone(),
+            rtol: self.rtol,
+            atol: self.atol,
+            t_end: self.t_end,
+            ..ov
+        }
+    }
 }

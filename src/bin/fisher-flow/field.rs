@@ -1,7 +1,7 @@
 //! `fisher-flow field`: integrate every start of an N×N grid (minus the diagonal) in parallel
 //! and write where each one ends.
 
-use crate::cli::ModelOverrides;
+use crate::cli::{FlowOverrides, ModelOverrides};
 use crate::run::prepare_out_dir;
 use clap::Args;
 use fisher_flow::config::{Experiment, Overrides, parse_pair};
@@ -26,18 +26,8 @@ pub struct FieldArgs {
     pub range: Option<String>,
     #[command(flatten)]
     pub overrides: ModelOverrides,
-    /// ODE solver: tsit45 | bdf | tr-bdf2 | esdirk34 | auto [default: the file's flow.solver, else tsit45]
-    #[arg(long)]
-    pub solver: Option<String>,
-    /// Relative tolerance [default: the file's flow.rtol, else 1e-8]
-    #[arg(long)]
-    pub rtol: Option<f64>,
-    /// Absolute tolerance [default: the file's flow.atol, else 1e-10]
-    #[arg(long)]
-    pub atol: Option<f64>,
-    /// End time [default: the file's flow.t_end, else 20]
-    #[arg(long = "t-end")]
-    pub t_end: Option<f64>,
+    #[command(flatten)]
+    pub flow: FlowOverrides,
     /// A start counts as converged when it ends this close to θ* or its swap
     #[arg(long, default_value_t = 1e-3)]
     pub tolerance: f64,
@@ -68,16 +58,7 @@ pub fn field(args: &FieldArgs) -> Result<()> {
             "must be a finite number > 0",
         ));
     }
-    let ov = Overrides {
-        metric: args.overrides.metric.clone(),
-        damping: args.overrides.damping,
-        nodes: args.overrides.nodes,
-        solver: args.solver.clone(),
-        rtol: args.rtol,
-        atol: args.atol,
-        t_end: args.t_end,
-        ..Overrides::default()
-    };
+    let ov = args.flow.apply(args.overrides.overrides());
     let exp = load(args, &ov)?;
     let (a, b) = match &args.range {
         Some(r) => {

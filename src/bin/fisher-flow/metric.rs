@@ -2,7 +2,7 @@
 
 use crate::cli::ModelOverrides;
 use clap::Args;
-use fisher_flow::config::{Experiment, Overrides, parse_pair};
+use fisher_flow::config::{Experiment, parse_pair};
 use fisher_flow::inspect::PointReport;
 use fisher_flow::metric::{MetricKind, provider};
 use fisher_flow::model::StatModel;
@@ -27,12 +27,7 @@ pub struct MetricArgs {
 }
 
 pub fn metric(args: &MetricArgs) -> Result<()> {
-    let ov = Overrides {
-        metric: args.overrides.metric.clone(),
-        damping: args.overrides.damping,
-        nodes: args.overrides.nodes,
-        ..Overrides::default()
-    };
+    let ov = args.overrides.overrides();
     let exp = Experiment::load(&args.model, &ov)?;
     let at = resolve_point(&exp, &args.at)?;
     let kind: MetricKind = exp.flow.metric;

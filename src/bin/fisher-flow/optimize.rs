@@ -54,11 +54,8 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let method = Method::parse("--method", &args.method)?;
     let ov = Overrides {
-        metric: args.overrides.metric.clone(),
-        damping: args.overrides.damping,
-        nodes: args.overrides.nodes,
         starts,
-        ..Overrides::default()
+        ..args.overrides.overrides()
     };
     let exp = Experiment::load(&args.model, &ov)?;
     let settings = OptimizeSettings {

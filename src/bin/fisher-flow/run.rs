@@ -1,6 +1,6 @@
 //! `fisher-flow run`: integrate from every start, write trajectories, certificate and plots.
 
-use crate::cli::ModelOverrides;
+use crate::cli::{FlowOverrides, ModelOverrides};
 use clap::Args;
 use fisher_flow::certificate::Monotone;
 use fisher_flow::config::{Experiment, Overrides, parse_pair};
@@ -24,18 +24,8 @@ pub struct RunArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub overrides: ModelOverrides,
-    /// ODE solver: tsit45 | bdf | tr-bdf2 | esdirk34 | auto [default: the file's flow.solver, else tsit45]
-    #[arg(long)]
-    pub solver: Option<String>,
-    /// Relative tolerance [default: the file's flow.rtol, else 1e-8]
-    #[arg(long)]
-    pub rtol: Option<f64>,
-    /// Absolute tolerance [default: the file's flow.atol, else 1e-10]
-    #[arg(long)]
-    pub atol: Option<f64>,
-    /// End time of the integration [default: the file's flow.t_end, else 20]
-    #[arg(long = "t-end")]
-    pub t_end: Option<f64>,
+    #[command(flatten)]
+    pub flow: FlowOverrides,
     /// Start point MU1,MU2; repeat for several trajectories [default: the file's flow.starts]
     #[arg(long = "start", value_name = "MU1,MU2", allow_hyphen_values = true)]
     pub starts: Vec<String>,
@@ -69,10 +59,7 @@ impl RunArgs {
             model: PathBuf::from("models/gmm-seed.toml"),
             out: PathBuf::from("output"),
             overrides: ModelOverrides::default(),
-            solver: None,
-            rtol: None,
-            atol: None,
-            t_end: None,
+            flow: FlowOverrides::default(),
             starts: Vec::new(),
             jacobian: None,
             perturb: None,
@@ -92,14 +79,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .map(|s| parse_pair("--start", s))
         .collect::<Result<Vec<_>>>()?;
     let ov = Overrides {
-        metric: args.overrides.metric.clone(),
-        solver: args.solver.clone(),
-        rtol: args.rtol,
-        atol: args.atol,
-        t_end: args.t_end,
-        damping: args.overrides.damping,
-        nodes: args.overrides.nodes,
         starts,
+        ..args.flow.apply(args.overrides.overrides())
     };
     let mut exp = Experiment::load(&args.model, &ov)?;
     crate::integrate::apply_flags(
