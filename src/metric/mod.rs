@@ -3,14 +3,12 @@
 //! The flow, the `metric` subcommand and the plots only see [`Metric`] and [`MetricKind`].
 
 pub mod block;
+pub mod dense;
 pub mod diagonal;
-pub mod empirical;
 pub mod euclidean;
-pub mod exact;
 pub mod kfac;
 pub mod provider;
 pub mod quality;
-pub mod sampled;
 
 pub use provider::{Factorized, MetricOptions, MetricProvider, MetricSection, provider};
 

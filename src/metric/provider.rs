@@ -234,15 +234,19 @@ impl MetricOptions {
 
 /// The provider of `kind` with `options`.
 pub fn provider(kind: MetricKind, options: &MetricOptions) -> Box<dyn MetricProvider> {
-    use super::{block, diagonal, empirical, euclidean, exact, kfac, sampled};
+    use super::{block, dense::DenseProvider, diagonal, euclidean, kfac};
     match kind {
-        MetricKind::Exact => Box::new(exact::ExactProvider),
+        MetricKind::Exact => Box::new(DenseProvider::EXACT),
         MetricKind::Euclidean => Box::new(euclidean::EuclideanProvider),
-        MetricKind::Sampled => Box::new(sampled::SampledProvider {
-            samples: options.samples,
-            seed: options.seed,
+        MetricKind::Sampled => Box::new(DenseProvider {
+            source: FisherSource::Sampled {
+                samples: options.samples,
+                seed: options.seed,
+            },
         }),
-        MetricKind::Empirical => Box::new(empirical::EmpiricalProvider),
+        MetricKind::Empirical => Box::new(DenseProvider {
+            source: FisherSource::Empirical,
+        }),
         MetricKind::Diagonal => Box::new(diagonal::DiagonalProvider {
             base: options.base_source(),
         }),

@@ -4,7 +4,7 @@
 //! undamped matrices.
 
 use super::angle_deg;
-use super::exact::ExactProvider;
+use super::dense::DenseProvider;
 use super::provider::{DENSE_LIMIT, MetricProvider};
 use crate::error::{Error, Result};
 use crate::model::StatModel;
@@ -41,7 +41,7 @@ pub fn quality_at(
         ));
     }
     let g = model.gradient(theta);
-    let exact = ExactProvider.factorize(model, theta, damping)?;
+    let exact = DenseProvider::EXACT.factorize(model, theta, damping)?;
     let approx = provider.factorize(model, theta, damping)?;
     let angle = angle_deg(&exact.solve(&g), &approx.solve(&g));
     let rel = match (exact.matrix(), approx.matrix()) {
