@@ -107,6 +107,24 @@ pub fn gemm(alpha: f64, a: Op<'_>, b: Op<'_>, beta: f64, c: &mut DMatrix<f64>) {
     gemm_block(alpha, a, b, beta, c, 0, 0, m, n);
 }
 
+/// The column-major m×n matrix stored in `c` (e.g. a slice of θ) ← A·B.
+pub fn gemm_slice(a: Op<'_>, b: Op<'_>, c: &mut [f64]) {
+    let (m, n) = (a.rows, b.cols);
+    assert!(
+        a.cols == b.rows && c.len() == m * n,
+        "gemm_slice: shape mismatch"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if a.cols == 0 {
+        c.fill(0.0);
+        return;
+    }
+    let cm = faer::MatMut::from_column_major_slice_mut(c, m, n);
+    matmul_into(cm, faer::Accum::Replace, a, b, 1.0);
+}
+
 /// The block C[r0..r0+m, c0..c0+n] ← α·A·B + β·C[…].
 #[allow(clippy::too_many_arguments)]
 fn gemm_block(

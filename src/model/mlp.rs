@@ -356,12 +356,21 @@ impl Mlp {
         deltas
     }
 
+    /// L and ∇L (into `grad`) from a forward pass at θ: output deltas −(e_y − p)/N (or the
+    /// Gaussian residuals), back-propagated, then Σᵢ δℓ,ᵢ ãℓ₋₁,ᵢᵀ per layer.
+    fn loss_grad_from(&self, theta: &[f64], f: &Forward, grad: &mut [f64]) -> f64 {
+        let mut d = -self.score_deltas(f, &self.y);
+        d /= f.z.ncols() as f64;
+        let deltas = self.backward(theta, f, d);
+        self.grad_from(f, &deltas, grad);
+        self.loss_of(f)
+    }
+
     /// Σᵢ δℓ,ᵢ ãℓ₋₁,ᵢᵀ for every layer, written into `out` (length n).
     pub fn grad_from(&self, f: &Forward, deltas: &[DMatrix<f64>], out: &mut [f64]) {
         for (l, s) in self.layers.iter().enumerate() {
-            let mut g = DMatrix::zeros(s.d_out, s.d_in + 1);
-            gemm(1.0, Op::n(&deltas[l]), Op::t(self.input(f, l)), 0.0, &mut g);
-            out[s.offset..s.offset + s.len()].copy_from_slice(g.as_slice());
+            let g = &mut out[s.offset..s.offset + s.len()];
+            crate::gemm::gemm_slice(Op::n(&deltas[l]), Op::t(self.input(f, l)), g);
         }
     }
 
@@ -490,15 +499,7 @@ impl StatModel for Mlp {
 
     fn loss_grad(&self, theta: &[f64], grad: &mut [f64]) -> f64 {
         // On the pool, so the big products run as single-threaded tasks side by side.
-        crate::gemm::on_pool(|| {
-            let f = self.forward(theta);
-            let loss = self.loss_of(&f);
-            let mut d = -self.score_deltas(&f, &self.y);
-            d /= f.z.ncols() as f64;
-            let deltas = self.backward(theta, &f, d);
-            self.grad_from(&f, &deltas, grad);
-            loss
-        })
+        crate::gemm::on_pool(|| self.loss_grad_from(theta, &self.forward(theta), grad))
     }
 
     fn loss(&self, theta: &[f64]) -> f64 {
@@ -605,13 +606,8 @@ impl DenseLayers for Mlp {
             };
             let gradient = || {
                 with_grad.then(|| {
-                    let loss = self.loss_of(&f);
-                    let mut d = -self.score_deltas(&f, &self.y);
-                    d /= nf;
-                    let deltas = self.backward(theta, &f, d);
                     let mut grad = vec![0.0; self.dim];
-                    self.grad_from(&f, &deltas, &mut grad);
-                    (loss, grad)
+                    (self.loss_grad_from(theta, &f, &mut grad), grad)
                 })
             };
             let (a, (g, loss_grad)) = rayon::join(a_factors, || rayon::join(g_factors, gradient));
