@@ -62,6 +62,14 @@ impl ModelOverrides {
     }
 }
 
+/// The `--start MU1,MU2` values, parsed.
+pub fn parse_starts(starts: &[String]) -> fisher_flow::Result<Vec<Vec<f64>>> {
+    starts
+        .iter()
+        .map(|s| fisher_flow::config::parse_pair("--start", s))
+        .collect()
+}
+
 /// Integration settings shared by subcommands that run flows.
 #[derive(Args, Debug, Clone, Default)]
 pub struct FlowOverrides {

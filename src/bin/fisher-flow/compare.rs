@@ -9,7 +9,7 @@
 
 use crate::run::{plane_figure, prepare_out_dir};
 use clap::Args;
-use fisher_flow::config::{Experiment, Overrides, parse_pair};
+use fisher_flow::config::{Experiment, Overrides};
 use fisher_flow::export::{write_atomic, write_json};
 use fisher_flow::flow::Simulator;
 use fisher_flow::model::{AnyModel, StatModel};
@@ -91,11 +91,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             "give at least one metric",
         ));
     }
-    let starts = args
-        .starts
-        .iter()
-        .map(|s| parse_pair("--start", s))
-        .collect::<Result<Vec<_>>>()?;
+    let starts = crate::cli::parse_starts(&args.starts)?;
     let solvers: Vec<Option<String>> = if args.solvers.is_empty() {
         vec![None]
     } else {

@@ -4,7 +4,7 @@
 use crate::cli::ModelOverrides;
 use crate::run::{fmt_vec, loss_figure, plane_figure, prepare_out_dir};
 use clap::Args;
-use fisher_flow::config::{Experiment, Overrides, parse_pair};
+use fisher_flow::config::{Experiment, Overrides};
 use fisher_flow::export::{trajectories_csv, write_atomic, write_json};
 use fisher_flow::model::StatModel;
 use fisher_flow::optimize::{Method, OptimizeSettings, optimize as run_method};
@@ -47,11 +47,7 @@ pub struct OptimizeArgs {
 
 pub fn optimize(args: &OptimizeArgs) -> Result<()> {
     let clock = Instant::now();
-    let starts = args
-        .starts
-        .iter()
-        .map(|s| parse_pair("--start", s))
-        .collect::<Result<Vec<_>>>()?;
+    let starts = crate::cli::parse_starts(&args.starts)?;
     let method = Method::parse("--method", &args.method)?;
     let ov = Overrides {
         starts,

@@ -3,7 +3,7 @@
 use crate::cli::{FlowOverrides, ModelOverrides};
 use clap::Args;
 use fisher_flow::certificate::Monotone;
-use fisher_flow::config::{Experiment, Overrides, parse_pair};
+use fisher_flow::config::{Experiment, Overrides};
 use fisher_flow::export::{trajectories_csv, write_atomic, write_json};
 use fisher_flow::flow::Simulator;
 use fisher_flow::model::StatModel;
@@ -73,11 +73,7 @@ impl RunArgs {
 
 pub fn run(args: &RunArgs) -> Result<()> {
     let clock = Instant::now();
-    let starts = args
-        .starts
-        .iter()
-        .map(|s| parse_pair("--start", s))
-        .collect::<Result<Vec<_>>>()?;
+    let starts = crate::cli::parse_starts(&args.starts)?;
     let ov = Overrides {
         starts,
         ..args.flow.apply(args.overrides.overrides())
