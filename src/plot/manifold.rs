@@ -22,6 +22,7 @@
 //! the number of plotted elements (the clipped-ellipse sample, with its caps, only appears when
 //! some ellipse is clipped; the arrow samples only when there are probes).
 
+use super::SINGULAR_GREY;
 use super::font::FAMILY;
 use super::plane::colormap;
 use super::{font, font_error};
@@ -43,7 +44,6 @@ pub const CLIPPED: RGBColor = RGBColor(0x00, 0x6D, 0x2C);
 pub const EUCLID_RED: RGBColor = RGBColor(0xE4, 0x1A, 0x1C);
 /// Colour of the natural descent arrow −I⁻¹∇L.
 pub const NATURAL_CYAN: RGBColor = RGBColor(0x00, 0xCF, 0xEF);
-const SINGULAR_GREY: RGBColor = RGBColor(0x40, 0x40, 0x40);
 
 /// Left edge of the plotting area (pixels).
 const PLOT_X0: i32 = 96;

@@ -64,6 +64,9 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
+/// Colour of the singular line μ₁ = μ₂ in every figure.
+pub const SINGULAR_GREY: RGBColor = RGBColor(0x40, 0x40, 0x40);
+
 /// Ten distinct colours (matplotlib's tab10), repeating for `i ≥ 10`.
 pub fn palette(i: usize) -> RGBColor {
     const TAB10: [(u8, u8, u8); 10] = [

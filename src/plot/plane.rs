@@ -1,6 +1,7 @@
 //! The (μ₁, μ₂) parameter plane: loss heat map with contours, the singular line μ₁ = μ₂,
 //! the target and its label swap, and flow trajectories.
 
+use super::SINGULAR_GREY;
 use super::font::FAMILY;
 use super::{PLANE_SIZE, Series, font, font_error, legend_corner, legend_dim, palette, sane_range};
 use crate::error::Result;
@@ -60,7 +61,6 @@ const MARGIN: u32 = 14;
 const X_LABEL_AREA: u32 = 52;
 const Y_LABEL_AREA: u32 = 68;
 const COLOUR_BAR_WIDTH: u32 = 118;
-const SINGULAR_GREY: RGBColor = RGBColor(0x40, 0x40, 0x40);
 
 /// The light, perceptually ordered colour map used for the heat map: viridis mixed with 45 % white.
 /// `t` is clamped to [0, 1]; NaN gives the low end.
