@@ -37,6 +37,10 @@ pub enum Error {
     /// A numerical failure (non-finite values, failed factorization).
     #[error("numerical failure: {0}")]
     Numerical(String),
+    /// Outputs were written, but some trajectories did not end as asked (step cap, solver
+    /// failure, non-finite values): exit 1 so that scripts notice.
+    #[error("{0}")]
+    Unfinished(String),
 }
 
 impl Error {

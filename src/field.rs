@@ -92,6 +92,7 @@ pub fn run_field(
                 time: clock.elapsed().as_secs_f64(),
                 stop: match tr.stop {
                     StopReason::SolverFailure(_) => "solver-failure".into(),
+                    StopReason::Unstable(_) => "unstable".into(),
                     StopReason::TEnd => "t-end".into(),
                     StopReason::Converged => "converged".into(),
                     StopReason::MaxSteps => "max-steps".into(),

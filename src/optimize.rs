@@ -211,7 +211,7 @@ pub fn optimize(model: &dyn StatModel, s: &OptimizeSettings, start: &[f64]) -> R
         let lt = model.loss_grad(trial.as_slice(), &mut gt);
         stats.rhs_evals += 1;
         if !lt.is_finite() || gt.iter().any(|v| !v.is_finite()) {
-            stop = StopReason::SolverFailure(format!("non-finite loss at iteration {}", k + 1));
+            stop = StopReason::Unstable(format!("non-finite loss at iteration {}", k + 1));
             break;
         }
         if s.lm {

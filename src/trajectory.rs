@@ -40,6 +40,58 @@ pub enum StopReason {
     MaxSteps,
     /// The solver reported an error; the trajectory up to it is kept.
     SolverFailure(String),
+    /// The state, loss or velocity became non-finite (or the iteration diverged); the
+    /// trajectory up to the last finite point is kept.
+    Unstable(String),
+}
+
+/// The outcome of a trajectory, one word a script can test (after DifferentialEquations.jl's
+/// `ReturnCode`): `Success` (t_end reached), `Converged` (gradient test), `MaxSteps` (step
+/// cap), `Unstable` (non-finite values, divergence) or `SolverFailure`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Retcode {
+    Success,
+    Converged,
+    MaxSteps,
+    Unstable,
+    SolverFailure,
+}
+
+impl Retcode {
+    /// Whether the trajectory ended as asked (t_end or the gradient test).
+    pub fn is_success(self) -> bool {
+        matches!(self, Retcode::Success | Retcode::Converged)
+    }
+
+    /// The name written to outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Retcode::Success => "Success",
+            Retcode::Converged => "Converged",
+            Retcode::MaxSteps => "MaxSteps",
+            Retcode::Unstable => "Unstable",
+            Retcode::SolverFailure => "SolverFailure",
+        }
+    }
+}
+
+impl std::fmt::Display for Retcode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl StopReason {
+    /// The return code of this stop.
+    pub fn retcode(&self) -> Retcode {
+        match self {
+            StopReason::TEnd => Retcode::Success,
+            StopReason::Converged => Retcode::Converged,
+            StopReason::MaxSteps => Retcode::MaxSteps,
+            StopReason::SolverFailure(_) => Retcode::SolverFailure,
+            StopReason::Unstable(_) => Retcode::Unstable,
+        }
+    }
 }
 
 impl std::fmt::Display for StopReason {
@@ -49,6 +101,7 @@ impl std::fmt::Display for StopReason {
             StopReason::Converged => write!(f, "converged (gradient below tolerance)"),
             StopReason::MaxSteps => write!(f, "step cap reached"),
             StopReason::SolverFailure(m) => write!(f, "solver failure: {m}"),
+            StopReason::Unstable(m) => write!(f, "unstable: {m}"),
         }
     }
 }
@@ -120,6 +173,16 @@ impl Trajectory {
     /// The last recorded step.
     pub fn last(&self) -> Option<&Step> {
         self.steps.last()
+    }
+
+    /// The return code of this trajectory.
+    pub fn retcode(&self) -> Retcode {
+        self.stop.retcode()
+    }
+
+    /// Whether the trajectory ended as asked (t_end or the gradient test).
+    pub fn succeeded(&self) -> bool {
+        self.retcode().is_success()
     }
 
     /// First time at which L − L* < `eps`, linearly interpolated in log(L − L*) between steps.

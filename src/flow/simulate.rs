@@ -414,7 +414,7 @@ impl<'m> Simulator<'m> {
             };
             if theta.iter().any(|v| !v.is_finite()) {
                 finish(st, &solver);
-                return Ok(SegmentEnd::Stop(StopReason::SolverFailure(format!(
+                return Ok(SegmentEnd::Stop(StopReason::Unstable(format!(
                     "non-finite state at t = {t}"
                 ))));
             }

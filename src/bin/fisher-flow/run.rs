@@ -180,7 +180,27 @@ pub fn run(args: &RunArgs) -> Result<()> {
         out.display(),
         clock.elapsed().as_secs_f64()
     );
-    Ok(())
+    unfinished(&trajectories)
+}
+
+/// `Err(Unfinished)` (exit 1) naming every trajectory that did not end as asked.
+pub(crate) fn unfinished(trajectories: &[Trajectory]) -> Result<()> {
+    let bad: Vec<String> = trajectories
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !t.succeeded())
+        .map(|(i, t)| format!("[{i}] {} ({})", t.retcode(), t.stop))
+        .collect();
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Unfinished(format!(
+            "{} of {} trajectories did not finish: {}",
+            bad.len(),
+            trajectories.len(),
+            bad.join("; ")
+        )))
+    }
 }
 
 pub(crate) fn prepare_out_dir(out: &Path) -> Result<()> {
