@@ -151,6 +151,35 @@ pub struct Overrides {
     pub starts: Vec<Vec<f64>>,
 }
 
+impl Overrides {
+    /// The command-line flag that set the file field `field`, if an override did: errors in
+    /// that field then name the flag (`--rtol`), not the model file.
+    pub fn flag_for(&self, field: &str) -> Option<&'static str> {
+        let set = match field {
+            "flow.metric" => self.metric.is_some(),
+            "flow.solver" => self.solver.is_some(),
+            "flow.rtol" => self.rtol.is_some(),
+            "flow.atol" => self.atol.is_some(),
+            "flow.t_end" => self.t_end.is_some(),
+            "flow.damping" => self.damping.is_some(),
+            "quadrature.nodes" | "quadrature.scheme" => self.nodes.is_some(),
+            f if f.starts_with("flow.starts") => !self.starts.is_empty(),
+            _ => false,
+        };
+        let flag = match field {
+            "flow.metric" => "--metric",
+            "flow.solver" => "--solver",
+            "flow.rtol" => "--rtol",
+            "flow.atol" => "--atol",
+            "flow.t_end" => "--t-end",
+            "flow.damping" => "--damping",
+            "quadrature.nodes" | "quadrature.scheme" => "--nodes",
+            _ => "--start",
+        };
+        set.then_some(flag)
+    }
+}
+
 /// A validated experiment: model, flow settings and starts.
 #[derive(Clone, Debug)]
 pub struct Experiment {
@@ -223,6 +252,15 @@ impl Experiment {
             }
         })?;
         Self::from_file(path, sha256_hex(&bytes), file, overrides).map_err(|e| match e {
+            Error::Invalid {
+                field,
+                value,
+                expected,
+            } if overrides.flag_for(&field).is_some() => Error::Invalid {
+                field: overrides.flag_for(&field).unwrap_or_default().into(),
+                value,
+                expected,
+            },
             Error::Invalid {
                 field,
                 value,

@@ -90,3 +90,183 @@ pub fn trajectories_csv(trajectories: &[crate::trajectory::Trajectory]) -> Strin
     }
     out
 }
+
+/// Name of the lock file a run holds in its output directory.
+pub const LOCK_FILE: &str = ".fisher-flow.lock";
+
+/// Whether the process `pid` is alive. On Linux this reads `/proc/PID`; elsewhere a process is
+/// assumed alive (a stale lock is then reported, not broken).
+pub fn pid_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+/// The PID in the name of a temporary file written by [`temp_path`] (`.NAME.tmpPID`), if any.
+pub fn temp_owner(name: &str) -> Option<u32> {
+    if !name.starts_with('.') {
+        return None;
+    }
+    let (_, digits) = name.rsplit_once(".tmp")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Remove the temporary files (`.NAME.tmpPID`) left in `dir` by processes that no longer run
+/// (a run killed by SIGINT or SIGKILL while writing). Returns how many were removed.
+pub fn remove_stale_temps(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = temp_owner(&name)
+            && !pid_alive(pid)
+            && e.file_type().is_ok_and(|t| t.is_file())
+            && std::fs::remove_file(e.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// An output directory held by one command for as long as the value lives.
+///
+/// [`OutDir::open`] creates the directory if it is missing (and removes it again on drop if
+/// nothing was written into it, so a failed command leaves no empty directory), takes an
+/// exclusive lock (the file [`LOCK_FILE`], created with `create_new` and holding the PID; a
+/// lock whose process is gone is taken over), and removes stale temporary files of dead
+/// processes. [`OutDir::clear`] removes fisher-flow's own earlier outputs just before new ones
+/// are written, so the directory never mixes files of two runs.
+#[derive(Debug)]
+pub struct OutDir {
+    path: PathBuf,
+    lock: PathBuf,
+    created: bool,
+}
+
+impl OutDir {
+    /// Open `path` (named `flag` in errors, e.g. `--out`) for writing.
+    pub fn open(path: &Path, flag: &str) -> Result<OutDir> {
+        if path.exists() && !path.is_dir() {
+            return Err(Error::invalid(
+                flag,
+                path.display(),
+                "exists and is not a directory",
+            ));
+        }
+        let created = !path.exists();
+        std::fs::create_dir_all(path).map_err(|source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let lock = path.join(LOCK_FILE);
+        let mut dir = OutDir {
+            path: path.to_path_buf(),
+            lock: PathBuf::new(),
+            created,
+        };
+        let me = std::process::id();
+        for _ in 0..3 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock)
+            {
+                Ok(mut f) => {
+                    f.write_all(format!("{me}\n").as_bytes())
+                        .map_err(|source| Error::Write {
+                            path: lock.clone(),
+                            source,
+                        })?;
+                    dir.lock = lock;
+                    remove_stale_temps(path);
+                    return Ok(dir);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(&lock)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u32>().ok());
+                    match owner {
+                        Some(pid) if pid_alive(pid) => {
+                            return Err(Error::invalid(
+                                flag,
+                                path.display(),
+                                format!(
+                                    "another fisher-flow (pid {pid}) is writing into it; wait for it or choose another directory (lock: {})",
+                                    lock.display()
+                                ),
+                            ));
+                        }
+                        // The owner is gone (or the file is being written right now): a dead
+                        // owner's lock is removed and taken; a half-written one is retried.
+                        Some(_) => {
+                            let _ = std::fs::remove_file(&lock);
+                        }
+                        None => std::thread::sleep(std::time::Duration::from_millis(50)),
+                    }
+                }
+                Err(source) => {
+                    return Err(Error::Write {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
+            }
+        }
+        Err(Error::invalid(
+            flag,
+            path.display(),
+            format!(
+                "cannot take the lock {}: remove it if no fisher-flow is running",
+                lock.display()
+            ),
+        ))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `self.path().join(name)`.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Remove the files named in `owned` (fisher-flow's own output names) left by an earlier
+    /// run. Other files are left alone.
+    pub fn clear(&self, owned: &[&str]) -> Result<()> {
+        for name in owned {
+            let p = self.path.join(name);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(Error::Write { path: p, source }),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OutDir {
+    fn drop(&mut self) {
+        if !self.lock.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.lock);
+        }
+        if self.created {
+            // Succeeds only when the directory is empty: a command that failed before writing
+            // leaves nothing behind.
+            let _ = std::fs::remove_dir(&self.path);
+        }
+    }
+}

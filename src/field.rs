@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::flow::Simulator;
 use crate::model::StatModel;
-use crate::trajectory::StopReason;
+use crate::trajectory::{Retcode, StopReason};
 use rayon::prelude::*;
 use std::time::Instant;
 
@@ -20,10 +20,13 @@ pub struct FieldPoint {
     pub steps: usize,
     pub rejected: usize,
     pub rhs_evals: usize,
-    /// Wall time of this start, seconds.
+    /// Wall time of this start, seconds (not in `field.csv`, which stays byte-identical
+    /// between runs; the command writes timings to `timings.json`).
     pub time: f64,
     /// Why integration stopped.
     pub stop: String,
+    /// The stop as a return code (`Success`, `Converged`, `MaxSteps`, `Unstable`, `SolverFailure`).
+    pub retcode: Retcode,
 }
 
 /// The N×N grid over [a, b]² in row-major order (μ₂ outer, μ₁ inner), without the points
@@ -90,6 +93,7 @@ pub fn run_field(
                 rejected: tr.stats.rejected,
                 rhs_evals: tr.stats.rhs_evals,
                 time: clock.elapsed().as_secs_f64(),
+                retcode: tr.retcode(),
                 stop: match tr.stop {
                     StopReason::SolverFailure(_) => "solver-failure".into(),
                     StopReason::Unstable(_) => "unstable".into(),
@@ -105,16 +109,20 @@ pub fn run_field(
 fn num(v: f64) -> String {
     if v.is_finite() {
         format!("{v:e}")
-    } else {
+    } else if v.is_nan() {
+        "nan".into()
+    } else if v > 0.0 {
         "inf".into()
+    } else {
+        "-inf".into()
     }
 }
 
 /// `field.csv`: `mu1_start, mu2_start, mu1_end, mu2_end, converged, distance, steps, rejected,
-/// rhs_evals, time, stop`.
+/// rhs_evals, stop, retcode` — no wall-clock column, so two runs write the same bytes.
 pub fn field_csv(points: &[FieldPoint]) -> String {
     let mut out = String::from(
-        "mu1_start,mu2_start,mu1_end,mu2_end,converged,distance,steps,rejected,rhs_evals,time,stop\n",
+        "mu1_start,mu2_start,mu1_end,mu2_end,converged,distance,steps,rejected,rhs_evals,stop,retcode\n",
     );
     for p in points {
         out.push_str(&format!(
@@ -128,8 +136,8 @@ pub fn field_csv(points: &[FieldPoint]) -> String {
             p.steps,
             p.rejected,
             p.rhs_evals,
-            num(p.time),
-            p.stop
+            p.stop,
+            p.retcode
         ));
     }
     out

@@ -12,7 +12,9 @@
 //! that does not decrease the loss is rejected (θ kept, counted in `rejected`).
 //!
 //! The result is a [`Trajectory`] like a flow's, with the iteration index as t, so `run`'s
-//! outputs and plots apply unchanged.
+//! outputs and plots apply unchanged. Running all iterations ends with `StopReason::TEnd`
+//! (retcode `Success`), ‖∇L‖ < grad_tol with `Converged`, and a non-finite or diverging loss
+//! ([`diverged`]) with `Unstable`: the iteration stops there.
 
 use crate::error::{Error, Result};
 use crate::metric::MetricKind;
@@ -143,6 +145,18 @@ pub fn lm_update(lambda: f64, rho: f64) -> f64 {
     }
 }
 
+/// Growth of the loss above its start value, relative to 1 + |L₀|, at which a run counts as
+/// diverging ([`diverged`]).
+pub const DIVERGENCE_FACTOR: f64 = 1e10;
+
+/// Whether a loss `l` is diverging from the start loss `l0`: L − L₀ > [`DIVERGENCE_FACTOR`]·(1 + |L₀|).
+/// A step size beyond the stability limit grows the loss geometrically, so it crosses this
+/// bound within a few dozen iterations instead of running on to 1e308 (where the trajectory's
+/// numbers are meaningless and a log-scale plot has nothing to show).
+pub fn diverged(l0: f64, l: f64) -> bool {
+    l - l0 > DIVERGENCE_FACTOR * (1.0 + l0.abs())
+}
+
 /// The outcome: a trajectory (t = iteration) and the damping used at each iteration.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Outcome {
@@ -172,7 +186,16 @@ pub fn optimize(model: &dyn StatModel, s: &OptimizeSettings, start: &[f64]) -> R
     let mut grad = vec![0.0; n];
     let mut loss = model.loss_grad(theta.as_slice(), &mut grad);
     stats.rhs_evals += 1;
-    let mut stop = StopReason::MaxSteps;
+    if !loss.is_finite() || grad.iter().any(|v| !v.is_finite()) {
+        return Err(Error::invalid(
+            "start",
+            format!("{start:?}"),
+            "the loss or its gradient is not finite there",
+        ));
+    }
+    let loss0 = loss;
+    // Running all iterations is the discrete method's "t_end reached".
+    let mut stop = StopReason::TEnd;
     for k in 0..=s.iters {
         let g = DVector::from_column_slice(&grad);
         let metric = s.metric.at(model, theta.as_slice(), lambda);
@@ -210,7 +233,10 @@ pub fn optimize(model: &dyn StatModel, s: &OptimizeSettings, start: &[f64]) -> R
         let mut gt = vec![0.0; n];
         let lt = model.loss_grad(trial.as_slice(), &mut gt);
         stats.rhs_evals += 1;
-        if !lt.is_finite() || gt.iter().any(|v| !v.is_finite()) {
+        if !lt.is_finite()
+            || gt.iter().any(|v| !v.is_finite())
+            || trial.iter().any(|v| !v.is_finite())
+        {
             stop = StopReason::Unstable(format!("non-finite loss at iteration {}", k + 1));
             break;
         }
@@ -234,6 +260,13 @@ pub fn optimize(model: &dyn StatModel, s: &OptimizeSettings, start: &[f64]) -> R
                 stats.rejected += 1;
                 continue;
             }
+        }
+        if diverged(loss0, lt) {
+            stop = StopReason::Unstable(format!(
+                "diverging: the loss grew from {loss0:.6e} to {lt:.6e} at iteration {}",
+                k + 1
+            ));
+            break;
         }
         theta = trial;
         loss = lt;
@@ -265,5 +298,13 @@ mod tests {
         assert_eq!(lm_update(1.0, f64::NAN), 1.5);
         assert_eq!(lm_update(1.0, 0.5), 1.0);
         assert!((lm_update(1.0, 0.9) - 2.0 / 3.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn divergence_threshold() {
+        assert!(!diverged(1.0, 1.0 + 1.9e10));
+        assert!(diverged(1.0, 1.0 + 2.1e10));
+        assert!(!diverged(-5.0, 100.0));
+        assert!(diverged(0.0, 3e307));
     }
 }

@@ -101,18 +101,32 @@ fn evaluate(p: &Property) -> Outcome {
 
 /// Run the suite (or the properties whose names contain `only`, if given).
 pub fn run(only: Option<&str>) -> Result<Vec<Outcome>> {
+    let only: Vec<String> = only.map(str::to_string).into_iter().collect();
+    run_selected(&only)
+}
+
+/// Run the properties whose names contain any of `only` (ignoring case; all when `only` is
+/// empty), in registry order, each once. A pattern that matches nothing is an error naming
+/// `--only`.
+pub fn run_selected(only: &[String]) -> Result<Vec<Outcome>> {
     let reg = registry();
-    let selected: Vec<&Property> = reg
+    let patterns: Vec<String> = only.iter().map(|o| o.to_lowercase()).collect();
+    let matches = |p: &Property, o: &str| p.name.to_lowercase().contains(o);
+    if let Some((bad, _)) = only
         .iter()
-        .filter(|p| only.is_none_or(|o| p.name == o || p.name.contains(o)))
-        .collect();
-    if selected.is_empty() {
+        .zip(&patterns)
+        .find(|(_, o)| !reg.iter().any(|p| matches(p, o)))
+    {
         return Err(Error::invalid(
             "--only",
-            format!("'{}'", only.unwrap_or("")),
+            format!("'{bad}'"),
             format!("matches no property; names: {}", names().join(", ")),
         ));
     }
+    let selected: Vec<&Property> = reg
+        .iter()
+        .filter(|p| patterns.is_empty() || patterns.iter().any(|o| matches(p, o)))
+        .collect();
     Ok(selected.iter().map(|p| evaluate(p)).collect())
 }
 

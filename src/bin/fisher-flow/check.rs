@@ -9,14 +9,15 @@ pub struct CheckArgs {
     /// Print JSON (array of {name, statement, measured, value, tolerance, pass}) [default: a text table]
     #[arg(long)]
     pub json: bool,
-    /// Run only the properties whose name contains NAME [default: all]
-    #[arg(long, value_name = "NAME")]
-    pub only: Option<String>,
+    /// Run only the properties whose name contains NAME, ignoring case; repeat (or separate
+    /// by commas) for several [default: all]
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 /// Exit code: 0 if every property holds, 1 if any fails.
 pub fn check(args: &CheckArgs) -> Result<i32> {
-    let rows = checks::run(args.only.as_deref())?;
+    let rows = checks::run_selected(&args.only)?;
     if args.json {
         let text = serde_json::to_string_pretty(&rows)
             .map_err(|e| Error::Numerical(format!("JSON encoding failed: {e}")))?;

@@ -99,3 +99,85 @@ impl FlowOverrides {
         }
     }
 }
+
+/// Whether `--json` is active: human-readable lines then go to stderr, so that stdout carries
+/// exactly one JSON document.
+static JSON_MODE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Switch human-readable output to stderr (`--json`).
+pub fn set_json_mode(on: bool) {
+    JSON_MODE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Print a human-readable line: on stdout, or on stderr under `--json`.
+pub fn say(line: impl std::fmt::Display) {
+    if JSON_MODE.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
+/// Print `value` as the one JSON document on stdout.
+pub fn print_json(value: &serde_json::Value) -> fisher_flow::Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| fisher_flow::Error::Numerical(format!("JSON encoding failed: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// A number for a summary line: `digits` decimals in fixed notation for 1e-4 ≤ |v| < 1e6 (and
+/// 0), scientific notation otherwise, so that 3e307 never prints as 308 digits.
+pub fn num(v: f64, digits: usize) -> String {
+    if v == 0.0 || (v.is_finite() && (1e-4..1e6).contains(&v.abs())) {
+        format!("{v:.digits$}")
+    } else if v.is_finite() {
+        format!("{v:.digits$e}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Move every `stats.wall_time` out of serialized trajectories (so that outputs of two
+/// identical runs are byte-identical) and return them in order, for `timings.json`.
+pub fn take_wall_times(trajectories: &mut serde_json::Value) -> Vec<serde_json::Value> {
+    let mut times = Vec::new();
+    if let Some(list) = trajectories.as_array_mut() {
+        for t in list {
+            let w = t
+                .get_mut("stats")
+                .and_then(|s| s.as_object_mut())
+                .and_then(|s| s.remove("wall_time"))
+                .unwrap_or(serde_json::Value::Null);
+            times.push(w);
+        }
+    }
+    times
+}
+
+/// One trajectory of a `--json` summary: start, end, final loss (and L − L*), final t, return
+/// code, stop reason and the statistics (wall time excluded: it is in `timings.json`).
+pub fn trajectory_summary(
+    i: usize,
+    tr: &fisher_flow::trajectory::Trajectory,
+    l_star: Option<f64>,
+) -> serde_json::Value {
+    let last = tr.last();
+    let loss = last.map(|s| s.loss);
+    let mut stats = serde_json::json!(tr.stats);
+    if let Some(s) = stats.as_object_mut() {
+        s.remove("wall_time");
+    }
+    let finite = |v: Option<f64>| v.filter(|x| x.is_finite());
+    serde_json::json!({
+        "index": i,
+        "start": tr.start,
+        "end": last.map(|s| s.theta.clone()),
+        "t": last.map(|s| s.t),
+        "loss": finite(loss),
+        "loss_gap": finite(loss.zip(l_star).map(|(l, s)| l - s)),
+        "retcode": tr.retcode(),
+        "stop": tr.stop.to_string(),
+        "stats": stats,
+    })
+}

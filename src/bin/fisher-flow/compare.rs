@@ -1,19 +1,23 @@
 //! `fisher-flow compare`: the same starts under several metrics and solvers, side by side.
 //!
 //! Writes, into `--out`: `compare.md` and `compare.json` (one row per configuration and start:
-//! flow time and rhs evaluations to reach L − L* < ε, steps, rejections, rhs evaluations, wall
-//! time, final L − L*, and for classifiers the final accuracy) and the figures
+//! flow time and rhs evaluations to reach L − L* < ε, steps, rejections, rhs evaluations,
+//! final L − L*, for classifiers the final accuracy, the retcode and stop reason; wall times
+//! go to `timings.json` so that reruns write identical bytes) and the figures
 //! `compare-plane` (mixture only: all paths in the (μ₁, μ₂) plane), `compare-loss` (L − L* vs t),
 //! `compare-step` (step size vs t), `compare-kappa` (κ of the metric along each path) and, for
 //! classifiers, `compare-error` (training error 1 − accuracy vs t), each as .svg and .png.
 
-use crate::run::{plane_figure, prepare_out_dir};
+use crate::run::plane_figure;
 use clap::Args;
 use fisher_flow::config::{Experiment, Overrides};
-use fisher_flow::export::{write_atomic, write_json};
+use fisher_flow::export::{OutDir, write_atomic, write_json};
 use fisher_flow::flow::Simulator;
+use fisher_flow::flow::SolverKind;
+use fisher_flow::metric::MetricKind;
 use fisher_flow::model::{AnyModel, StatModel};
 use fisher_flow::plot::{self, LossFigure, Series};
+use fisher_flow::trajectory::Retcode;
 use fisher_flow::trajectory::Trajectory;
 use fisher_flow::{Error, Result};
 use serde::Serialize;
@@ -49,6 +53,10 @@ pub struct CompareArgs {
     /// Output directory (created if missing)
     #[arg(long, default_value = "output/compare")]
     pub out: PathBuf,
+    /// Print one JSON summary on stdout (the compare.json keys plus succeeded and out) instead
+    /// of the table [default: text]
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// One configuration run from one start.
@@ -64,10 +72,11 @@ struct Row {
     steps: usize,
     rejected: usize,
     rhs_evals: usize,
-    wall_time_s: f64,
     final_gap: f64,
     final_accuracy: Option<f64>,
     stop: String,
+    /// Success, Converged, MaxSteps, Unstable or SolverFailure.
+    retcode: Retcode,
 }
 
 struct Run {
@@ -76,7 +85,26 @@ struct Run {
     accuracy: Vec<(f64, f64)>,
 }
 
+/// Every file `compare` may write into `--out`.
+pub const COMPARE_OUTPUTS: &[&str] = &[
+    "compare.md",
+    "compare.json",
+    "timings.json",
+    "compare-loss.svg",
+    "compare-loss.png",
+    "compare-step.svg",
+    "compare-step.png",
+    "compare-kappa.svg",
+    "compare-kappa.png",
+    "compare-error.svg",
+    "compare-error.png",
+    "compare-plane.svg",
+    "compare-plane.png",
+];
+
 pub fn compare(args: &CompareArgs) -> Result<()> {
+    let clock = std::time::Instant::now();
+    crate::cli::set_json_mode(args.json);
     if !(args.eps.is_finite() && args.eps > 0.0) {
         return Err(Error::invalid(
             "--eps",
@@ -90,6 +118,13 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             "''",
             "give at least one metric",
         ));
+    }
+    // The lists are checked here so that an error names the flag the user typed.
+    for m in &args.metrics {
+        MetricKind::parse("--metrics", m)?;
+    }
+    for s in &args.solvers {
+        SolverKind::parse("--solvers", s)?;
     }
     let starts = crate::cli::parse_starts(&args.starts)?;
     let solvers: Vec<Option<String>> = if args.solvers.is_empty() {
@@ -113,7 +148,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             configs.push(Experiment::load(&args.model, &ov)?);
         }
     }
-    prepare_out_dir(&args.out)?;
+    let out_dir = OutDir::open(&args.out, "--out")?;
 
     let mut runs: Vec<Run> = Vec::new();
     let mut rows: Vec<Row> = Vec::new();
@@ -166,32 +201,57 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                 steps: tr.stats.accepted,
                 rejected: tr.stats.rejected,
                 rhs_evals: tr.stats.rhs_evals,
-                wall_time_s: tr.stats.wall_time,
                 final_gap: tr.last().map(|s| s.loss - l_star).unwrap_or(f64::NAN),
                 final_accuracy: r.accuracy.last().map(|&(_, a)| a),
                 stop: tr.stop.to_string(),
+                retcode: tr.retcode(),
             });
         }
     }
 
     let table = markdown(&rows, args.eps);
-    print!("{table}");
-    let out = &args.out;
+    out_dir.clear(COMPARE_OUTPUTS)?;
+    let out = out_dir.path();
     write_atomic(&out.join("compare.md"), table.as_bytes())?;
+    let doc = serde_json::json!({
+        "model_file": configs[0].path.display().to_string(),
+        "model_sha256": configs[0].file_hash,
+        "eps": args.eps,
+        "optimal_loss": l_star,
+        "optimal_loss_source": if model.optimal_loss().is_some() { "model" } else { "best loss reached" },
+        "rows": rows,
+    });
+    write_json(&out.join("compare.json"), &doc)?;
+    figures(args, &configs[0], model, &runs, l_star)?;
+    let wall: Vec<f64> = runs.iter().map(|r| r.trajectory.stats.wall_time).collect();
     write_json(
-        &out.join("compare.json"),
+        &out.join("timings.json"),
         &serde_json::json!({
-            "model_file": configs[0].path.display().to_string(),
-            "model_sha256": configs[0].file_hash,
-            "eps": args.eps,
-            "optimal_loss": l_star,
-            "optimal_loss_source": if model.optimal_loss().is_some() { "model" } else { "best loss reached" },
-            "rows": rows,
+            "command": "compare",
+            "total_seconds": clock.elapsed().as_secs_f64(),
+            "row_wall_seconds": wall,
         }),
     )?;
-    figures(args, &configs[0], model, &runs, l_star)?;
-    println!("wrote {} (compare.md/json and figures)", out.display());
-    Ok(())
+    let all_ok = rows.iter().all(|r| r.retcode.is_success());
+    if args.json {
+        let mut doc = doc;
+        if let Some(map) = doc.as_object_mut() {
+            map.insert("command".into(), serde_json::json!("compare"));
+            map.insert("succeeded".into(), serde_json::json!(all_ok));
+            map.insert("out".into(), serde_json::json!(out.display().to_string()));
+        }
+        crate::cli::print_json(&doc)?;
+    } else {
+        print!("{table}");
+        let ms: Vec<String> = wall.iter().map(|w| format!("{:.1}", w * 1e3)).collect();
+        println!("wall ms per row: {} (in timings.json)", ms.join(", "));
+        println!(
+            "wrote {} (compare.md/json, timings.json and figures)",
+            out.display()
+        );
+    }
+    let trajectories: Vec<Trajectory> = runs.into_iter().map(|r| r.trajectory).collect();
+    crate::run::unfinished(&trajectories)
 }
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
@@ -200,11 +260,11 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
 
 fn markdown(rows: &[Row], eps: f64) -> String {
     let mut s = format!(
-        "| metric | solver | start | t to L−L*<{eps:e} | rhs evals to ε | steps | rejected | rhs evals | wall ms | final L−L* | accuracy | stop |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| metric | solver | start | t to L−L*<{eps:e} | rhs evals to ε | steps | rejected | rhs evals | final L−L* | accuracy | retcode | stop |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2e} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2e} | {} | {} | {} |\n",
             r.metric,
             r.solver,
             crate::run::fmt_vec(&r.start),
@@ -213,9 +273,9 @@ fn markdown(rows: &[Row], eps: f64) -> String {
             r.steps,
             r.rejected,
             r.rhs_evals,
-            r.wall_time_s * 1e3,
             r.final_gap,
             opt(r.final_accuracy.map(|a| format!("{a:.4}"))),
+            r.retcode,
             r.stop
         ));
     }

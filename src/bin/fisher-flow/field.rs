@@ -2,10 +2,9 @@
 //! and write where each one ends.
 
 use crate::cli::{FlowOverrides, ModelOverrides};
-use crate::run::prepare_out_dir;
 use clap::Args;
 use fisher_flow::config::{Experiment, Overrides, parse_pair};
-use fisher_flow::export::{write_atomic, write_json};
+use fisher_flow::export::{OutDir, write_atomic, write_json};
 use fisher_flow::field::{field_csv, grid_starts, run_field};
 use fisher_flow::flow::Simulator;
 use fisher_flow::{Error, Result};
@@ -31,7 +30,7 @@ pub struct FieldArgs {
     /// A start counts as converged when it ends this close to θ* or its swap
     #[arg(long, default_value_t = 1e-3)]
     pub tolerance: f64,
-    /// Worker threads [default: all cores]
+    /// Worker threads, 1 to 1024 [default: all cores]
     #[arg(long)]
     pub threads: Option<usize>,
     /// Output directory
@@ -40,10 +39,22 @@ pub struct FieldArgs {
     /// Hide the progress bar (it is also hidden when stdout is not a terminal)
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print one JSON summary on stdout (the field.json keys plus succeeded and out) instead
+    /// of the text summary [default: text]
+    #[arg(long)]
+    pub json: bool,
 }
+
+/// Largest `--threads`: rayon spawns every worker up front, and far beyond the core count
+/// threads only add memory and scheduling (100000 took 55 s to fail with EAGAIN).
+pub const MAX_THREADS: usize = 1024;
+
+/// Every file `field` may write into `--out`.
+pub const FIELD_OUTPUTS: &[&str] = &["field.csv", "field.json", "timings.json"];
 
 pub fn field(args: &FieldArgs) -> Result<()> {
     let clock = Instant::now();
+    crate::cli::set_json_mode(args.json);
     if args.grid < 2 || args.grid > 4096 {
         return Err(Error::invalid(
             "--grid",
@@ -70,23 +81,27 @@ pub fn field(args: &FieldArgs) -> Result<()> {
         }
         None => exp.plot_range.unwrap_or((-4.0, 4.0)),
     };
-    prepare_out_dir(&args.out)?;
     let pool = {
         let mut b = rayon::ThreadPoolBuilder::new();
         if let Some(t) = args.threads {
-            if t == 0 {
-                return Err(Error::invalid("--threads", 0, "must be ≥ 1"));
+            if t == 0 || t > MAX_THREADS {
+                return Err(Error::invalid(
+                    "--threads",
+                    t,
+                    format!("must be between 1 and {MAX_THREADS}"),
+                ));
             }
             b = b.num_threads(t);
         }
         b.build()
             .map_err(|e| Error::Numerical(format!("thread pool: {e}")))?
     };
+    let out_dir = OutDir::open(&args.out, "--out")?;
     let starts = grid_starts(args.grid, a, b);
     let model = &exp.model;
     let sim = Simulator::new(model, exp.flow.clone())?;
     let bar = ProgressBar::new(starts.len() as u64);
-    if args.quiet || !std::io::stdout().is_terminal() {
+    if args.quiet || args.json || !std::io::stdout().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     } else if let Ok(style) =
         ProgressStyle::with_template("{bar:40} {pos}/{len} starts {elapsed_precise}")
@@ -108,49 +123,93 @@ pub fn field(args: &FieldArgs) -> Result<()> {
         sum(&|p| p.rejected),
         sum(&|p| p.rhs_evals),
     );
-    let out = &args.out;
+    let mut retcodes = std::collections::BTreeMap::<&str, usize>::new();
+    for p in &points {
+        *retcodes.entry(p.retcode.name()).or_default() += 1;
+    }
+    let failed: Vec<&fisher_flow::field::FieldPoint> =
+        points.iter().filter(|p| !p.retcode.is_success()).collect();
+    out_dir.clear(FIELD_OUTPUTS)?;
+    let out = out_dir.path();
     write_atomic(&out.join("field.csv"), field_csv(&points).as_bytes())?;
+    let summary = serde_json::json!({
+        "model_file": exp.path.display().to_string(),
+        "model_sha256": exp.file_hash,
+        "settings": exp.flow,
+        "quadrature": model.describe(),
+        "grid": args.grid,
+        "range": [a, b],
+        "starts": points.len(),
+        "converged": converged,
+        "tolerance": args.tolerance,
+        "max_distance": if worst.is_finite() { Some(worst) } else { None },
+        "steps": steps,
+        "rejected": rejected,
+        "rhs_evals": evals,
+        "retcodes": retcodes,
+        "unfinished": failed
+            .iter()
+            .map(|p| serde_json::json!({"start": p.start, "retcode": p.retcode, "stop": p.stop}))
+            .collect::<Vec<_>>(),
+    });
+    write_json(&out.join("field.json"), &summary)?;
+    let per_start: Vec<f64> = points.iter().map(|p| p.time).collect();
     write_json(
-        &out.join("field.json"),
+        &out.join("timings.json"),
         &serde_json::json!({
-            "model_file": exp.path.display().to_string(),
-            "model_sha256": exp.file_hash,
-            "settings": exp.flow,
-            "quadrature": model.describe(),
-            "grid": args.grid,
-            "range": [a, b],
-            "starts": points.len(),
+            "command": "field",
             "threads": pool.current_num_threads(),
-            "converged": converged,
-            "tolerance": args.tolerance,
-            "max_distance": if worst.is_finite() { Some(worst) } else { None },
-            "steps": steps,
-            "rejected": rejected,
-            "rhs_evals": evals,
             "compute_seconds": compute_time,
+            "total_seconds": clock.elapsed().as_secs_f64(),
+            "start_wall_seconds": per_start,
         }),
     )?;
-    println!(
-        "field {n}x{n} over [{a}, {b}]^2: {} starts | {} | solver {} rtol {:e} atol {:e} t_end {} | {} threads",
-        points.len(),
-        model.describe(),
-        exp.flow.solver.name(),
-        exp.flow.rtol,
-        exp.flow.atol,
-        exp.flow.t_end,
-        pool.current_num_threads(),
-        n = args.grid
-    );
-    println!(
-        "converged {converged}/{} (end within {:e} of an optimum; max distance {worst:.2e}) | steps {steps} | rejected {rejected} | rhs evals {evals} ({:.0}/start) | compute {:.4} s | wrote {} | total {:.3} s",
-        points.len(),
-        args.tolerance,
-        evals as f64 / points.len().max(1) as f64,
-        compute_time,
-        out.join("field.csv").display(),
-        clock.elapsed().as_secs_f64()
-    );
-    Ok(())
+    if args.json {
+        let mut doc = summary;
+        if let Some(map) = doc.as_object_mut() {
+            map.insert("command".into(), serde_json::json!("field"));
+            map.insert("succeeded".into(), serde_json::json!(failed.is_empty()));
+            map.insert("out".into(), serde_json::json!(out.display().to_string()));
+        }
+        crate::cli::print_json(&doc)?;
+    } else {
+        println!(
+            "field {n}x{n} over [{a}, {b}]^2: {} starts | {} | solver {} rtol {:e} atol {:e} t_end {} | {} threads",
+            points.len(),
+            model.describe(),
+            exp.flow.solver.name(),
+            exp.flow.rtol,
+            exp.flow.atol,
+            exp.flow.t_end,
+            pool.current_num_threads(),
+            n = args.grid
+        );
+        println!(
+            "converged {converged}/{} (end within {:e} of an optimum; max distance {worst:.2e}) | steps {steps} | rejected {rejected} | rhs evals {evals} ({:.0}/start) | compute {:.4} s | wrote {} (field.csv/json, timings.json) | total {:.3} s",
+            points.len(),
+            args.tolerance,
+            evals as f64 / points.len().max(1) as f64,
+            compute_time,
+            out.display(),
+            clock.elapsed().as_secs_f64()
+        );
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        let list: Vec<String> = failed
+            .iter()
+            .take(5)
+            .map(|p| format!("({}, {}) {}", p.start[0], p.start[1], p.retcode))
+            .collect();
+        Err(Error::Unfinished(format!(
+            "{} of {} starts did not finish: {}{}",
+            failed.len(),
+            points.len(),
+            list.join("; "),
+            if failed.len() > 5 { "; …" } else { "" }
+        )))
+    }
 }
 
 fn load(args: &FieldArgs, ov: &Overrides) -> Result<Experiment> {

@@ -31,15 +31,17 @@ pub fn apply_flags(
         // falls under RANK_TOL and the rank-revealing solve treats it as null.
         let resolvable = 1e-5 * exp.model.as_mixture().map_or(1.0, |m| m.sigma);
         if eps < resolvable {
-            println!(
+            crate::cli::say(format!(
                 "note: --perturb {eps:e} is below {resolvable:e} (≈ √RANK_TOL·σ): the exchange direction is under the metric's rank threshold there, so the flow may not leave the line"
-            );
+            ));
         }
         let pairs = exp.model.exchange_pairs();
         for s in exp.starts.iter_mut() {
             let before = s.clone();
             if perturb_off_lines(&pairs, s, eps) {
-                println!("perturbed start {before:?} off the singular line by {eps:e}: now {s:?}");
+                crate::cli::say(format!(
+                    "perturbed start {before:?} off the singular line by {eps:e}: now {s:?}"
+                ));
             }
         }
     }

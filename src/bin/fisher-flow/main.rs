@@ -16,7 +16,28 @@ use clap::Parser;
 use cli::{Cli, Command};
 use run::RunArgs;
 
+/// Restore the default action of SIGPIPE (terminate quietly), which the Rust runtime sets to
+/// "ignore": `fisher-flow check | head -1` then ends like any Unix filter instead of panicking
+/// in `println!` on a closed pipe.
+#[cfg(unix)]
+fn default_sigpipe() {
+    unsafe extern "C" {
+        fn signal(signum: i32, handler: usize) -> usize;
+    }
+    const SIGPIPE: i32 = 13;
+    const SIG_DFL: usize = 0;
+    // SAFETY: `signal` with SIG_DFL installs no Rust code as a handler; it is called once,
+    // before any thread is started.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
+    }
+}
+
+#[cfg(not(unix))]
+fn default_sigpipe() {}
+
 fn main() {
+    default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         None => run::run(&RunArgs::demo()),

@@ -2,10 +2,11 @@
 //! Levenberg–Marquardt damping) from every start; same outputs as `run` with t = iteration.
 
 use crate::cli::ModelOverrides;
-use crate::run::{fmt_vec, loss_figure, plane_figure, prepare_out_dir};
+use crate::cli::{num, take_wall_times};
+use crate::run::{fmt_vec, loss_figure, plane_figure, unfinished};
 use clap::Args;
 use fisher_flow::config::{Experiment, Overrides};
-use fisher_flow::export::{trajectories_csv, write_atomic, write_json};
+use fisher_flow::export::{OutDir, trajectories_csv, write_atomic, write_json};
 use fisher_flow::model::StatModel;
 use fisher_flow::optimize::{Method, OptimizeSettings, optimize as run_method};
 use fisher_flow::plot;
@@ -43,10 +44,26 @@ pub struct OptimizeArgs {
     /// Do not print the per-start summary
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print one JSON summary on stdout (per start: end, loss, retcode, stop reason,
+    /// statistics) instead of the text summary [default: text]
+    #[arg(long)]
+    pub json: bool,
 }
+
+/// Every file `optimize` may write into `--out`.
+pub const OPTIMIZE_OUTPUTS: &[&str] = &[
+    "trajectory.csv",
+    "trajectory.json",
+    "trajectory.svg",
+    "trajectory.png",
+    "loss.svg",
+    "loss.png",
+    "timings.json",
+];
 
 pub fn optimize(args: &OptimizeArgs) -> Result<()> {
     let clock = Instant::now();
+    crate::cli::set_json_mode(args.json);
     let starts = crate::cli::parse_starts(&args.starts)?;
     let method = Method::parse("--method", &args.method)?;
     let ov = Overrides {
@@ -69,7 +86,7 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
         grad_tol: exp.flow.grad_tol,
     };
     settings.validate()?;
-    prepare_out_dir(&args.out)?;
+    let out_dir = OutDir::open(&args.out, "--out")?;
     let model = &exp.model;
     let outcomes = exp
         .starts
@@ -78,11 +95,14 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let trajectories: Vec<_> = outcomes.iter().map(|o| o.trajectory.clone()).collect();
     let l_star = model.optimal_loss();
-    let out = &args.out;
+    out_dir.clear(OPTIMIZE_OUTPUTS)?;
+    let out = out_dir.path();
     write_atomic(
         &out.join("trajectory.csv"),
         trajectories_csv(&trajectories).as_bytes(),
     )?;
+    let mut traj_json = serde_json::json!(trajectories);
+    let wall_times = take_wall_times(&mut traj_json);
     write_json(
         &out.join("trajectory.json"),
         &serde_json::json!({
@@ -94,7 +114,7 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
             "optimal_loss": l_star,
             "optima": model.optima(),
             "damping": outcomes.iter().map(|o| o.damping.clone()).collect::<Vec<_>>(),
-            "trajectories": trajectories,
+            "trajectories": traj_json,
         }),
     )?;
     let plane = exp
@@ -114,6 +134,42 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
         }
         plot::loss(&out.join(format!("loss.{ext}")), &loss)?;
     }
+    let total = clock.elapsed().as_secs_f64();
+    write_json(
+        &out.join("timings.json"),
+        &serde_json::json!({
+            "command": "optimize",
+            "total_seconds": total,
+            "trajectory_wall_seconds": wall_times,
+        }),
+    )?;
+    if args.json {
+        let list: Vec<serde_json::Value> = outcomes
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let mut v = crate::cli::trajectory_summary(i, &o.trajectory, l_star);
+                if let Some(map) = v.as_object_mut() {
+                    map.insert(
+                        "final_damping".into(),
+                        serde_json::json!(o.damping.last().copied()),
+                    );
+                }
+                v
+            })
+            .collect();
+        crate::cli::print_json(&serde_json::json!({
+            "command": "optimize",
+            "model_file": exp.path.display().to_string(),
+            "model_sha256": exp.file_hash,
+            "discrete": settings,
+            "optimal_loss": l_star,
+            "succeeded": trajectories.iter().all(|t| t.succeeded()),
+            "trajectories": list,
+            "out": out.display().to_string(),
+        }))?;
+        return unfinished(&trajectories);
+    }
     if !args.quiet {
         println!(
             "model {} | method {} | lr {} | lm {} | metric {}",
@@ -132,24 +188,25 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
                 .map(|l| format!(" (L-L* {:.2e})", last.loss - l))
                 .unwrap_or_default();
             println!(
-                "[{i}] start {} -> end {} | loss {:.12}{gap} | iterations {} | accepted {} | rejected {} | gradient evals {} | final lambda {:.3e} | {} | {:.1} ms",
+                "[{i}] start {} -> end {} | loss {}{gap} | iterations {} | accepted {} | rejected {} | gradient evals {} | final lambda {:.3e} | {} | {} | {:.1} ms",
                 fmt_vec(&tr.start),
                 fmt_vec(&last.theta),
-                last.loss,
+                num(last.loss, 12),
                 last.t,
                 tr.stats.accepted,
                 tr.stats.rejected,
                 tr.stats.rhs_evals,
                 o.damping.last().copied().unwrap_or(0.0),
+                tr.retcode(),
                 tr.stop,
                 tr.stats.wall_time * 1e3
             );
         }
     }
     println!(
-        "wrote {} (trajectory.csv/json, trajectory.svg/png, loss.svg/png) | total wall time {:.3} s",
+        "wrote {} (trajectory.csv/json, trajectory.svg/png, loss.svg/png, timings.json) | total wall time {:.3} s",
         out.display(),
-        clock.elapsed().as_secs_f64()
+        total
     );
-    Ok(())
+    unfinished(&trajectories)
 }

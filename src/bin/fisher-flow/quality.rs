@@ -1,6 +1,7 @@
 //! `run --quality`: approximation quality of the run's metric along its trajectories, and
 //! the seed report of random metric providers.
 
+use crate::cli::say;
 use fisher_flow::Result;
 use fisher_flow::config::Experiment;
 use fisher_flow::export::write_atomic;
@@ -16,22 +17,20 @@ pub fn announce_seed(exp: &Experiment) {
     let o = &exp.flow.metric_options;
     let sampled_base = o.base == fisher_flow::metric::provider::BaseMetric::Sampled;
     match exp.flow.metric {
-        MetricKind::Sampled => println!(
+        MetricKind::Sampled => say(format!(
             "metric sampled: {} Monte Carlo draws, seed {}",
             o.samples, o.seed
-        ),
-        MetricKind::Diagonal | MetricKind::BlockDiagonal if sampled_base => {
-            println!(
-                "metric {} of the sampled Fisher: {} draws, seed {}",
-                exp.flow.metric.name(),
-                o.samples,
-                o.seed
-            )
-        }
-        MetricKind::Kfac if o.kfac_targets == KfacTargets::Sampled => println!(
+        )),
+        MetricKind::Diagonal | MetricKind::BlockDiagonal if sampled_base => say(format!(
+            "metric {} of the sampled Fisher: {} draws, seed {}",
+            exp.flow.metric.name(),
+            o.samples,
+            o.seed
+        )),
+        MetricKind::Kfac if o.kfac_targets == KfacTargets::Sampled => say(format!(
             "metric kfac: targets sampled from the model, {} draw(s) per example, seed {}",
             o.kfac_samples, o.seed
-        ),
+        )),
         _ => {}
     }
 }

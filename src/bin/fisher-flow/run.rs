@@ -1,16 +1,16 @@
 //! `fisher-flow run`: integrate from every start, write trajectories, certificate and plots.
 
 use crate::cli::{FlowOverrides, ModelOverrides};
+use crate::cli::{num, say, take_wall_times};
 use clap::Args;
 use fisher_flow::certificate::Monotone;
 use fisher_flow::config::{Experiment, Overrides};
-use fisher_flow::export::{trajectories_csv, write_atomic, write_json};
+use fisher_flow::export::{OutDir, trajectories_csv, write_atomic, write_json};
 use fisher_flow::flow::Simulator;
 use fisher_flow::model::StatModel;
 use fisher_flow::plot::{self, LossFigure, PlaneFigure, Series};
 use fisher_flow::trajectory::Trajectory;
 use fisher_flow::{Error, Result};
-use std::path::Path;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// [default: off; on for the no-argument demo]
     #[arg(long)]
     pub manifold: bool,
+    /// Print one JSON summary on stdout (settings, and per trajectory its end, loss, retcode,
+    /// stop reason and statistics) instead of the text summary [default: text]
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl RunArgs {
@@ -67,12 +71,34 @@ impl RunArgs {
             quiet: false,
             quality: false,
             manifold: true,
+            json: false,
         }
     }
 }
 
+/// Every file `run` may write into `--out` (removed before a run writes, so that a directory
+/// never mixes two runs).
+pub const RUN_OUTPUTS: &[&str] = &[
+    "trajectory.csv",
+    "trajectory.json",
+    "certificate.json",
+    "trajectory.svg",
+    "trajectory.png",
+    "loss.svg",
+    "loss.png",
+    "quality.csv",
+    "quality-angle.svg",
+    "quality-angle.png",
+    "quality-frobenius.svg",
+    "quality-frobenius.png",
+    "manifold.svg",
+    "manifold.png",
+    "timings.json",
+];
+
 pub fn run(args: &RunArgs) -> Result<()> {
     let clock = Instant::now();
+    crate::cli::set_json_mode(args.json);
     let starts = crate::cli::parse_starts(&args.starts)?;
     let ov = Overrides {
         starts,
@@ -85,14 +111,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
         args.no_step_control,
         args.perturb,
     )?;
-    prepare_out_dir(&args.out)?;
+    let out_dir = OutDir::open(&args.out, "--out")?;
     if let Some(fisher_flow::model::LossKind::Empirical { seed, samples }) =
         exp.model.as_mixture().map(|m| &m.loss_kind)
     {
-        println!(
+        say(format!(
             "empirical loss: {} samples drawn from the target with seed {seed}",
             samples.len()
-        );
+        ));
     }
     crate::quality::announce_seed(&exp);
     let model = &exp.model;
@@ -110,11 +136,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
         None
     };
 
-    let out = &args.out;
+    out_dir.clear(RUN_OUTPUTS)?;
+    let out = out_dir.path();
     write_atomic(
         &out.join("trajectory.csv"),
         trajectories_csv(&trajectories).as_bytes(),
     )?;
+    let mut traj_json = serde_json::json!(trajectories);
+    let wall_times = take_wall_times(&mut traj_json);
     let mut doc = serde_json::json!({
         "model_file": exp.path.display().to_string(),
         "model_sha256": exp.file_hash,
@@ -122,7 +151,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         "quadrature": model.describe(),
         "optimal_loss": l_star,
         "optima": model.optima(),
-        "trajectories": trajectories,
+        "trajectories": traj_json,
     });
     if let (Some(q), Some(map)) = (&quality, doc.as_object_mut()) {
         map.insert("quality".into(), serde_json::json!(q));
@@ -130,56 +159,98 @@ pub fn run(args: &RunArgs) -> Result<()> {
     write_json(&out.join("trajectory.json"), &doc)?;
     write_json(&out.join("certificate.json"), &cert)?;
     let loss = loss_figure(&exp, &trajectories, l_star);
-    let mut wrote =
-        "trajectory.csv/json, certificate.json, trajectory.svg/png, loss.svg/png".to_string();
+    let mut files: Vec<&str> = vec!["trajectory.csv", "trajectory.json", "certificate.json"];
     if let Some(mixture) = model.as_mixture() {
         let plane = plane_figure(&exp, mixture, &trajectories);
         for ext in ["svg", "png"] {
             plot::plane(&out.join(format!("trajectory.{ext}")), &plane)?;
         }
-    } else {
-        wrote = "trajectory.csv/json, certificate.json, loss.svg/png".to_string();
+        files.extend(["trajectory.svg", "trajectory.png"]);
     }
     for ext in ["svg", "png"] {
         plot::loss(&out.join(format!("loss.{ext}")), &loss)?;
     }
+    files.extend(["loss.svg", "loss.png"]);
     if let Some(q) = &quality {
         crate::quality::write(out, &exp, &trajectories, q)?;
-        wrote.push_str(", quality.csv, quality-angle.svg/png, quality-frobenius.svg/png");
+        files.extend([
+            "quality.csv",
+            "quality-angle.svg",
+            "quality-angle.png",
+            "quality-frobenius.svg",
+            "quality-frobenius.png",
+        ]);
     }
 
     if args.manifold {
         crate::manifold::write_default_manifold(&exp, out)?;
-        wrote.push_str(", manifold.svg/png");
+        files.extend(["manifold.svg", "manifold.png"]);
     }
+    files.push("timings.json");
+    let total = clock.elapsed().as_secs_f64();
+    write_json(
+        &out.join("timings.json"),
+        &serde_json::json!({
+            "command": "run",
+            "total_seconds": total,
+            "trajectory_wall_seconds": wall_times,
+        }),
+    )?;
 
-    if !args.quiet {
-        println!(
-            "model {} | metric {} | solver {} | rtol {:e} atol {:e} | quadrature {}",
-            exp.path.display(),
-            exp.flow.metric.name(),
-            exp.flow.solver.name(),
-            exp.flow.rtol,
-            exp.flow.atol,
-            model.describe()
-        );
-        for (i, (tr, ct)) in trajectories.iter().zip(&cert.trajectories).enumerate() {
-            println!("{}", summary_line(i, tr, ct.monotone, l_star));
-            for e in tr.events.iter().filter(|e| e.kind == "on-singular-line") {
-                println!("[{i}] {}", e.detail);
+    if args.json {
+        let list: Vec<serde_json::Value> = trajectories
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let mut v = crate::cli::trajectory_summary(i, t, l_star);
+                if let (Some(map), Some(c)) = (v.as_object_mut(), cert.trajectories.get(i)) {
+                    map.insert("monotone".into(), serde_json::json!(c.monotone));
+                }
+                v
+            })
+            .collect();
+        crate::cli::print_json(&serde_json::json!({
+            "command": "run",
+            "model_file": exp.path.display().to_string(),
+            "model_sha256": exp.file_hash,
+            "settings": exp.flow,
+            "optimal_loss": l_star,
+            "monotone": cert.monotone,
+            "succeeded": trajectories.iter().all(|t| t.succeeded()),
+            "trajectories": list,
+            "out": out.display().to_string(),
+            "files": files,
+        }))?;
+    } else {
+        if !args.quiet {
+            println!(
+                "model {} | metric {} | solver {} | rtol {:e} atol {:e} | quadrature {}",
+                exp.path.display(),
+                exp.flow.metric.name(),
+                exp.flow.solver.name(),
+                exp.flow.rtol,
+                exp.flow.atol,
+                model.describe()
+            );
+            for (i, (tr, ct)) in trajectories.iter().zip(&cert.trajectories).enumerate() {
+                println!("{}", summary_line(i, tr, ct.monotone, l_star));
+                for e in tr.events.iter().filter(|e| e.kind == "on-singular-line") {
+                    println!("[{i}] {}", e.detail);
+                }
             }
         }
+        println!(
+            "certificate: {} | wrote {} ({}) | total wall time {:.3} s",
+            if cert.monotone {
+                "monotone: true"
+            } else {
+                "monotone: FALSE"
+            },
+            out.display(),
+            files.join(", "),
+            total
+        );
     }
-    println!(
-        "certificate: {} | wrote {} ({wrote}) | total wall time {:.3} s",
-        if cert.monotone {
-            "monotone: true"
-        } else {
-            "monotone: FALSE"
-        },
-        out.display(),
-        clock.elapsed().as_secs_f64()
-    );
     unfinished(&trajectories)
 }
 
@@ -203,27 +274,12 @@ pub(crate) fn unfinished(trajectories: &[Trajectory]) -> Result<()> {
     }
 }
 
-pub(crate) fn prepare_out_dir(out: &Path) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|source| Error::Write {
-        path: out.to_path_buf(),
-        source,
-    })?;
-    // Probe writability now, before any computation, so the error is immediate and clear.
-    let probe = out.join(".fisher-flow-write-test");
-    std::fs::write(&probe, b"").map_err(|source| Error::Write {
-        path: out.to_path_buf(),
-        source,
-    })?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
-}
-
 pub(crate) fn fmt_vec(v: &[f64]) -> String {
     if v.len() > 4 {
         let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-        return format!("(n = {}, |θ| = {norm:.6})", v.len());
+        return format!("(n = {}, |θ| = {})", v.len(), num(norm, 6));
     }
-    let parts: Vec<String> = v.iter().map(|x| format!("{x:.6}")).collect();
+    let parts: Vec<String> = v.iter().map(|&x| num(x, 6)).collect();
     format!("({})", parts.join(", "))
 }
 
@@ -236,10 +292,12 @@ fn summary_line(i: usize, tr: &Trajectory, monotone: bool, l_star: Option<f64>) 
         .map(|l| format!(" (L-L* {:.2e})", loss - l))
         .unwrap_or_default();
     format!(
-        "[{i}] start {} -> end {} | loss {loss:.12}{gap} | t {:.3} | steps {} | rejected {} | rhs evals {} | jacobians {} | factorizations {} | switches {} | near-singular t {:.3} | monotone {} | {} | {:.1} ms",
+        "[{i}] start {} -> end {} | loss {}{gap} | t {:.3} | {} | steps {} | rejected {} | rhs evals {} | jacobians {} | factorizations {} | switches {} | near-singular t {:.3} | monotone {} | {} | {:.1} ms",
         fmt_vec(&tr.start),
         fmt_vec(&end),
+        num(loss, 12),
         tr.last().map(|s| s.t).unwrap_or(0.0),
+        tr.retcode(),
         tr.stats.accepted,
         tr.stats.rejected,
         tr.stats.rhs_evals,
