@@ -100,6 +100,39 @@ impl FlowOverrides {
     }
 }
 
+/// Name the flag instead of the file field in an `Invalid` error when a flag set that field
+/// (errors raised after loading, e.g. by the simulator's solver checks).
+pub fn blame_flag(e: fisher_flow::Error, ov: &Overrides) -> fisher_flow::Error {
+    match e {
+        fisher_flow::Error::Invalid {
+            field,
+            value,
+            expected,
+        } => fisher_flow::Error::Invalid {
+            field: ov.flag_for(&field).map(str::to_string).unwrap_or(field),
+            value,
+            expected,
+        },
+        other => other,
+    }
+}
+
+/// Every file name a fisher-flow command writes into an output directory. Before a command
+/// writes, it removes these (from whichever command wrote them), so a directory never holds
+/// files of two different runs; files with other names are left alone.
+pub fn known_outputs() -> Vec<&'static str> {
+    let mut all: Vec<&'static str> = crate::run::RUN_OUTPUTS
+        .iter()
+        .chain(crate::optimize::OPTIMIZE_OUTPUTS)
+        .chain(crate::field::FIELD_OUTPUTS)
+        .chain(crate::compare::COMPARE_OUTPUTS)
+        .copied()
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
 /// Whether `--json` is active: human-readable lines then go to stderr, so that stdout carries
 /// exactly one JSON document.
 static JSON_MODE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

@@ -145,15 +145,55 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                 starts: starts.clone(),
                 ..Overrides::default()
             };
-            configs.push(Experiment::load(&args.model, &ov)?);
+            // Errors name compare's own flags (--metrics, --solvers).
+            configs.push(Experiment::load(&args.model, &ov).map_err(|e| match e {
+                Error::Invalid {
+                    field,
+                    value,
+                    expected,
+                } => Error::Invalid {
+                    field: match field.as_str() {
+                        "--metric" => "--metrics".into(),
+                        "--solver" => "--solvers".into(),
+                        _ => field,
+                    },
+                    value,
+                    expected,
+                },
+                other => other,
+            })?);
         }
     }
+    // Build every simulator (its solver checks) before touching the output directory.
+    let sims = configs
+        .iter()
+        .map(|exp| {
+            Simulator::new(&exp.model, exp.flow.clone()).map_err(|e| match e {
+                Error::Invalid {
+                    field,
+                    value,
+                    expected,
+                } => Error::Invalid {
+                    field: match field.as_str() {
+                        "flow.solver" if !args.solvers.is_empty() => "--solvers".into(),
+                        "flow.metric" => "--metrics".into(),
+                        f if f == "flow.rtol" && args.rtol.is_some() => "--rtol".into(),
+                        f if f == "flow.atol" && args.atol.is_some() => "--atol".into(),
+                        f if f == "flow.t_end" && args.t_end.is_some() => "--t-end".into(),
+                        _ => field,
+                    },
+                    value,
+                    expected,
+                },
+                other => other,
+            })
+        })
+        .collect::<Result<Vec<Simulator>>>()?;
     let out_dir = OutDir::open(&args.out, "--out")?;
 
     let mut runs: Vec<Run> = Vec::new();
     let mut rows: Vec<Row> = Vec::new();
-    for exp in &configs {
-        let sim = Simulator::new(&exp.model, exp.flow.clone())?;
+    for (exp, sim) in configs.iter().zip(&sims) {
         for start in &exp.starts {
             let trajectory = sim.run(start)?;
             let accuracy = match exp.model.as_mlp() {
@@ -210,7 +250,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     }
 
     let table = markdown(&rows, args.eps);
-    out_dir.clear(COMPARE_OUTPUTS)?;
+    out_dir.clear(&crate::cli::known_outputs())?;
     let out = out_dir.path();
     write_atomic(&out.join("compare.md"), table.as_bytes())?;
     let doc = serde_json::json!({

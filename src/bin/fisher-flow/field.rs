@@ -96,10 +96,11 @@ pub fn field(args: &FieldArgs) -> Result<()> {
         b.build()
             .map_err(|e| Error::Numerical(format!("thread pool: {e}")))?
     };
-    let out_dir = OutDir::open(&args.out, "--out")?;
     let starts = grid_starts(args.grid, a, b);
     let model = &exp.model;
-    let sim = Simulator::new(model, exp.flow.clone())?;
+    let sim =
+        Simulator::new(model, exp.flow.clone()).map_err(|e| crate::cli::blame_flag(e, &ov))?;
+    let out_dir = OutDir::open(&args.out, "--out")?;
     let bar = ProgressBar::new(starts.len() as u64);
     if args.quiet || args.json || !std::io::stdout().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -129,7 +130,7 @@ pub fn field(args: &FieldArgs) -> Result<()> {
     }
     let failed: Vec<&fisher_flow::field::FieldPoint> =
         points.iter().filter(|p| !p.retcode.is_success()).collect();
-    out_dir.clear(FIELD_OUTPUTS)?;
+    out_dir.clear(&crate::cli::known_outputs())?;
     let out = out_dir.path();
     write_atomic(&out.join("field.csv"), field_csv(&points).as_bytes())?;
     let summary = serde_json::json!({

@@ -95,7 +95,7 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let trajectories: Vec<_> = outcomes.iter().map(|o| o.trajectory.clone()).collect();
     let l_star = model.optimal_loss();
-    out_dir.clear(OPTIMIZE_OUTPUTS)?;
+    out_dir.clear(&crate::cli::known_outputs())?;
     let out = out_dir.path();
     write_atomic(
         &out.join("trajectory.csv"),

@@ -111,7 +111,6 @@ pub fn run(args: &RunArgs) -> Result<()> {
         args.no_step_control,
         args.perturb,
     )?;
-    let out_dir = OutDir::open(&args.out, "--out")?;
     if let Some(fisher_flow::model::LossKind::Empirical { seed, samples }) =
         exp.model.as_mixture().map(|m| &m.loss_kind)
     {
@@ -122,7 +121,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     crate::quality::announce_seed(&exp);
     let model = &exp.model;
-    let sim = Simulator::new(model, exp.flow.clone())?;
+    let sim =
+        Simulator::new(model, exp.flow.clone()).map_err(|e| crate::cli::blame_flag(e, &ov))?;
+    let out_dir = OutDir::open(&args.out, "--out")?;
     let trajectories = exp
         .starts
         .iter()
@@ -136,7 +137,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         None
     };
 
-    out_dir.clear(RUN_OUTPUTS)?;
+    out_dir.clear(&crate::cli::known_outputs())?;
     let out = out_dir.path();
     write_atomic(
         &out.join("trajectory.csv"),
