@@ -58,7 +58,7 @@ fn field_csv_has_every_off_diagonal_start_and_all_converge() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "mu1_start,mu2_start,mu1_end,mu2_end,converged,distance,steps,rejected,rhs_evals,time,stop"
+        "mu1_start,mu2_start,mu1_end,mu2_end,converged,distance,steps,rejected,rhs_evals,stop,retcode"
     );
     let rows: Vec<Vec<String>> = lines
         .map(|l| l.split(',').map(str::to_string).collect())
@@ -73,6 +73,7 @@ fn field_csv_has_every_off_diagonal_start_and_all_converge() {
         // |θ(12) − θ*| ≤ e^{−12}·|θ(0) − θ*| ≈ 7e-5 plus the 24-node quadrature offset
         assert!(d < 1e-3, "{r:?}");
         assert_eq!(r[4], "true");
+        assert_eq!(r[10], "Success");
         assert!(r[6].parse::<usize>().unwrap() > 0 && r[8].parse::<usize>().unwrap() > 0);
     }
     let json: serde_json::Value =
