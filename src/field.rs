@@ -81,7 +81,8 @@ pub fn run_field(
             let end = [last[0], last[1]];
             let distance = optima
                 .iter()
-                .map(|o| ((end[0] - o[0]).powi(2) + (end[1] - o[1]).powi(2)).sqrt())
+                // hypot: no overflow of the squares for ends far out (|θ| ~ 1e300)
+                .map(|o| (end[0] - o[0]).hypot(end[1] - o[1]))
                 .fold(f64::INFINITY, f64::min);
             tick();
             Ok(FieldPoint {

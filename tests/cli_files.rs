@@ -63,11 +63,17 @@ fn every_flag_that_overrides_the_file_is_named_in_its_error() {
         (vec!["compare", m, "--atol", "inf"], "--atol"),
         (vec!["compare", m, "--t-end", "0"], "--t-end"),
         (vec!["compare", m, "--metrics", ""], "--metrics"),
-        (vec!["compare", m, "--metrics", "exact,,euclidean"], "--metrics"),
+        (
+            vec!["compare", m, "--metrics", "exact,,euclidean"],
+            "--metrics",
+        ),
         (vec!["compare", m, "--metrics", "kfac"], "--metrics"),
         (vec!["compare", m, "--solvers", "tsit45,,bdf"], "--solvers"),
         (vec!["compare", MLP, "--solvers", "bdf"], "--solvers"),
-        (vec!["metric", m, "--at", "1,2", "--damping=-1"], "--damping"),
+        (
+            vec!["metric", m, "--at", "1,2", "--damping=-1"],
+            "--damping",
+        ),
         (vec!["metric", m, "--at", "1,2", "--nodes", "0"], "--nodes"),
         (vec!["optimize", m, "--damping", "nan"], "--damping"),
         (vec!["optimize", m, "--nodes", "0"], "--nodes"),
@@ -170,7 +176,10 @@ fn stale_temp_files_of_dead_processes_and_dead_locks_are_removed() {
         .success();
     assert!(!dead.exists(), "a dead process's temp file survived");
     assert!(alive.exists(), "a live process's temp file was removed");
-    assert!(other.exists(), "a file fisher-flow does not own was removed");
+    assert!(
+        other.exists(),
+        "a file fisher-flow does not own was removed"
+    );
     assert!(
         !out.join(".fisher-flow.lock").exists(),
         "the lock outlived the run"
@@ -198,7 +207,10 @@ fn a_held_lock_refuses_a_second_writer() {
     assert_flag_error(&o, "--out", "locked --out");
     assert!(stderr(&o).contains("another fisher-flow"), "{}", stderr(&o));
     assert!(!out.join("trajectory.csv").exists());
-    assert!(out.join(".fisher-flow.lock").exists(), "someone else's lock removed");
+    assert!(
+        out.join(".fisher-flow.lock").exists(),
+        "someone else's lock removed"
+    );
 }
 
 /// Two runs with different settings into one directory at once: every file left there comes
@@ -245,7 +257,10 @@ fn concurrent_runs_never_mix_their_files() {
             .unwrap()
             .parse()
             .unwrap();
-        assert!((last_t - t_end).abs() < 1e-9, "mixed: csv t {last_t}, json t_end {t_end}");
+        assert!(
+            (last_t - t_end).abs() < 1e-9,
+            "mixed: csv t {last_t}, json t_end {t_end}"
+        );
         assert!(!out.join(".fisher-flow.lock").exists());
     }
 }
@@ -262,10 +277,17 @@ fn earlier_outputs_are_removed_before_a_new_run_writes() {
     assert!(out.join("certificate.json").exists());
     std::fs::write(out.join("quality.csv"), "stale").unwrap();
     std::fs::write(out.join("mine.txt"), "keep").unwrap();
-    ff().args(["optimize", m.to_str().unwrap(), "--iters", "5", "-q", "--out"])
-        .arg(&out)
-        .assert()
-        .success();
+    ff().args([
+        "optimize",
+        m.to_str().unwrap(),
+        "--iters",
+        "5",
+        "-q",
+        "--out",
+    ])
+    .arg(&out)
+    .assert()
+    .success();
     assert!(
         !out.join("certificate.json").exists(),
         "run's certificate next to optimize's trajectory"
@@ -298,7 +320,10 @@ fn reruns_write_identical_bytes_and_timings_apart() {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(names.iter().any(|n| n == "timings.json"), "{args:?}: {names:?}");
+        assert!(
+            names.iter().any(|n| n == "timings.json"),
+            "{args:?}: {names:?}"
+        );
         for n in &names {
             let a = std::fs::read(dirs[0].join(n)).unwrap();
             let b = std::fs::read(dirs[1].join(n)).unwrap();
@@ -332,7 +357,9 @@ fn json_summaries_carry_a_retcode_per_trajectory() {
     let out = dir.path().join("out");
 
     let o = ff()
-        .args(["run", m, "--json", "--start", "0.5,1", "--start", "-2,1", "--out"])
+        .args([
+            "run", m, "--json", "--start", "0.5,1", "--start", "-2,1", "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
@@ -406,7 +433,9 @@ fn diverging_optimize_stops_as_unstable() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("Unstable"), "{stdout}");
     assert!(
-        !stdout.split(|c: char| !c.is_ascii_digit()).any(|d| d.len() > 20),
+        !stdout
+            .split(|c: char| !c.is_ascii_digit())
+            .any(|d| d.len() > 20),
         "a long fixed-point number: {stdout}"
     );
     let json: serde_json::Value =
@@ -416,7 +445,10 @@ fn diverging_optimize_stops_as_unstable() {
     let l0 = steps[0]["loss"].as_f64().unwrap();
     for s in steps {
         let l = s["loss"].as_f64().unwrap();
-        assert!(l.is_finite() && l - l0 <= 1e10 * (1.0 + l0.abs()), "loss {l}");
+        assert!(
+            l.is_finite() && l - l0 <= 1e10 * (1.0 + l0.abs()),
+            "loss {l}"
+        );
     }
     assert!(out.join("loss.png").exists());
 
@@ -454,7 +486,11 @@ fn only_is_case_insensitive_and_repeatable() {
         .collect();
     assert_eq!(
         names,
-        ["fisher-forms-normal", "kl-quadratic", "one-parameter-fisher"]
+        [
+            "fisher-forms-normal",
+            "kl-quadratic",
+            "one-parameter-fisher"
+        ]
     );
     let o = ff()
         .args(["check", "--only", "kl-quadratic", "--only", "no-such"])

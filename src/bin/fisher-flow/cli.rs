@@ -171,6 +171,16 @@ pub fn num(v: f64, digits: usize) -> String {
     }
 }
 
+/// A user-given number in shortest form: plain for 1e-4 ≤ |v| < 1e6 (and 0), else with an
+/// exponent (`{}` of 1e300 would print 301 digits).
+pub fn short(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() || (1e-4..1e6).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
 /// Move every `stats.wall_time` out of serialized trajectories (so that outputs of two
 /// identical runs are byte-identical) and return them in order, for `timings.json`.
 pub fn take_wall_times(trajectories: &mut serde_json::Value) -> Vec<serde_json::Value> {

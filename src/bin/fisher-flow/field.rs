@@ -1,7 +1,7 @@
 //! `fisher-flow field`: integrate every start of an N×N grid (minus the diagonal) in parallel
 //! and write where each one ends.
 
-use crate::cli::{FlowOverrides, ModelOverrides};
+use crate::cli::{FlowOverrides, ModelOverrides, short};
 use clap::Args;
 use fisher_flow::config::{Experiment, Overrides, parse_pair};
 use fisher_flow::export::{OutDir, write_atomic, write_json};
@@ -175,13 +175,15 @@ pub fn field(args: &FieldArgs) -> Result<()> {
         crate::cli::print_json(&doc)?;
     } else {
         println!(
-            "field {n}x{n} over [{a}, {b}]^2: {} starts | {} | solver {} rtol {:e} atol {:e} t_end {} | {} threads",
+            "field {n}x{n} over [{}, {}]^2: {} starts | {} | solver {} rtol {:e} atol {:e} t_end {} | {} threads",
+            short(a),
+            short(b),
             points.len(),
             model.describe(),
             exp.flow.solver.name(),
             exp.flow.rtol,
             exp.flow.atol,
-            exp.flow.t_end,
+            short(exp.flow.t_end),
             pool.current_num_threads(),
             n = args.grid
         );
@@ -201,7 +203,14 @@ pub fn field(args: &FieldArgs) -> Result<()> {
         let list: Vec<String> = failed
             .iter()
             .take(5)
-            .map(|p| format!("({}, {}) {}", p.start[0], p.start[1], p.retcode))
+            .map(|p| {
+                format!(
+                    "({}, {}) {}",
+                    short(p.start[0]),
+                    short(p.start[1]),
+                    p.retcode
+                )
+            })
             .collect();
         Err(Error::Unfinished(format!(
             "{} of {} starts did not finish: {}{}",

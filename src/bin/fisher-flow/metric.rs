@@ -44,7 +44,11 @@ pub fn metric(args: &MetricArgs) -> Result<()> {
             .map_err(|e| Error::Numerical(format!("JSON encoding failed: {e}")))?;
         println!("{text}");
     } else {
-        println!("metric: {} (damping {})", kind.name(), exp.flow.damping);
+        println!(
+            "metric: {} (damping {})",
+            kind.name(),
+            crate::cli::short(exp.flow.damping)
+        );
         crate::quality::announce_seed(&exp);
         print!("{}", report.to_text(&exp.model.param_names()));
     }

@@ -125,7 +125,7 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
     loss.title = format!(
         "Loss gap of discrete {} (lr {})",
         method.name(),
-        settings.lr
+        crate::cli::short(settings.lr)
     );
     loss.x_label = "iteration".into();
     for ext in ["svg", "png"] {
@@ -175,7 +175,7 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
             "model {} | method {} | lr {} | lm {} | metric {}",
             exp.path.display(),
             method.name(),
-            settings.lr,
+            crate::cli::short(settings.lr),
             settings.lm,
             settings.metric.name()
         );
