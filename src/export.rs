@@ -270,3 +270,53 @@ impl Drop for OutDir {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temp_owner_reads_the_pid_of_temp_names_only() {
+        assert_eq!(temp_owner(".trajectory.csv.tmp1234"), Some(1234));
+        assert_eq!(temp_owner(&format!(".x.tmp{}", u32::MAX)), Some(u32::MAX));
+        assert_eq!(temp_owner("trajectory.csv.tmp12"), None);
+        assert_eq!(temp_owner(".x.tmp"), None);
+        assert_eq!(temp_owner(".x.tmp12a"), None);
+        assert_eq!(temp_owner(".x.tmp99999999999"), None); // beyond u32
+        let p = temp_path(Path::new("/d/loss.png"));
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(temp_owner(&name), Some(std::process::id()));
+    }
+
+    #[test]
+    fn out_dir_lock_lifecycle() {
+        let base = std::env::temp_dir().join(format!("ff-outdir-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let out = base.join("new");
+        {
+            let d = OutDir::open(&out, "--out").unwrap();
+            assert!(d.join(LOCK_FILE).exists());
+            // a second holder in the same (live) process is refused
+            let e = OutDir::open(&out, "--out").unwrap_err();
+            assert!(e.to_string().contains("--out"), "{e}");
+            assert_eq!(e.exit_code(), 2);
+        }
+        // created and left empty: removed again with the lock
+        assert!(!out.exists());
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join(LOCK_FILE), "2147483646\n").unwrap();
+        {
+            let d = OutDir::open(&out, "--out").unwrap();
+            std::fs::write(d.join("a.csv"), "x").unwrap();
+            d.clear(&["a.csv", "absent.json"]).unwrap();
+            assert!(!d.join("a.csv").exists());
+        }
+        // existed before: kept (empty), lock gone
+        assert!(out.is_dir() && !out.join(LOCK_FILE).exists());
+        let file = base.join("f");
+        std::fs::write(&file, "").unwrap();
+        let e = OutDir::open(&file, "--out").unwrap_err();
+        assert!(e.to_string().contains("not a directory"), "{e}");
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}

@@ -308,7 +308,7 @@ fn markdown(rows: &[Row], eps: f64) -> String {
             r.metric,
             r.solver,
             crate::run::fmt_vec(&r.start),
-            opt(r.time_to_eps.map(|t| format!("{t:.4}"))),
+            opt(r.time_to_eps.map(|t| crate::cli::num(t, 4))),
             opt(r.rhs_evals_to_eps),
             r.steps,
             r.rejected,

@@ -293,11 +293,11 @@ fn summary_line(i: usize, tr: &Trajectory, monotone: bool, l_star: Option<f64>) 
         .map(|l| format!(" (L-L* {:.2e})", loss - l))
         .unwrap_or_default();
     format!(
-        "[{i}] start {} -> end {} | loss {}{gap} | t {:.3} | {} | steps {} | rejected {} | rhs evals {} | jacobians {} | factorizations {} | switches {} | near-singular t {:.3} | monotone {} | {} | {:.1} ms",
+        "[{i}] start {} -> end {} | loss {}{gap} | t {} | {} | steps {} | rejected {} | rhs evals {} | jacobians {} | factorizations {} | switches {} | near-singular t {} | monotone {} | {} | {:.1} ms",
         fmt_vec(&tr.start),
         fmt_vec(&end),
         num(loss, 12),
-        tr.last().map(|s| s.t).unwrap_or(0.0),
+        num(tr.last().map(|s| s.t).unwrap_or(0.0), 3),
         tr.retcode(),
         tr.stats.accepted,
         tr.stats.rejected,
@@ -305,7 +305,7 @@ fn summary_line(i: usize, tr: &Trajectory, monotone: bool, l_star: Option<f64>) 
         tr.stats.jacobians,
         tr.stats.factorizations,
         tr.stats.solver_switches,
-        tr.stats.time_near_singular,
+        num(tr.stats.time_near_singular, 3),
         monotone,
         tr.stop,
         tr.stats.wall_time * 1e3
