@@ -59,6 +59,13 @@ fn every_flag_that_overrides_the_file_is_named_in_its_error() {
         (vec!["run", m, "--nodes", "5000"], "--nodes"),
         (vec!["run", MLP, "--solver", "bdf"], "--solver"),
         (vec!["run", MLP, "--start", "1,2"], "--start"),
+        (vec!["run", MLP, "--nodes", "5"], "--nodes"),
+        (
+            vec!["metric", MLP, "--at", "init", "--nodes", "5"],
+            "--nodes",
+        ),
+        (vec!["optimize", m, "--metric", "kfac"], "--metric"),
+        (vec!["field", m, "--metric", "kfac"], "--metric"),
         (vec!["compare", m, "--rtol", "0"], "--rtol"),
         (vec!["compare", m, "--atol", "inf"], "--atol"),
         (vec!["compare", m, "--t-end", "0"], "--t-end"),

@@ -62,6 +62,22 @@ impl ModelOverrides {
     }
 }
 
+/// `--nodes` sets the mixture's quadrature: refuse it (instead of ignoring it) for models
+/// without one.
+pub fn check_nodes(
+    exp: &fisher_flow::config::Experiment,
+    nodes: Option<usize>,
+) -> fisher_flow::Result<()> {
+    match nodes {
+        Some(k) if exp.model.as_mixture().is_none() => Err(fisher_flow::Error::invalid(
+            "--nodes",
+            k,
+            "quadrature applies to the gaussian-mixture family only",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The `--start MU1,MU2` values, parsed.
 pub fn parse_starts(starts: &[String]) -> fisher_flow::Result<Vec<Vec<f64>>> {
     starts

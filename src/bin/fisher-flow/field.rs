@@ -7,6 +7,7 @@ use fisher_flow::config::{Experiment, Overrides, parse_pair};
 use fisher_flow::export::{OutDir, write_atomic, write_json};
 use fisher_flow::field::{field_csv, grid_starts, run_field};
 use fisher_flow::flow::Simulator;
+use fisher_flow::model::StatModel;
 use fisher_flow::{Error, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
@@ -71,6 +72,14 @@ pub fn field(args: &FieldArgs) -> Result<()> {
     }
     let ov = args.flow.apply(args.overrides.overrides());
     let exp = load(args, &ov)?;
+    crate::cli::check_nodes(&exp, args.overrides.nodes)?;
+    if exp.model.dim() != 2 {
+        return Err(Error::invalid(
+            "model",
+            format!("{} ({} parameters)", args.model.display(), exp.model.dim()),
+            "particle fields need a 2-parameter model (the gaussian-mixture family)",
+        ));
+    }
     let (a, b) = match &args.range {
         Some(r) => {
             let v = parse_pair("--range", r)?;

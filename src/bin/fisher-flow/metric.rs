@@ -29,6 +29,7 @@ pub struct MetricArgs {
 pub fn metric(args: &MetricArgs) -> Result<()> {
     let ov = args.overrides.overrides();
     let exp = Experiment::load(&args.model, &ov)?;
+    crate::cli::check_nodes(&exp, args.overrides.nodes)?;
     let at = resolve_point(&exp, &args.at)?;
     let kind: MetricKind = exp.flow.metric;
     let report = if exp.model.as_mixture().is_some()

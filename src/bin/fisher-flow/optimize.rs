@@ -71,6 +71,7 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
         ..args.overrides.overrides()
     };
     let exp = Experiment::load(&args.model, &ov)?;
+    crate::cli::check_nodes(&exp, args.overrides.nodes)?;
     let settings = OptimizeSettings {
         method,
         lr: args.lr.unwrap_or(method.default_lr()),

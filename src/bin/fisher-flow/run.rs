@@ -105,6 +105,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         ..args.flow.apply(args.overrides.overrides())
     };
     let mut exp = Experiment::load(&args.model, &ov)?;
+    crate::cli::check_nodes(&exp, args.overrides.nodes)?;
     crate::integrate::apply_flags(
         &mut exp,
         args.jacobian.as_deref(),
