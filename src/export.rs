@@ -107,19 +107,24 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
-/// The PID in the name of a temporary file written by [`temp_path`] (`.NAME.tmpPID`), if any.
+/// The PID in the name of a temporary file made from [`temp_path`] (`.NAME.tmpPID`, or
+/// `.NAME.tmpPID.EXT` as the PNG and GIF writers use), if any.
 pub fn temp_owner(name: &str) -> Option<u32> {
     if !name.starts_with('.') {
         return None;
     }
-    let (_, digits) = name.rsplit_once(".tmp")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let (_, rest) = name.rsplit_once(".tmp")?;
+    let (digits, ext) = rest.split_once('.').unwrap_or((rest, ""));
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || !ext.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
         return None;
     }
     digits.parse().ok()
 }
 
-/// Remove the temporary files (`.NAME.tmpPID`) left in `dir` by processes that no longer run
+/// Remove the temporary files (`.NAME.tmpPID[.EXT]`) left in `dir` by processes that no longer run
 /// (a run killed by SIGINT or SIGKILL while writing). Returns how many were removed.
 pub fn remove_stale_temps(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -283,6 +288,9 @@ mod tests {
         assert_eq!(temp_owner(".x.tmp"), None);
         assert_eq!(temp_owner(".x.tmp12a"), None);
         assert_eq!(temp_owner(".x.tmp99999999999"), None); // beyond u32
+        assert_eq!(temp_owner(".loss.png.tmp77.png"), Some(77));
+        assert_eq!(temp_owner(".anim.gif.tmp8.gif"), Some(8));
+        assert_eq!(temp_owner(".x.tmp8.a.b"), None);
         let p = temp_path(Path::new("/d/loss.png"));
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(temp_owner(&name), Some(std::process::id()));

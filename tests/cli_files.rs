@@ -171,9 +171,11 @@ fn stale_temp_files_of_dead_processes_and_dead_locks_are_removed() {
     std::fs::create_dir_all(&out).unwrap();
     // above Linux's pid_max (2^22): no such process
     let dead = out.join(".trajectory.csv.tmp2147483646");
+    let dead_png = out.join(".loss.png.tmp2147483646.png");
     let alive = out.join(format!(".trajectory.csv.tmp{}", std::process::id()));
     let other = out.join("notes.txt");
     std::fs::write(&dead, "half").unwrap();
+    std::fs::write(&dead_png, "half").unwrap();
     std::fs::write(&alive, "being written").unwrap();
     std::fs::write(&other, "mine").unwrap();
     std::fs::write(out.join(".fisher-flow.lock"), "2147483646\n").unwrap();
@@ -182,6 +184,10 @@ fn stale_temp_files_of_dead_processes_and_dead_locks_are_removed() {
         .assert()
         .success();
     assert!(!dead.exists(), "a dead process's temp file survived");
+    assert!(
+        !dead_png.exists(),
+        "a dead process's PNG temp file survived"
+    );
     assert!(alive.exists(), "a live process's temp file was removed");
     assert!(
         other.exists(),
