@@ -596,7 +596,11 @@ pub mod limits {
 pub fn check_sigma(field: &str, v: f64) -> Result<f64> {
     let (lo, hi) = limits::SIGMA;
     if v.is_nan() {
-        return Err(Error::invalid(field, "NaN", "NaN is not a number; σ must be > 0"));
+        return Err(Error::invalid(
+            field,
+            "NaN",
+            "NaN is not a number; σ must be > 0",
+        ));
     }
     if !(lo..=hi).contains(&v) {
         return Err(Error::invalid(
@@ -688,7 +692,7 @@ pub fn check_memory(field: &str, bytes: Option<usize>) -> Result<()> {
         Some(b) if (b as u64) <= budget => Ok(()),
         Some(b) => Err(Error::invalid(
             field,
-            "this size",
+            "its value",
             format!(
                 "needs ≈ {:.3} GB of memory, more than half of the {:.3} GB available",
                 b as f64 / 1e9,
@@ -697,7 +701,7 @@ pub fn check_memory(field: &str, bytes: Option<usize>) -> Result<()> {
         )),
         None => Err(Error::invalid(
             field,
-            "this size",
+            "its value",
             "the memory it needs overflows a 64-bit count",
         )),
     }
@@ -750,7 +754,10 @@ impl Experiment {
     pub fn check_point(&self, field: &str, theta: &[f64]) -> Result<()> {
         match self.sigma() {
             Some(s) => check_means(field, theta, s),
-            None => match theta.iter().find(|v| !(v.abs() <= limits::MLP_START_ABS_MAX)) {
+            None => match theta
+                .iter()
+                .find(|v| !(v.abs() <= limits::MLP_START_ABS_MAX))
+            {
                 Some(v) => Err(Error::invalid(
                     field,
                     format!("{v:?}"),

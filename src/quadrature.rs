@@ -297,9 +297,7 @@ pub fn panels(
             if !(a.is_finite() && b.is_finite()) {
                 continue;
             }
-            let m = ((b - a) / hmax)
-                .ceil()
-                .clamp(1.0, MAX_SUBDIVISIONS as f64) as usize;
+            let m = ((b - a) / hmax).ceil().clamp(1.0, MAX_SUBDIVISIONS as f64) as usize;
             for i in 0..m {
                 let lo_i = a + (b - a) * i as f64 / m as f64;
                 let hi_i = if i + 1 == m {

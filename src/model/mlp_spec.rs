@@ -106,9 +106,7 @@ impl MlpSection {
                     return Err(Error::invalid(
                         "mlp.noise",
                         format!("{:?}", self.noise),
-                        format!(
-                            "must lie in [{lo:e}, {hi:e}] (so that (z − y)²/σ² stays finite)"
-                        ),
+                        format!("must lie in [{lo:e}, {hi:e}] (so that (z − y)²/σ² stays finite)"),
                     ));
                 }
                 OutputKind::Gaussian { noise: self.noise }
@@ -200,9 +198,15 @@ impl MlpSection {
         let field = parts
             .iter()
             .max_by_key(|(_, b)| b.unwrap_or(usize::MAX))
-            .map(|(f, _)| if *f == "examples" { n_field } else { *f })
-            .unwrap_or(n_field);
-        check_memory(field, total)
+            .map(|(f, _)| {
+                if *f == "examples" {
+                    format!("{n_field} × mlp.layers")
+                } else {
+                    f.to_string()
+                }
+            })
+            .unwrap_or_else(|| n_field.to_string());
+        check_memory(&field, total)
     }
 }
 
@@ -245,14 +249,20 @@ pub fn param_count(layers: &[usize]) -> Option<usize> {
 /// ("examples": inputs, targets, forward and backward passes, ≈ 3 Σ (dℓ + 1)·N), the
 /// metric's per-example factor (roots·N × n for the dense, diagonal and block-diagonal
 /// metrics, plus n² for the dense ones) or K-FAC's output deltas and factors.
-fn memory_parts(layers: &[usize], n: usize, flow: &FlowSettings) -> Vec<(&'static str, Option<usize>)> {
+fn memory_parts(
+    layers: &[usize],
+    n: usize,
+    flow: &FlowSettings,
+) -> Vec<(&'static str, Option<usize>)> {
     let f8 = |x: Option<usize>| x.and_then(|x| x.checked_mul(8));
     let dim = param_count(layers);
     let d_out = layers.last().copied().unwrap_or(1);
-    let units = layers
-        .iter()
-        .try_fold(0usize, |acc, &d| d.checked_add(1).and_then(|d| acc.checked_add(d)));
-    let examples = f8(units.and_then(|u| u.checked_mul(n)).and_then(|b| b.checked_mul(3)));
+    let units = layers.iter().try_fold(0usize, |acc, &d| {
+        d.checked_add(1).and_then(|d| acc.checked_add(d))
+    });
+    let examples = f8(units
+        .and_then(|u| u.checked_mul(n))
+        .and_then(|b| b.checked_mul(3)));
     let opts = &flow.metric_options;
     let source_roots = |base: BaseMetric| match base {
         BaseMetric::Exact => ("mlp.layers", d_out),
@@ -289,9 +299,7 @@ fn memory_parts(layers: &[usize], n: usize, flow: &FlowSettings) -> Vec<(&'stati
                 KfacTargets::Empirical => ("mlp.layers", 1),
                 KfacTargets::Exact => ("mlp.layers", d_out),
             };
-            let outs = f8(roots
-                .checked_mul(n)
-                .and_then(|r| r.checked_mul(d_out)));
+            let outs = f8(roots.checked_mul(n).and_then(|r| r.checked_mul(d_out)));
             let factors = f8(layers.iter().try_fold(0usize, |acc, &d| {
                 d.checked_add(1)
                     .and_then(|d| d.checked_mul(d))
