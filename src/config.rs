@@ -406,20 +406,6 @@ impl Experiment {
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let flow = flow_settings(&file)?;
-        if flow.metric != MetricKind::Euclidean
-            && flow.damping_floor == 0.0
-            && !(flow.damping >= limits::MLP_DAMPING_MIN)
-        {
-            return Err(Error::invalid(
-                "flow.damping",
-                format!("{:?}", flow.damping),
-                format!(
-                    "the MLP's Fisher is singular: metric {} needs damping ≥ {:e} (e.g. 1e-4) or flow.damping_floor > 0; undamped, the flow is stiff and stalls at t ≈ 0",
-                    flow.metric.name(),
-                    limits::MLP_DAMPING_MIN
-                ),
-            ));
-        }
         let net = sec.build(base, &flow)?;
         let n = net.dim();
         let mut starts = Vec::new();
@@ -450,6 +436,20 @@ impl Experiment {
         }
         let model = AnyModel::Mlp(Box::new(net));
         crate::metric::provider(flow.metric, &flow.metric_options).check(&model)?;
+        if flow.metric != MetricKind::Euclidean
+            && flow.damping_floor == 0.0
+            && !(flow.damping >= limits::MLP_DAMPING_MIN)
+        {
+            return Err(Error::invalid(
+                "flow.damping",
+                format!("{:?}", flow.damping),
+                format!(
+                    "the MLP's Fisher is singular: metric {} needs damping ≥ {:e} (e.g. 1e-4) or flow.damping_floor > 0; undamped, the flow is stiff and stalls at t ≈ 0",
+                    flow.metric.name(),
+                    limits::MLP_DAMPING_MIN
+                ),
+            ));
+        }
         Ok(Experiment {
             path: path.to_path_buf(),
             file_hash,
