@@ -419,7 +419,7 @@ impl Experiment {
                     ),
                 ));
             }
-            if let Some(v) = s.iter().find(|v| !(v.abs() <= limits::MLP_START_ABS_MAX)) {
+            if let Some(v) = s.iter().find(|v| !within(**v, limits::MLP_START_ABS_MAX)) {
                 return Err(Error::invalid(
                     format!("flow.starts[{i}]"),
                     format!("{v:?}"),
@@ -438,7 +438,7 @@ impl Experiment {
         crate::metric::provider(flow.metric, &flow.metric_options).check(&model)?;
         if flow.metric != MetricKind::Euclidean
             && flow.damping_floor == 0.0
-            && !(flow.damping >= limits::MLP_DAMPING_MIN)
+            && flow.damping < limits::MLP_DAMPING_MIN
         {
             return Err(Error::invalid(
                 "flow.damping",
@@ -495,7 +495,7 @@ fn flow_settings(file: &ModelFile) -> Result<FlowSettings> {
     check_in("flow.rtol", flow.rtol, limits::RTOL, limits::RTOL_WHY)?;
     check_in("flow.atol", flow.atol, limits::ATOL, limits::ATOL_WHY)?;
     check_in("flow.t_end", flow.t_end, limits::T_END, limits::T_END_WHY)?;
-    if !(flow.damping <= limits::DAMPING_MAX) {
+    if flow.damping > limits::DAMPING_MAX {
         return Err(Error::invalid(
             "flow.damping",
             format!("{:?}", flow.damping),
@@ -592,6 +592,11 @@ pub mod limits {
     pub const MEMORY_FALLBACK_BYTES: u64 = 8 << 30;
 }
 
+/// |x| ≤ bound (false for NaN).
+fn within(x: f64, bound: f64) -> bool {
+    x.abs().partial_cmp(&bound).is_some_and(|o| o.is_le())
+}
+
 /// `v` as σ: finite and within [`limits::SIGMA`]; the error says NaN where it is NaN.
 pub fn check_sigma(field: &str, v: f64) -> Result<f64> {
     let (lo, hi) = limits::SIGMA;
@@ -615,7 +620,7 @@ pub fn check_sigma(field: &str, v: f64) -> Result<f64> {
 /// Means (target, starts, window ends) of the mixture: |μ| ≤ [`limits::MEAN_PER_SIGMA`]·σ.
 pub fn check_means(field: &str, v: &[f64], sigma: f64) -> Result<()> {
     let bound = limits::MEAN_PER_SIGMA * sigma;
-    if let Some(x) = v.iter().find(|x| !(x.abs() <= bound)) {
+    if let Some(x) = v.iter().find(|x| !within(**x, bound)) {
         return Err(Error::invalid(
             field,
             format!("{v:?}"),
@@ -756,7 +761,7 @@ impl Experiment {
             Some(s) => check_means(field, theta, s),
             None => match theta
                 .iter()
-                .find(|v| !(v.abs() <= limits::MLP_START_ABS_MAX))
+                .find(|v| !within(**v, limits::MLP_START_ABS_MAX))
             {
                 Some(v) => Err(Error::invalid(
                     field,
@@ -781,7 +786,7 @@ impl Experiment {
                 pts.extend([a, b]);
             }
             let bound = limits::MEAN_PER_SIGMA * sigma;
-            if let Some(x) = pts.iter().find(|x| !(x.abs() <= bound)) {
+            if let Some(x) = pts.iter().find(|x| !within(**x, bound)) {
                 return Err(Error::invalid(
                     field,
                     format!("{sigma:?}"),

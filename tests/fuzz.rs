@@ -3,7 +3,7 @@
 //! deletions, duplicated or swapped lines, keys swapped, numbers replaced by extreme ones — and
 //! feeds each to the in-process loader (`Experiment::load`, what every subcommand runs). Where
 //! loading succeeds it evaluates the loss and gradient at every start, and for every 4th such
-//! mutant a short flow (≤ 6 steps). It asserts: no panic; an error is exit code 2 and one
+//! mutant of at most 32 parameters a short flow (≤ 6 steps). It asserts: no panic; an error is exit code 2 and one
 //! line; an accepted file gives finite loss and gradient at its starts and finite recorded
 //! steps; no case takes more than `FISHER_FLOW_FUZZ_BUDGET_S` (default 30) seconds.
 //!
