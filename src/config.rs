@@ -367,6 +367,11 @@ impl Experiment {
                 "give at least one start [mu1, mu2]",
             ));
         }
+        check_spread(
+            "model.sigma",
+            sigma,
+            target.iter().chain(starts.iter().flatten()),
+        )?;
         let plot_range = match &file.plot.range {
             None => None,
             Some(r) => {
@@ -537,6 +542,9 @@ pub mod limits {
     /// μ ± O(σ) and x − μ is rounded by 1.1e-16·|μ|, i.e. by ≤ 1.1e-8 σ; beyond, whole panels
     /// collapse onto one float (a target at ±1e300 with σ = 1 gave loss 0 and "converged").
     pub const MEAN_PER_SIGMA: f64 = 1e8;
+    /// The spread of the target's and starts' coordinates must be at least this times σ
+    /// (see [`super::check_spread`]).
+    pub const SPREAD_PER_SIGMA_MIN: f64 = 1e-6;
     /// rtol: below 1e-14 (≈ 50 ε) an explicit step's own rounding exceeds the tolerance and the
     /// step size collapses; above 1 the error control controls nothing.
     pub const RTOL: (f64, f64) = (1e-14, 1.0);
@@ -625,8 +633,35 @@ pub fn check_means(field: &str, v: &[f64], sigma: f64) -> Result<()> {
             field,
             format!("{v:?}"),
             format!(
-                "{x:e} is out of range: |value| ≤ {:e}·σ = {bound:e} (the quadrature resolves x − μ to 1.1e-16·|μ|)",
+                "{x:?} is out of range: |value| ≤ {:e}·σ = {bound:e} (the quadrature resolves x − μ to 1.1e-16·|μ|)",
                 limits::MEAN_PER_SIGMA
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// σ against the spread s = max − min of the target's and the starts' coordinates: s ≥
+/// [`limits::SPREAD_PER_SIGMA_MIN`]·σ. Below, every point is within s ≪ σ of every other: the
+/// loss differs from point to point by ≈ (s/σ)² of itself, under the quadrature's 1e-13 once
+/// s/σ < 3e-7, and the Fisher matrix's small eigenvalue ≈ (s/σ)²/σ² is lost (κ = ∞ was
+/// reported off the singular line for σ ≥ 4.3e9 with the demo's target).
+pub fn check_spread<'a>(
+    field: &str,
+    sigma: f64,
+    coords: impl Iterator<Item = &'a f64>,
+) -> Result<()> {
+    let (lo, hi) = coords.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+        (a.min(x), b.max(x))
+    });
+    let spread = hi - lo;
+    if spread < limits::SPREAD_PER_SIGMA_MIN * sigma {
+        return Err(Error::invalid(
+            field,
+            format!("{sigma:?}"),
+            format!(
+                "σ is more than {:e} × the spread {spread:?} of the target and the starts: the components cannot be told apart in double precision",
+                1.0 / limits::SPREAD_PER_SIGMA_MIN
             ),
         ));
     }
@@ -781,6 +816,11 @@ impl Experiment {
     pub fn check_sigma_override(&self, field: &str, sigma: f64) -> Result<()> {
         check_sigma(field, sigma)?;
         if let Some(m) = self.model.as_mixture() {
+            check_spread(
+                field,
+                sigma,
+                m.target.iter().chain(self.starts.iter().flatten()),
+            )?;
             let mut pts: Vec<f64> = m.target.to_vec();
             if let Some((a, b)) = self.plot_range {
                 pts.extend([a, b]);

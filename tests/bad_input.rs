@@ -91,6 +91,24 @@ fn sigma_outside_the_representable_range_is_refused_naming_it() {
 }
 
 #[test]
+fn sigma_far_beyond_the_spread_of_the_means_is_refused() {
+    // κ = ∞ off the singular line for σ ≥ 4.3e9 with the demo's target; NaN from 1e155.
+    for s in ["4.3e9", "1e50", "1e100"] {
+        refused(
+            &with(MIX, "sigma", &format!("sigma = {s}")),
+            &["model.sigma", "cannot be told apart"],
+        );
+    }
+    // Spread 1.5 ≥ 1e-6·σ for σ = 1e6: accepted, finite, and the Fisher matrix is not
+    // numerically singular off the line.
+    let exp = load_text(&with(MIX, "sigma", "sigma = 1e6")).expect("σ = 1e6 accepted");
+    finite_at_starts(&exp);
+    let f = exp.model.fisher(&exp.starts[0]);
+    let det = f[(0, 0)] * f[(1, 1)] - f[(0, 1)] * f[(1, 0)];
+    assert!(det > 0.0, "det {det} of {f}");
+}
+
+#[test]
 fn means_far_beyond_sigma_are_refused_and_the_boundary_is_finite() {
     refused(
         &with(MIX, "target", "target = [-1e300, 1e300]"),
