@@ -2,8 +2,8 @@
 //! `FISHER_FLOW_FUZZ_CASES` (default 2,000) mutants of the demo model files — byte flips,
 //! deletions, duplicated or swapped lines, keys swapped, numbers replaced by extreme ones — and
 //! feeds each to the in-process loader (`Experiment::load`, what every subcommand runs). Where
-//! loading succeeds it evaluates the loss and gradient at every start, and for every 4th such
-//! mutant of at most 32 parameters a short flow (≤ 6 steps). It asserts: no panic; an error is exit code 2 and one
+//! loading succeeds it evaluates the loss and gradient at every start, and for every 2nd such
+//! mutant of at most 32 parameters (and ≤ 64 Monte Carlo draws) a short flow (≤ 6 steps). It asserts: no panic; an error is exit code 2 and one
 //! line; an accepted file gives finite loss and gradient at its starts and finite recorded
 //! steps; no case takes more than `FISHER_FLOW_FUZZ_BUDGET_S` (default 30) seconds.
 //!
@@ -33,7 +33,7 @@ fn corpus() -> Vec<String> {
         gmm.clone(),
         synth.clone(),
         iris,
-        "[model]\nsigma = 0.7\nweight = 0.3\ntarget = [-1.0, 1.5]\n[loss]\nkind = \"empirical\"\nsamples = 200\nseed = 3\n[quadrature]\nscheme = \"gauss-hermite\"\nnodes = 32\n[flow]\nmetric = \"sampled\"\nsolver = \"bdf\"\nrtol = 1e-6\natol = 1e-8\nt_end = 1.0\nmax_steps = 30\ninterior_points = 3\nstarts = [[0.2, 0.3], [-2.0, 2.5]]\n[metric]\nsamples = 300\nseed = 5\n[plot]\nrange = [-3.0, 3.0]\n".into(),
+        "[model]\nsigma = 0.7\nweight = 0.3\ntarget = [-1.0, 1.5]\n[loss]\nkind = \"empirical\"\nsamples = 200\nseed = 3\n[quadrature]\nscheme = \"gauss-hermite\"\nnodes = 32\n[flow]\nmetric = \"sampled\"\nsolver = \"bdf\"\nrtol = 1e-6\natol = 1e-8\nt_end = 1.0\nmax_steps = 30\ninterior_points = 3\nstarts = [[0.2, 0.3], [-2.0, 2.5]]\n[metric]\nsamples = 40\nseed = 5\n[plot]\nrange = [-3.0, 3.0]\n".into(),
         "[model]\nfamily = \"mlp\"\n[mlp]\nlayers = [2, 5, 1]\nactivation = \"relu\"\noutput = \"gaussian\"\nnoise = 0.2\ninit_seeds = [1, 2]\n[mlp.synthetic]\nn = 30\nnoise = 0.1\nseed = 4\n[flow]\nmetric = \"kfac\"\ndamping = 1e-3\nt_end = 0.5\nmax_steps = 40\n[metric]\nkfac_targets = \"sampled\"\nkfac_samples = 2\nbase = \"empirical\"\n".into(),
         "[model]\nfamily = \"mlp\"\n[mlp]\nlayers = [2, 3, 1]\noutput = \"gaussian\"\n[mlp.synthetic]\nn = 10\n[flow]\nmetric = \"block-diagonal\"\ndamping = 1e-2\ndamping_floor = 0.1\nstarts = [[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3]]\n[metric]\nbase = \"sampled\"\nsamples = 3\n".into(),
     ]
@@ -253,9 +253,11 @@ fn check_one(dir: &Path, bytes: &[u8], flow: bool, tally: &mut Tally) {
                 assert!(l.is_finite(), "loss {l} at {s:?}");
                 assert!(g.iter().all(|v| v.is_finite()), "gradient {g} at {s:?}");
             }
-            // Flows only on the small models (a debug-build flow of the 65-parameter demos
-            // takes about a second).
-            if flow && exp.model.dim() <= 32 {
+            // Flows only on the small models with few Monte Carlo draws (a debug-build flow of
+            // the 65-parameter demos, or with 1000 draws per metric, takes seconds).
+            let opts = &exp.flow.metric_options;
+            let cheap = exp.model.dim() <= 32 && opts.samples <= 64 && opts.kfac_samples <= 64;
+            if flow && cheap {
                 tally.flows += 1;
                 let mut settings = exp.flow.clone();
                 settings.max_steps = settings.max_steps.min(6);
@@ -292,7 +294,7 @@ fn mutated_model_files_never_panic_hang_or_give_non_finite_results() {
     let cases: usize = env_or("FISHER_FLOW_FUZZ_CASES", 2000);
     let seed: u64 = env_or("FISHER_FLOW_FUZZ_SEED", 11);
     let budget = Duration::from_secs_f64(env_or("FISHER_FLOW_FUZZ_BUDGET_S", 30.0));
-    let flow_every: usize = env_or("FISHER_FLOW_FUZZ_FLOW_EVERY", 4);
+    let flow_every: usize = env_or("FISHER_FLOW_FUZZ_FLOW_EVERY", 2);
     let mut seeds = corpus();
     if let Some(k) = std::env::var("FISHER_FLOW_FUZZ_ONLY")
         .ok()
