@@ -428,3 +428,29 @@ fn command_line_values_are_validated_like_the_file() {
         .expect("runs");
     assert_bad_flag(o, &["--at", "1e8"]);
 }
+
+#[test]
+fn every_subcommand_refuses_an_underflowing_sigma_before_computing() {
+    // σ ≤ 1e-162 crashed run, metric, field, optimize and manifold (σ² = 0, unbounded
+    // quadrature panels).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let m = write(dir.path(), "m.toml", &with(MIX, "sigma", "sigma = 1e-170"));
+    let out = dir.path().join("out");
+    let o = |args: &[&str]| {
+        let mut c = ff();
+        c.arg(args[0]).arg(&m).args(&args[1..]);
+        c.output().expect("runs")
+    };
+    let out_s = out.to_string_lossy().to_string();
+    let svg = dir.path().join("m.svg").to_string_lossy().to_string();
+    for args in [
+        vec!["run", "--out", &out_s],
+        vec!["metric", "--at", "0,1"],
+        vec!["field", "--grid", "3", "--out", &out_s],
+        vec!["optimize", "--out", &out_s],
+        vec!["compare", "--out", &out_s],
+        vec!["manifold", "--out", &svg],
+    ] {
+        assert_bad_flag(o(&args), &["model.sigma", "1e-100"]);
+    }
+}
