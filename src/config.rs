@@ -21,8 +21,8 @@ pub struct ModelSection {
     #[serde(default = "default_family")]
     pub family: String,
     /// Shared standard deviation σ > 0 (mixture only; required there).
-    #[serde(default = "default_missing")]
-    pub sigma: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigma: Option<f64>,
     /// Weight w ∈ (0, 1) of the first component (default 0.5).
     #[serde(default = "default_weight")]
     pub weight: f64,
@@ -121,9 +121,6 @@ pub struct ModelFile {
 
 fn default_family() -> String {
     "gaussian-mixture".into()
-}
-fn default_missing() -> f64 {
-    f64::NAN
 }
 fn default_weight() -> f64 {
     0.5
@@ -229,6 +226,7 @@ impl Experiment {
         if let Some(s) = &overrides.solver {
             SolverKind::parse("--solver", s)?;
         }
+        check_regular_file(path, limits::MODEL_FILE_BYTES_MAX)?;
         let bytes = std::fs::read(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,
@@ -318,20 +316,16 @@ impl Experiment {
                 "[mlp] applies only to model.family = \"mlp\"",
             ));
         }
-        if m.sigma.is_nan() {
-            return Err(Error::invalid(
-                "model.sigma",
-                "missing",
-                "the mixture needs σ > 0",
-            ));
-        }
-        if !(m.sigma.is_finite() && m.sigma > 0.0) {
-            return Err(Error::invalid(
-                "model.sigma",
-                m.sigma,
-                "σ must be a finite number > 0",
-            ));
-        }
+        let sigma = match m.sigma {
+            None => {
+                return Err(Error::invalid(
+                    "model.sigma",
+                    "missing",
+                    "the mixture needs σ > 0",
+                ));
+            }
+            Some(v) => check_sigma("model.sigma", v)?,
+        };
         if !(m.weight.is_finite() && m.weight > 0.0 && m.weight < 1.0) {
             return Err(Error::invalid(
                 "model.weight",
@@ -340,6 +334,7 @@ impl Experiment {
             ));
         }
         let target = two_finite("model.target", &m.target)?;
+        check_means("model.target", &target, sigma)?;
 
         let scheme = match (file.quadrature.scheme.as_deref(), file.quadrature.nodes) {
             (None | Some("composite"), None) => Scheme::default(),
@@ -373,17 +368,10 @@ impl Experiment {
         let loss_kind = match file.loss.kind.as_str() {
             "population" => LossKind::Population,
             "empirical" => {
-                if file.loss.samples == 0 {
-                    return Err(Error::invalid("loss.samples", 0, "must be ≥ 1"));
-                }
+                let n = check_count("loss.samples", file.loss.samples, limits::SAMPLES_MAX)?;
+                check_memory("loss.samples", n.checked_mul(8))?;
                 LossKind::Empirical {
-                    samples: draw_samples(
-                        file.loss.samples,
-                        file.loss.seed,
-                        target,
-                        m.sigma,
-                        m.weight,
-                    ),
+                    samples: draw_samples(n, file.loss.seed, target, sigma, m.weight),
                     seed: file.loss.seed,
                 }
             }
@@ -397,10 +385,18 @@ impl Experiment {
         };
 
         let flow = flow_settings(&file)?;
+        // The sampled mixture Fisher draws `samples` points (and their scores) per evaluation.
+        check_memory(
+            "metric.samples",
+            flow.metric_options.samples.checked_mul(24),
+        )?;
         let f = &file.flow;
         let mut starts = Vec::new();
         for (i, s) in f.starts.iter().enumerate() {
-            starts.push(two_finite(&format!("flow.starts[{i}]"), s)?.to_vec());
+            let field = format!("flow.starts[{i}]");
+            let p = two_finite(&field, s)?;
+            check_means(&field, &p, sigma)?;
+            starts.push(p.to_vec());
         }
         if starts.is_empty() {
             return Err(Error::invalid(
@@ -409,22 +405,21 @@ impl Experiment {
                 "give at least one start [mu1, mu2]",
             ));
         }
+        check_spread(
+            "model.sigma",
+            sigma,
+            target.iter().chain(starts.iter().flatten()),
+        )?;
         let plot_range = match &file.plot.range {
             None => None,
             Some(r) => {
                 let [a, b] = two_finite("plot.range", r)?;
-                if a >= b {
-                    return Err(Error::invalid(
-                        "plot.range",
-                        format!("{r:?}"),
-                        "needs a < b",
-                    ));
-                }
+                check_window_for("plot.range", a, b, sigma)?;
                 Some((a, b))
             }
         };
         let model = AnyModel::Mixture(GaussianMixture {
-            sigma: m.sigma,
+            sigma,
             w: m.weight,
             target,
             loss_kind,
@@ -453,9 +448,9 @@ impl Experiment {
             )
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let net = sec.build(base)?;
-        let n = net.dim();
         let flow = flow_settings(&file)?;
+        let net = sec.build(base, &flow)?;
+        let n = net.dim();
         let mut starts = Vec::new();
         for (i, s) in file.flow.starts.iter().enumerate() {
             if s.len() != n {
@@ -467,11 +462,14 @@ impl Experiment {
                     ),
                 ));
             }
-            if s.iter().any(|v| !v.is_finite()) {
+            if let Some(v) = s.iter().find(|v| !within(**v, limits::MLP_START_ABS_MAX)) {
                 return Err(Error::invalid(
                     format!("flow.starts[{i}]"),
-                    "non-finite",
-                    "values must be finite",
+                    format!("{v:?}"),
+                    format!(
+                        "parameters must be finite with |θᵢ| ≤ {:e}",
+                        limits::MLP_START_ABS_MAX
+                    ),
                 ));
             }
             starts.push(s.clone());
@@ -481,6 +479,20 @@ impl Experiment {
         }
         let model = AnyModel::Mlp(Box::new(net));
         crate::metric::provider(flow.metric, &flow.metric_options).check(&model)?;
+        if flow.metric != MetricKind::Euclidean
+            && flow.damping_floor == 0.0
+            && flow.damping < limits::MLP_DAMPING_MIN
+        {
+            return Err(Error::invalid(
+                "flow.damping",
+                format!("{:?}", flow.damping),
+                format!(
+                    "the MLP's Fisher is singular: metric {} needs damping ≥ {:e} (e.g. 1e-4) or flow.damping_floor > 0; undamped, the flow is stiff and stalls at t ≈ 0",
+                    flow.metric.name(),
+                    limits::MLP_DAMPING_MIN
+                ),
+            ));
+        }
         Ok(Experiment {
             path: path.to_path_buf(),
             file_hash,
@@ -523,14 +535,348 @@ fn flow_settings(file: &ModelFile) -> Result<FlowSettings> {
         ..d
     };
     flow.validate()?;
-    if flow.interior_points < 2 {
+    check_in("flow.rtol", flow.rtol, limits::RTOL, limits::RTOL_WHY)?;
+    check_in("flow.atol", flow.atol, limits::ATOL, limits::ATOL_WHY)?;
+    check_in("flow.t_end", flow.t_end, limits::T_END, limits::T_END_WHY)?;
+    if flow.damping > limits::DAMPING_MAX {
+        return Err(Error::invalid(
+            "flow.damping",
+            format!("{:?}", flow.damping),
+            format!("must be a finite number in [0, {:e}]", limits::DAMPING_MAX),
+        ));
+    }
+    if !(2..=limits::INTERIOR_POINTS_MAX).contains(&flow.interior_points) {
         return Err(Error::invalid(
             "flow.interior_points",
             flow.interior_points,
-            "must be ≥ 2",
+            format!(
+                "must be between 2 and {} (loss samples per step for the certificate)",
+                limits::INTERIOR_POINTS_MAX
+            ),
         ));
     }
+    check_count("flow.max_steps", flow.max_steps, limits::MAX_STEPS_MAX)?;
+    check_count(
+        "metric.samples",
+        flow.metric_options.samples,
+        limits::METRIC_SAMPLES_MAX,
+    )?;
+    check_count(
+        "metric.kfac_samples",
+        flow.metric_options.kfac_samples,
+        limits::KFAC_SAMPLES_MAX,
+    )?;
     Ok(flow)
+}
+
+/// The ranges every number of a model file (and every command-line value that replaces one)
+/// must lie in. They follow from what f64 arithmetic can represent and resolve; README's
+/// model-file table states them.
+pub mod limits {
+    /// σ of the mixture: σ² and 1/σ² stay normal numbers, and with |μ| ≤ 1e8·σ the loss
+    /// (≈ ½(Δ/σ)²), its gradient (≈ Δ/σ²) and the Fisher matrix (≈ (Δ/σ)²/σ²) stay finite.
+    pub const SIGMA: (f64, f64) = (1e-100, 1e100);
+    /// Means, starts and windows of the mixture: |μ| ≤ 1e8·σ. The quadrature nodes sit at
+    /// μ ± O(σ) and x − μ is rounded by 1.1e-16·|μ|, i.e. by ≤ 1.1e-8 σ; beyond, whole panels
+    /// collapse onto one float (a target at ±1e300 with σ = 1 gave loss 0 and "converged").
+    pub const MEAN_PER_SIGMA: f64 = 1e8;
+    /// The spread of the target's and starts' coordinates must be at least this times σ
+    /// (see [`super::check_spread`]).
+    pub const SPREAD_PER_SIGMA_MIN: f64 = 1e-6;
+    /// rtol: below 1e-14 (≈ 50 ε) an explicit step's own rounding exceeds the tolerance and the
+    /// step size collapses; above 1 the error control controls nothing.
+    pub const RTOL: (f64, f64) = (1e-14, 1.0);
+    /// Why rtol is bounded (for the error message).
+    pub const RTOL_WHY: &str = "below, rounding exceeds the tolerance and the step size collapses; above, nothing is controlled";
+    /// atol: a floor for components near 0. Measured on models/mlp-synthetic.toml (biases
+    /// start at 0): 1e-100 reaches t_end in 2.3 s, 1e-200 and 1e-300 stall at t ≈ 0 until
+    /// the step cap; above 1e3 the error control controls nothing.
+    pub const ATOL: (f64, f64) = (1e-30, 1e3);
+    /// Why atol is bounded.
+    pub const ATOL_WHY: &str =
+        "below, components starting at 0 stall the step size; above, nothing is controlled";
+    /// t_end: diffsol refuses an end time within rounding of t = 0 (1e-20 failed, 1e-16
+    /// worked); 1e12 is far beyond any flow's time scale (the step cap ends runs anyway).
+    pub const T_END: (f64, f64) = (1e-12, 1e12);
+    /// Why t_end is bounded.
+    pub const T_END_WHY: &str =
+        "below, the end time is within rounding of the start; above, beyond any time scale";
+    /// λ: beyond, I + λ is λ to every digit.
+    pub const DAMPING_MAX: f64 = 1e100;
+    /// The MLP's Fisher is singular (softmax: adding a constant to every output leaves p
+    /// unchanged; any width: symmetric units), so every Fisher-type metric of an MLP needs
+    /// λ ≥ this or a damping floor: with λ = 0 the pseudo-inverse's 1e-12 cutoff lets
+    /// eigenvalues ~1e-12·λ_max through, the flow is stiff and stalls at t ≈ 0 until the step
+    /// cap (measured: 1000 steps reach t < 0.03 at λ ≤ 1e-8 on models/mlp-synthetic.toml).
+    pub const MLP_DAMPING_MIN: f64 = 1e-12;
+    /// Dense-output loss samples per step.
+    pub const INTERIOR_POINTS_MAX: usize = 1000;
+    /// Step cap per trajectory.
+    pub const MAX_STEPS_MAX: usize = 100_000_000;
+    /// loss.samples and mlp.synthetic.n.
+    pub const SAMPLES_MAX: usize = 100_000_000;
+    /// metric.samples (drawn at every metric evaluation).
+    pub const METRIC_SAMPLES_MAX: usize = 10_000_000;
+    /// metric.kfac_samples (target draws per example at every evaluation).
+    pub const KFAC_SAMPLES_MAX: usize = 10_000;
+    /// Units of one MLP layer.
+    pub const LAYER_MAX: usize = 1 << 24;
+    /// MLP layers.
+    pub const LAYERS_MAX: usize = 1000;
+    /// |value| of CSV data and MLP start parameters: with noise ∈ [1e-6, 1e6] the loss
+    /// (z − y)²/σ² and its gradient stay finite.
+    pub const DATA_ABS_MAX: f64 = 1e100;
+    /// |θᵢ| of an MLP start.
+    pub const MLP_START_ABS_MAX: f64 = 1e6;
+    /// σ of the MLP's Gaussian output.
+    pub const MLP_NOISE: (f64, f64) = (1e-6, 1e6);
+    /// Noise of the synthetic targets.
+    pub const SYNTHETIC_NOISE_MAX: f64 = 1e6;
+    /// Model files larger than this are refused (the demos are < 4 kB).
+    pub const MODEL_FILE_BYTES_MAX: u64 = 16 << 20;
+    /// Used when /proc/meminfo cannot be read: allocations above this are refused.
+    pub const MEMORY_FALLBACK_BYTES: u64 = 8 << 30;
+}
+
+/// |x| ≤ bound (false for NaN).
+fn within(x: f64, bound: f64) -> bool {
+    x.abs().partial_cmp(&bound).is_some_and(|o| o.is_le())
+}
+
+/// `v` as σ: finite and within [`limits::SIGMA`]; the error says NaN where it is NaN.
+pub fn check_sigma(field: &str, v: f64) -> Result<f64> {
+    let (lo, hi) = limits::SIGMA;
+    if v.is_nan() {
+        return Err(Error::invalid(
+            field,
+            "NaN",
+            "NaN is not a number; σ must be > 0",
+        ));
+    }
+    if !(lo..=hi).contains(&v) {
+        return Err(Error::invalid(
+            field,
+            format!("{v:?}"),
+            format!("σ must lie in [{lo:e}, {hi:e}] (σ² and 1/σ² representable)"),
+        ));
+    }
+    Ok(v)
+}
+
+/// Means (target, starts, window ends) of the mixture: |μ| ≤ [`limits::MEAN_PER_SIGMA`]·σ.
+pub fn check_means(field: &str, v: &[f64], sigma: f64) -> Result<()> {
+    let bound = limits::MEAN_PER_SIGMA * sigma;
+    if let Some(x) = v.iter().find(|x| !within(**x, bound)) {
+        return Err(Error::invalid(
+            field,
+            format!("{v:?}"),
+            format!(
+                "{x:?} is out of range: |value| ≤ {:e}·σ = {bound:e} (the quadrature resolves x − μ to 1.1e-16·|μ|)",
+                limits::MEAN_PER_SIGMA
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// σ against the spread s = max − min of the target's and the starts' coordinates: s ≥
+/// [`limits::SPREAD_PER_SIGMA_MIN`]·σ. Below, every point is within s ≪ σ of every other: the
+/// loss differs from point to point by ≈ (s/σ)² of itself, under the quadrature's 1e-13 once
+/// s/σ < 3e-7, and the Fisher matrix's small eigenvalue ≈ (s/σ)²/σ² is lost (κ = ∞ was
+/// reported off the singular line for σ ≥ 4.3e9 with the demo's target).
+pub fn check_spread<'a>(
+    field: &str,
+    sigma: f64,
+    coords: impl Iterator<Item = &'a f64>,
+) -> Result<()> {
+    let (lo, hi) = coords.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+        (a.min(x), b.max(x))
+    });
+    let spread = hi - lo;
+    if spread < limits::SPREAD_PER_SIGMA_MIN * sigma {
+        return Err(Error::invalid(
+            field,
+            format!("{sigma:?}"),
+            format!(
+                "σ is more than {:e} × the spread {spread:?} of the target and the starts: the components cannot be told apart in double precision",
+                1.0 / limits::SPREAD_PER_SIGMA_MIN
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A window [a, b] of the (μ₁, μ₂) plane for a mixture of standard deviation σ: finite,
+/// a < b, both ends within [`check_means`].
+pub fn check_window_for(field: &str, a: f64, b: f64, sigma: f64) -> Result<()> {
+    if !(a.is_finite() && b.is_finite() && a < b) {
+        return Err(Error::invalid(
+            field,
+            format!("[{a}, {b}]"),
+            "needs finite a < b",
+        ));
+    }
+    check_means(field, &[a, b], sigma)
+}
+
+/// `v` within `range` (finite); NaN is named as such.
+fn check_in(field: &str, v: f64, (lo, hi): (f64, f64), why: &str) -> Result<()> {
+    if v.is_nan() {
+        return Err(Error::invalid(field, "NaN", "NaN is not a number"));
+    }
+    if !(lo..=hi).contains(&v) {
+        return Err(Error::invalid(
+            field,
+            format!("{v:?}"),
+            format!("must lie in [{lo:e}, {hi:e}] ({why})"),
+        ));
+    }
+    Ok(())
+}
+
+/// A count in 1..=max.
+pub fn check_count(field: &str, n: usize, max: usize) -> Result<usize> {
+    if n == 0 || n > max {
+        return Err(Error::invalid(
+            field,
+            n,
+            format!("must be between 1 and {max}"),
+        ));
+    }
+    Ok(n)
+}
+
+/// Bytes the machine can still give: `MemAvailable` of /proc/meminfo, else
+/// [`limits::MEMORY_FALLBACK_BYTES`].
+pub fn available_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .and_then(|kb| kb.checked_mul(1024))
+        })
+        .unwrap_or(limits::MEMORY_FALLBACK_BYTES)
+}
+
+/// Refuse an allocation of `bytes` (`None`: the size overflowed) larger than half the memory
+/// the machine has available, naming the field responsible.
+pub fn check_memory(field: &str, bytes: Option<usize>) -> Result<()> {
+    let avail = available_memory();
+    let budget = avail / 2;
+    match bytes {
+        Some(b) if (b as u64) <= budget => Ok(()),
+        Some(b) => Err(Error::invalid(
+            field,
+            "its value",
+            format!(
+                "needs ≈ {:.3} GB of memory, more than half of the {:.3} GB available",
+                b as f64 / 1e9,
+                avail as f64 / 1e9
+            ),
+        )),
+        None => Err(Error::invalid(
+            field,
+            "its value",
+            "the memory it needs overflows a 64-bit count",
+        )),
+    }
+}
+
+/// Refuse what is not a regular file (a FIFO would block forever, a device never end) or is
+/// larger than `max_bytes`.
+pub fn check_regular_file(path: &Path, max_bytes: u64) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |msg: String| Error::Read {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, msg),
+    };
+    if !meta.is_file() {
+        return Err(bad(if meta.is_dir() {
+            "is a directory, not a file".into()
+        } else {
+            "not a regular file (a FIFO, socket or device)".into()
+        }));
+    }
+    if meta.len() > max_bytes {
+        return Err(bad(format!(
+            "{} bytes, more than the {max_bytes} accepted",
+            meta.len()
+        )));
+    }
+    Ok(())
+}
+
+impl Experiment {
+    /// σ of the mixture.
+    pub fn sigma(&self) -> Option<f64> {
+        self.model.as_mixture().map(|m| m.sigma)
+    }
+
+    /// Check a window [a, b] of the plane given by `field` (`--range`): finite, a < b, and
+    /// within the mixture's numeric range (see [`limits::MEAN_PER_SIGMA`]).
+    pub fn check_window(&self, field: &str, a: f64, b: f64) -> Result<()> {
+        match self.sigma() {
+            Some(s) => check_window_for(field, a, b, s),
+            None => check_window_for(field, a, b, f64::INFINITY),
+        }
+    }
+
+    /// Check a point θ given by `field` (`--at`): the mixture's numeric range for each
+    /// coordinate (see [`limits::MEAN_PER_SIGMA`]), or the MLP start bound.
+    pub fn check_point(&self, field: &str, theta: &[f64]) -> Result<()> {
+        match self.sigma() {
+            Some(s) => check_means(field, theta, s),
+            None => match theta
+                .iter()
+                .find(|v| !within(**v, limits::MLP_START_ABS_MAX))
+            {
+                Some(v) => Err(Error::invalid(
+                    field,
+                    format!("{v:?}"),
+                    format!(
+                        "parameters must be finite with |θᵢ| ≤ {:e}",
+                        limits::MLP_START_ABS_MAX
+                    ),
+                )),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// Check a σ that replaces the file's (`manifold --sigma`): its own range, and the
+    /// target, starts and window against it.
+    pub fn check_sigma_override(&self, field: &str, sigma: f64) -> Result<()> {
+        check_sigma(field, sigma)?;
+        if let Some(m) = self.model.as_mixture() {
+            check_spread(
+                field,
+                sigma,
+                m.target.iter().chain(self.starts.iter().flatten()),
+            )?;
+            let mut pts: Vec<f64> = m.target.to_vec();
+            if let Some((a, b)) = self.plot_range {
+                pts.extend([a, b]);
+            }
+            let bound = limits::MEAN_PER_SIGMA * sigma;
+            if let Some(x) = pts.iter().find(|x| !within(**x, bound)) {
+                return Err(Error::invalid(
+                    field,
+                    format!("{sigma:?}"),
+                    format!(
+                        "too small for the model's means: {x:e} exceeds {:e}·σ = {bound:e}",
+                        limits::MEAN_PER_SIGMA
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn two_finite(field: &str, v: &[f64]) -> Result<[f64; 2]> {

@@ -241,6 +241,9 @@ fn legendre_nodes(n: usize) -> std::sync::Arc<Vec<(f64, f64)>> {
     v
 }
 
+/// Most panels [`panels`] puts in one gap between graded edges.
+pub const MAX_SUBDIVISIONS: usize = 4096;
+
 /// Panels (a, b) of the composite rule, sorted. Only the windows [μₖ − Lσ, μₖ + Lσ] of the
 /// density's components are covered (merged where they overlap): elsewhere the density is below
 /// e^{−L²/2} of its peak, so far-apart components cost no more than two separate ones.
@@ -264,9 +267,11 @@ pub fn panels(
     // Graded edges around the crossover of the mixture whose scores are integrated:
     // c, c ± d, c ± 3d, c ± 7d, … until the spacing reaches hmax.
     let mut graded = Vec::new();
-    if let Some(c) = scores_of.crossover() {
+    if let Some(c) = scores_of.crossover().filter(|c| c.is_finite()) {
         let d = scores_of.pole_distance();
-        if d < hmax {
+        // d > 0: with σ² underflowing to 0 (σ ≲ 1e-162) the doubling below never grew and
+        // filled the memory. Config bounds σ; this keeps any caller safe.
+        if d > 0.0 && d < hmax {
             graded.push(c);
             let mut off = d;
             let mut step = d;
@@ -284,10 +289,15 @@ pub fn panels(
         edges.extend(graded.iter().copied().filter(|&e| e > lo && e < hi));
         edges.sort_by(f64::total_cmp);
         edges.dedup_by(|a, b| (*a - *b).abs() <= 1e-14 * (1.0 + b.abs()));
-        // Subdivide gaps wider than hmax uniformly.
+        // Subdivide gaps wider than hmax uniformly; at most MAX_SUBDIVISIONS panels per gap
+        // (only reachable with non-finite or out-of-range inputs, which config refuses: a
+        // window of width ≤ 4·L·σ needs ≤ 4L/max_panel panels).
         for pair in edges.windows(2) {
             let (a, b) = (pair[0], pair[1]);
-            let m = ((b - a) / hmax).ceil().max(1.0) as usize;
+            if !(a.is_finite() && b.is_finite()) {
+                continue;
+            }
+            let m = ((b - a) / hmax).ceil().clamp(1.0, MAX_SUBDIVISIONS as f64) as usize;
             for i in 0..m {
                 let lo_i = a + (b - a) * i as f64 / m as f64;
                 let hi_i = if i + 1 == m {

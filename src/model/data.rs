@@ -82,6 +82,10 @@ pub enum TargetSpec {
 /// column not named as a target is a numeric feature. Errors name the file, the line and the
 /// column (missing value, wrong column count, non-numeric value, unknown target column).
 pub fn read_csv(path: &Path, target: &TargetSpec) -> Result<Dataset> {
+    // A FIFO or device would block or never end; a file larger than half the available
+    // memory cannot be held (the parsed matrix needs about as much again).
+    let avail = crate::config::available_memory();
+    crate::config::check_regular_file(path, avail / 4)?;
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
@@ -154,11 +158,13 @@ pub fn parse_csv(text: &str, target: &TargetSpec) -> std::result::Result<Dataset
             fields[i]
                 .parse::<f64>()
                 .ok()
-                .filter(|v| v.is_finite())
+                .filter(|v| v.abs() <= crate::config::limits::DATA_ABS_MAX)
                 .ok_or_else(|| {
                     format!(
-                        "line {line_no}: column '{}': '{}' is not a finite number",
-                        cols[i], fields[i]
+                        "line {line_no}: column '{}': '{}' is not a finite number with |value| ≤ {:e}",
+                        cols[i],
+                        fields[i],
+                        crate::config::limits::DATA_ABS_MAX
                     )
                 })
         };

@@ -79,20 +79,9 @@ impl Mlp {
         output: OutputKind,
         data: Dataset,
     ) -> Result<Mlp> {
-        if sizes.len() < 2 {
-            return Err(Error::invalid(
-                "mlp.layers",
-                format!("{sizes:?}"),
-                "give at least an input and an output size",
-            ));
-        }
-        if let Some(i) = sizes.iter().position(|&s| s == 0) {
-            return Err(Error::invalid(
-                "mlp.layers",
-                format!("{sizes:?}"),
-                format!("layer size {i} is 0; every layer needs at least one unit"),
-            ));
-        }
+        // Sizes, their count and the parameter count Σ (dℓ₋₁ + 1)·dℓ, checked (a wrapped
+        // product once sized a buffer too small).
+        super::mlp_spec::check_layers(&sizes)?;
         if data.is_empty() {
             return Err(Error::invalid(
                 "mlp.data",

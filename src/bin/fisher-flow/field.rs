@@ -86,6 +86,7 @@ pub fn field(args: &FieldArgs) -> Result<()> {
             if v[0] >= v[1] {
                 return Err(Error::invalid("--range", format!("'{r}'"), "needs A < B"));
             }
+            exp.check_window("--range", v[0], v[1])?;
             (v[0], v[1])
         }
         None => exp.plot_range.unwrap_or((-4.0, 4.0)),

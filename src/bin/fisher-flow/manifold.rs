@@ -177,6 +177,15 @@ pub fn manifold(args: &ManifoldArgs) -> Result<()> {
     let opts = options(args)?;
     let exp = Experiment::load(&args.model, &Overrides::default())?;
     opts.validate(&exp)?;
+    if let Some(s) = opts.sigma {
+        exp.check_sigma_override("--sigma", s)?;
+    }
+    if let Some((a, b)) = opts.range {
+        match opts.sigma {
+            Some(s) => fisher_flow::config::check_window_for("--range", a, b, s)?,
+            None => exp.check_window("--range", a, b)?,
+        }
+    }
     let (fig, rep) = build(&exp, &opts)?;
     describe(&fig, &rep);
     ensure_parent(&args.out)?;

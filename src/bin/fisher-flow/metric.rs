@@ -121,5 +121,6 @@ fn resolve_point(exp: &Experiment, at: &str) -> Result<Vec<f64>> {
             ),
         ));
     }
+    exp.check_point("--at", &point)?;
     Ok(point)
 }
