@@ -9,12 +9,13 @@
 //!   of per-example scores at the observed data (equals the Fisher only at a well-specified
 //!   optimum, in the limit N → ∞).
 
-use super::Metric;
 use super::provider::{
     Factorized, MetricProvider, check_source, dense_affordable, fisher_estimate,
 };
+use super::{Geometry, Metric};
 use crate::error::Result;
 use crate::model::{FisherSource, StatModel};
+use nalgebra::{DMatrix, DVector};
 
 /// The dense Fisher estimate of `source`.
 pub struct DenseProvider {
@@ -44,6 +45,62 @@ impl MetricProvider for DenseProvider {
         damping: f64,
     ) -> Result<Box<dyn Factorized>> {
         let g = fisher_estimate(model, theta, &self.source)?;
-        Ok(Box::new(Metric::new(g, damping)))
+        let metric = Metric::new(g, damping);
+        if self.source == FisherSource::Exact
+            && let Some(geometry) = model.exact_geometry(theta, damping)
+        {
+            return Ok(Box::new(ExactGeometryMetric { metric, geometry }));
+        }
+        Ok(Box::new(metric))
+    }
+    fn gradient_and_natural(
+        &self,
+        model: &dyn StatModel,
+        theta: &[f64],
+        damping: f64,
+    ) -> Option<Result<(DVector<f64>, DVector<f64>)>> {
+        if self.source != FisherSource::Exact {
+            return None;
+        }
+        model
+            .exact_geometry(theta, damping)
+            .map(|g| Ok((g.gradient, g.natural)))
+    }
+}
+
+/// The exact metric of a model with a cancellation-free [`Geometry`] (the mixture): the
+/// eigenvalues (and so κ) are the geometry's, and solving with the model's own gradient
+/// returns its natural gradient; any other right-hand side goes through the dense
+/// factorization.
+struct ExactGeometryMetric {
+    metric: Metric,
+    geometry: Geometry,
+}
+
+impl Factorized for ExactGeometryMetric {
+    fn dim(&self) -> usize {
+        self.metric.matrix().nrows()
+    }
+    fn damping(&self) -> f64 {
+        self.metric.damping()
+    }
+    fn solve(&self, g: &DVector<f64>) -> DVector<f64> {
+        if *g == self.geometry.gradient {
+            self.geometry.natural.clone()
+        } else {
+            self.metric.solve(g)
+        }
+    }
+    fn quad_form(&self, v: &DVector<f64>) -> f64 {
+        self.metric.quad_form(v)
+    }
+    fn matrix(&self) -> Option<DMatrix<f64>> {
+        Some(self.metric.matrix().clone())
+    }
+    fn eigenvalues(&self) -> Option<DVector<f64>> {
+        Some(self.geometry.eigenvalues.clone())
+    }
+    fn memory_bytes(&self) -> usize {
+        Factorized::memory_bytes(&self.metric)
     }
 }

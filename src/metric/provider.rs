@@ -35,6 +35,13 @@ pub trait Factorized: Send {
         let (lo, hi) = (v[0], v[v.len() - 1]);
         Some(if lo <= 0.0 { f64::INFINITY } else { hi / lo })
     }
+    /// κ(G̃ + λI) = (λ_max + λ)/(λ_min + λ) of the damped metric the flow solves with (the
+    /// undamped [`Factorized::condition_number`] when λ = 0), when the eigenvalues are
+    /// affordable. Finite whenever λ > 0, also where G̃ is singular.
+    fn damped_condition_number(&self) -> Option<f64> {
+        let v = self.eigenvalues()?;
+        (!v.is_empty()).then(|| super::damped_kappa(&v, self.damping()))
+    }
     /// Bytes held by the factorization (its state, not the model's).
     fn memory_bytes(&self) -> usize;
 }

@@ -98,6 +98,9 @@ impl StatModel for AnyModel {
     fn dense_jacobian(&self) -> bool {
         self.inner().dense_jacobian()
     }
+    fn exact_geometry(&self, theta: &[f64], damping: f64) -> Option<crate::metric::Geometry> {
+        self.inner().exact_geometry(theta, damping)
+    }
     fn exchange_pairs(&self) -> Vec<(usize, usize)> {
         self.inner().exchange_pairs()
     }

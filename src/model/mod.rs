@@ -78,6 +78,13 @@ pub trait StatModel: Send + Sync {
         self.dim() <= 64
     }
 
+    /// ∇L, the exact natural gradient (I + λI)⁻¹∇L and I's eigenvalues by a model-specific
+    /// cancellation-free method, where the model has one (the mixture: in the chart (M, δ),
+    /// accurate near its singular line); `None` otherwise (then the dense factorization is used).
+    fn exact_geometry(&self, _theta: &[f64], _damping: f64) -> Option<crate::metric::Geometry> {
+        None
+    }
+
     /// Pairs (i, j) of parameters whose equality θᵢ = θⱼ is a singular set of the metric (label
     /// exchange in mixtures); the flow's step control never lets a step cross one (default: none).
     fn exchange_pairs(&self) -> Vec<(usize, usize)> {
