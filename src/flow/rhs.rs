@@ -56,6 +56,12 @@ pub fn solve2(p: f64, q: f64, r: f64, lambda: f64, g: [f64; 2]) -> [f64; 2] {
     x
 }
 
+/// Largest n for which `auto` checks stiffness (a check needs the n×n Jacobian, by finite
+/// differences 2n rhs evaluations when the model has no kernel; above this `auto` stays
+/// explicit, while the implicit solvers themselves run up to
+/// [`crate::model::DENSE_JACOBIAN_MAX_DIM`]).
+pub const AUTO_CHECK_MAX_DIM: usize = 64;
+
 /// κ threshold above which the 2×2 kernel path hands the solve to the model's
 /// cancellation-free [`StatModel::exact_geometry`]: the dense solve loses ≈ ε·κ relative, and the
 /// quadrature entries' ≈1e-14 relative error grows to ≈1e-14·κ on λ_min, so below κ = 10³

@@ -323,7 +323,10 @@ impl<'m> Simulator<'m> {
         S: OdeSolverMethod<'a, Eqn>,
     {
         let s = &self.settings;
-        let auto = s.solver == SolverKind::Auto && self.model.dense_jacobian();
+        // stiffness checks only where a Jacobian is cheap (see AUTO_CHECK_MAX_DIM)
+        let auto = s.solver == SolverKind::Auto
+            && self.model.dense_jacobian()
+            && self.model.dim() <= super::rhs::AUTO_CHECK_MAX_DIM;
         let is_bdf = method == SolverKind::Bdf;
         let controlled = s.step_control && !control.pairs().is_empty();
         let fail = |e: diffsol::DiffsolError| Error::Solver {
