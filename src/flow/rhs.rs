@@ -198,6 +198,13 @@ impl<'m> FlowRhs<'m> {
         (crate::metric::damped_kappa(&eig, lam), eig[0])
     }
 
+    /// Start a step at θ: Monte Carlo metrics draw their targets here and hold them for every
+    /// evaluation until the next call (common random numbers within a step, so f is a smooth,
+    /// deterministic function of θ while the error control compares its stages).
+    pub fn begin_step(&self, theta: &[f64]) {
+        self.provider.set_anchor(Some(theta));
+    }
+
     /// The metric provider.
     pub fn provider(&self) -> &dyn MetricProvider {
         self.provider.as_ref()

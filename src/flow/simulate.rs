@@ -354,6 +354,7 @@ impl<'m> Simulator<'m> {
                 let x = solver.state();
                 (x.t, x.y.clone_as_vec(), x.dy.clone_as_vec(), x.h)
             };
+            rhs.begin_step(&y_prev); // sampled metrics: draws fixed within the step
             // (b) limit the step by the predicted relative change of δ
             if controlled && !is_bdf {
                 let hmax = control.max_step(&y_prev, &dy_prev);

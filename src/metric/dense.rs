@@ -3,31 +3,47 @@
 //!
 //! * exact: the Fisher information as the model provides it (quadrature or closed form);
 //! * sampled: the true Fisher estimated by Monte Carlo, Î = (1/S) Σₖ s(yₖ) s(yₖ)ᵀ with
-//!   targets yₖ drawn from the model itself (seeded, the same draws at every θ: common random
-//!   numbers along a flow); unbiased, error ~ 1/√S;
+//!   targets yₖ drawn from the model itself (seeded: the same random numbers at every θ);
+//!   unbiased, error ~ 1/√S. Along a flow the targets are drawn at each step's start θ₀
+//!   ([`MetricProvider::set_anchor`]) and held for every stage of the step, so within a step
+//!   Î(θ) is smooth (a class drawn by inverse CDF from p(·|θ) would jump wherever p crosses the
+//!   random number, and the error control would reject step after step);
 //! * empirical: the "empirical Fisher" (1/N) Σᵢ ∇log p(yᵢ|xᵢ) ∇log p(yᵢ|xᵢ)ᵀ, outer products
 //!   of per-example scores at the observed data (equals the Fisher only at a well-specified
 //!   optimum, in the limit N → ∞).
 
 use super::provider::{
     Factorized, MetricProvider, check_source, dense_affordable, fisher_estimate,
+    fisher_estimate_anchored,
 };
 use super::{Geometry, Metric};
 use crate::error::Result;
 use crate::model::{FisherSource, StatModel};
 use nalgebra::{DMatrix, DVector};
+use std::sync::Mutex;
 
 /// The dense Fisher estimate of `source`.
 pub struct DenseProvider {
     /// Where the estimate comes from (for `Sampled`: draws and seed).
     pub source: FisherSource,
+    /// θ at which sampled targets are drawn (the current step's start; see
+    /// [`MetricProvider::set_anchor`]), `None`: at each evaluation's θ.
+    anchor: Mutex<Option<Vec<f64>>>,
 }
 
 impl DenseProvider {
+    /// The estimate of `source`, its draws made at each evaluation's θ until an anchor is set.
+    pub fn new(source: FisherSource) -> Self {
+        DenseProvider {
+            source,
+            anchor: Mutex::new(None),
+        }
+    }
+
     /// The exact Fisher.
-    pub const EXACT: DenseProvider = DenseProvider {
-        source: FisherSource::Exact,
-    };
+    pub fn exact() -> Self {
+        Self::new(FisherSource::Exact)
+    }
 }
 
 impl MetricProvider for DenseProvider {
@@ -44,7 +60,16 @@ impl MetricProvider for DenseProvider {
         theta: &[f64],
         damping: f64,
     ) -> Result<Box<dyn Factorized>> {
-        let g = fisher_estimate(model, theta, &self.source)?;
+        let g = match &self.source {
+            FisherSource::Sampled { .. } => {
+                let anchor = match self.anchor.lock() {
+                    Ok(a) => a.clone(),
+                    Err(poisoned) => poisoned.into_inner().clone(),
+                };
+                fisher_estimate_anchored(model, theta, &self.source, anchor.as_deref())?
+            }
+            _ => fisher_estimate(model, theta, &self.source)?,
+        };
         let metric = Metric::new(g, damping);
         if self.source == FisherSource::Exact
             && let Some(geometry) = model.exact_geometry(theta, damping)
@@ -52,6 +77,22 @@ impl MetricProvider for DenseProvider {
             return Ok(Box::new(ExactGeometryMetric { metric, geometry }));
         }
         Ok(Box::new(metric))
+    }
+    fn set_anchor(&self, anchor: Option<&[f64]>) {
+        if !matches!(self.source, FisherSource::Sampled { .. }) {
+            return;
+        }
+        let mut a = match self.anchor.lock() {
+            Ok(a) => a,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match (a.as_mut(), anchor) {
+            (Some(v), Some(t)) => {
+                v.clear();
+                v.extend_from_slice(t);
+            }
+            (_, t) => *a = t.map(|t| t.to_vec()),
+        }
     }
     fn gradient_and_natural(
         &self,

@@ -61,6 +61,9 @@ pub trait MetricProvider: Send + Sync {
         theta: &[f64],
         damping: f64,
     ) -> Result<Box<dyn Factorized>>;
+    /// Fix the Monte Carlo draws of the coming evaluations at `anchor` (a step's start θ; `None`:
+    /// draw at every evaluation's own θ). Providers without draws ignore it (default).
+    fn set_anchor(&self, _anchor: Option<&[f64]>) {}
     /// ∇L(θ) and the natural gradient (metric + λI)⁻¹∇L(θ) in one pass, for providers that
     /// share work between the two (K-FAC: one forward pass for the loss, the gradient and the
     /// factors); `None` when the provider has no such pass (then: gradient, `factorize`,
@@ -243,17 +246,13 @@ impl MetricOptions {
 pub fn provider(kind: MetricKind, options: &MetricOptions) -> Box<dyn MetricProvider> {
     use super::{block, dense::DenseProvider, diagonal, euclidean, kfac};
     match kind {
-        MetricKind::Exact => Box::new(DenseProvider::EXACT),
+        MetricKind::Exact => Box::new(DenseProvider::exact()),
         MetricKind::Euclidean => Box::new(euclidean::EuclideanProvider),
-        MetricKind::Sampled => Box::new(DenseProvider {
-            source: FisherSource::Sampled {
-                samples: options.samples,
-                seed: options.seed,
-            },
-        }),
-        MetricKind::Empirical => Box::new(DenseProvider {
-            source: FisherSource::Empirical,
-        }),
+        MetricKind::Sampled => Box::new(DenseProvider::new(FisherSource::Sampled {
+            samples: options.samples,
+            seed: options.seed,
+        })),
+        MetricKind::Empirical => Box::new(DenseProvider::new(FisherSource::Empirical)),
         MetricKind::Diagonal => Box::new(diagonal::DiagonalProvider {
             base: options.base_source(),
         }),
@@ -277,9 +276,24 @@ pub fn fisher_estimate(
     theta: &[f64],
     source: &FisherSource,
 ) -> Result<DMatrix<f64>> {
+    fisher_estimate_anchored(model, theta, source, None)
+}
+
+/// [`fisher_estimate`] with sampled targets drawn at `anchor` when given
+/// ([`StatModel::fisher_factor_anchored`]).
+pub fn fisher_estimate_anchored(
+    model: &dyn StatModel,
+    theta: &[f64],
+    source: &FisherSource,
+    anchor: Option<&[f64]>,
+) -> Result<DMatrix<f64>> {
     let n = model.dim();
     dense_affordable(n, source.name())?;
-    match model.fisher_factor(theta, source) {
+    let factor = match anchor {
+        Some(a) => model.fisher_factor_anchored(theta, source, a),
+        None => model.fisher_factor(theta, source),
+    };
+    match factor {
         Ok(r) => {
             let mut g = DMatrix::zeros(n, n);
             syrk(1.0, Op::t(&r), &mut g);

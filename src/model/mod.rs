@@ -125,6 +125,20 @@ pub trait StatModel: Send + Sync {
         ))
     }
 
+    /// As [`StatModel::fisher_factor`], but a `Sampled` estimate draws its targets from the
+    /// model at `anchor` (the step's start) while the scores are evaluated at θ: within a step
+    /// the draws are then fixed (common random numbers) and the estimate is a smooth function
+    /// of θ, also for discrete targets whose inverse-CDF draw would jump as θ moves. Default:
+    /// the anchor is ignored.
+    fn fisher_factor_anchored(
+        &self,
+        theta: &[f64],
+        source: &FisherSource,
+        _anchor: &[f64],
+    ) -> crate::Result<DMatrix<f64>> {
+        self.fisher_factor(theta, source)
+    }
+
     /// Named parameter groups (index ranges) for block-diagonal metrics; default: one group
     /// per parameter.
     fn param_groups(&self) -> Vec<(String, std::ops::Range<usize>)> {
