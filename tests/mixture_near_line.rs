@@ -60,9 +60,9 @@ fn cases() -> Vec<Case> {
 }
 
 #[test]
-fn natural_gradient_matches_the_60_digit_reference_down_to_1e_12_sigma() {
+fn natural_gradient_and_kappa_match_the_60_digit_reference_down_to_1e_12_sigma() {
     let cases = cases();
-    assert!(cases.len() >= 10);
+    assert!(cases.len() >= 16);
     let mut smallest = f64::INFINITY;
     for c in &cases {
         let d = (c.theta[1] - c.theta[0]).abs() / c.model.sigma;
@@ -71,19 +71,31 @@ fn natural_gradient_matches_the_60_digit_reference_down_to_1e_12_sigma() {
             .model
             .exact_geometry(&c.theta, 0.0)
             .expect("the mixture has a chart geometry");
-        let e = rel(geo.natural.as_slice(), &c.nat);
-        assert!(e < 1e-10, "{:?}: natural gradient off by {e:e}", c.theta);
-        // λ_min ∝ δ², to full relative accuracy; λ_max to the quadrature's accuracy
+        // κ and the eigenvalues (issue 11's κ = inf cases) to full relative accuracy
+        let r = PointReport::at(&c.model, MetricKind::Exact, 0.0, &c.theta);
+        let k = r.condition_number.expect("finite κ off the line");
+        let k_ref = c.eig[1] / c.eig[0];
+        assert!((k - k_ref).abs() < 1e-10 * k_ref, "{k} vs {k_ref}");
+        let rhs = FlowRhs::new(&c.model, MetricKind::Exact, 0.0);
+        let (k_rec, lmin_rec) = rhs.conditioning_at(&c.theta);
+        assert!((k_rec - k_ref).abs() < 1e-10 * k_ref, "{k_rec} vs {k_ref}");
+        assert!((lmin_rec - c.eig[0]).abs() < 1e-10 * c.eig[0]);
         for k in 0..2 {
             let e = (geo.eigenvalues[k] - c.eig[k]).abs() / c.eig[k];
             assert!(e < 1e-10, "{:?}: eigenvalue {k} off by {e:e}", c.theta);
         }
+        if c.model.sigma > 1e6 {
+            // The loss gradient's exchange part, −E_θ*[s_δ], is E[y²]/σ² − 1 ≈ spread²/σ² of the
+            // target: at σ ≈ 4e9 its quadrature cancels to nothing, so the natural gradient is
+            // not claimed there (only the metric's eigenvalues are).
+            continue;
+        }
+        let e = rel(geo.natural.as_slice(), &c.nat);
+        assert!(e < 1e-10, "{:?}: natural gradient off by {e:e}", c.theta);
         // the flow's right-hand side (kernel path) and the metric report agree with it
-        let rhs = FlowRhs::new(&c.model, MetricKind::Exact, 0.0);
         let f = rhs.eval_vec(&c.theta);
         let e = rel(&[-f[0], -f[1]], &c.nat);
         assert!(e < 1e-10, "{:?}: rhs off by {e:e}", c.theta);
-        let r = PointReport::at(&c.model, MetricKind::Exact, 0.0, &c.theta);
         assert!(rel(&r.natural_gradient, &c.nat) < 1e-10);
         assert!(
             (r.angle_deg - c.angle).abs() < 1e-9,
@@ -92,9 +104,6 @@ fn natural_gradient_matches_the_60_digit_reference_down_to_1e_12_sigma() {
             r.angle_deg,
             c.angle
         );
-        let k = r.condition_number.expect("finite κ off the line");
-        let k_ref = c.eig[1] / c.eig[0];
-        assert!((k - k_ref).abs() < 1e-10 * k_ref, "{k} vs {k_ref}");
     }
     assert!(smallest <= 1.01e-12);
 }

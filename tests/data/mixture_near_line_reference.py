@@ -13,8 +13,9 @@ mp.mp.dps = 60
 
 def case(sigma, w, target, m, delta):
     # the same IEEE double operations as the Rust test: theta = (M - (1-w) delta, M + w delta)
-    mu1 = m - (1.0 - w) * delta
-    mu2 = m + w * delta
+    return case_theta(sigma, w, target, m - (1.0 - w) * delta, m + w * delta)
+
+def case_theta(sigma, w, target, mu1, mu2):
     S, W = mp.mpf(sigma), mp.mpf(w)
     a1, a2 = mp.mpf(mu1), mp.mpf(mu2)
     t1, t2 = mp.mpf(target[0]), mp.mpf(target[1])
@@ -62,6 +63,13 @@ for d in [1e-1, -1e-3, 1e-5, 1e-8, -1e-10, 1e-12]:
     cases.append(case(1.0, 0.3, (-1.5, 2.0), 0.4, d))
 for d in [1e-4, 1e-9, -1e-12]:
     cases.append(case(2.5, 0.8, (-4.0, 6.0), 1.0, d * 2.5))
+# issue 11's kappa = inf cases: starts 1e-8 and 1e-15 from the line, sigma >= 4.3e9, w = 1 - 1e-10
+cases.append(case_theta(1.0, 0.5, (-1.5, 2.0), 0.1, 0.1 + 1e-8))
+cases.append(case(1.0, 0.5, (-1.5, 2.0), 0.1, 1e-15))
+cases.append(case_theta(4.3e9, 0.5, (-1.5, 2.0), 0.1, 0.15))
+cases.append(case_theta(1e12, 0.3, (-1.5, 2.0), -3.0, 2.5))
+cases.append(case_theta(1.0, 0.9999999999, (-1.5, 2.0), 0.1, 0.15))
+cases.append(case_theta(1.0, 0.9999999999, (-1.5, 2.0), -3.0, 2.5))
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mixture_near_line_reference.json")
 with open(out, "w") as f:
     json.dump({"generator": "tests/data/mixture_near_line_reference.py (mpmath, 60 digits)", "cases": cases}, f, indent=1)
