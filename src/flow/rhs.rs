@@ -200,9 +200,11 @@ impl<'m> FlowRhs<'m> {
 
     /// Start a step at θ: Monte Carlo metrics draw their targets here and hold them for every
     /// evaluation until the next call (common random numbers within a step, so f is a smooth,
-    /// deterministic function of θ while the error control compares its stages).
-    pub fn begin_step(&self, theta: &[f64]) {
-        self.provider.set_anchor(Some(theta));
+    /// deterministic function of θ while the error control compares its stages). Returns
+    /// true when the metric has draws: f(θ) may then differ from the value the solver kept
+    /// from the previous step (first-same-as-last), and the caller must refresh it.
+    pub fn begin_step(&self, theta: &[f64]) -> bool {
+        self.provider.set_anchor(Some(theta))
     }
 
     /// The metric provider.

@@ -350,11 +350,19 @@ impl<'m> Simulator<'m> {
             st.stats.rejected += stats.number_of_error_test_failures - rejected0;
         };
         loop {
+            // sampled metrics: draws fixed within the step, f at its start refreshed
+            let y0 = solver.state().y.clone_as_vec();
+            if rhs.begin_step(&y0) {
+                let f0 = rhs.eval_vec(&y0);
+                let x = solver.state_mut();
+                for (i, &d) in f0.iter().enumerate() {
+                    x.dy.set_index(i, d);
+                }
+            }
             let (t_prev, y_prev, dy_prev, h_prev) = {
                 let x = solver.state();
                 (x.t, x.y.clone_as_vec(), x.dy.clone_as_vec(), x.h)
             };
-            rhs.begin_step(&y_prev); // sampled metrics: draws fixed within the step
             // (b) limit the step by the predicted relative change of δ
             if controlled && !is_bdf {
                 let hmax = control.max_step(&y_prev, &dy_prev);

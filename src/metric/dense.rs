@@ -78,9 +78,9 @@ impl MetricProvider for DenseProvider {
         }
         Ok(Box::new(metric))
     }
-    fn set_anchor(&self, anchor: Option<&[f64]>) {
+    fn set_anchor(&self, anchor: Option<&[f64]>) -> bool {
         if !matches!(self.source, FisherSource::Sampled { .. }) {
-            return;
+            return false;
         }
         let mut a = match self.anchor.lock() {
             Ok(a) => a,
@@ -93,6 +93,7 @@ impl MetricProvider for DenseProvider {
             }
             (_, t) => *a = t.map(|t| t.to_vec()),
         }
+        true
     }
     fn gradient_and_natural(
         &self,

@@ -63,7 +63,10 @@ pub trait MetricProvider: Send + Sync {
     ) -> Result<Box<dyn Factorized>>;
     /// Fix the Monte Carlo draws of the coming evaluations at `anchor` (a step's start θ; `None`:
     /// draw at every evaluation's own θ). Providers without draws ignore it (default).
-    fn set_anchor(&self, _anchor: Option<&[f64]>) {}
+    /// Returns whether the provider holds draws (so f at the anchor may have changed).
+    fn set_anchor(&self, _anchor: Option<&[f64]>) -> bool {
+        false
+    }
     /// ∇L(θ) and the natural gradient (metric + λI)⁻¹∇L(θ) in one pass, for providers that
     /// share work between the two (K-FAC: one forward pass for the loss, the gradient and the
     /// factors); `None` when the provider has no such pass (then: gradient, `factorize`,
