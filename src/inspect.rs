@@ -136,7 +136,8 @@ impl PointReport {
                 model.dim()
             )
         });
-        Ok(Self::assemble(
+        let has_eig = eig.is_some();
+        let mut report = Self::assemble(
             loss,
             &g,
             dense
@@ -146,7 +147,12 @@ impl PointReport {
             damping,
             &nat,
             note,
-        ))
+        );
+        // the provider's own κ of the matrix it solves with (K-FAC: its factored damping)
+        if has_eig && let Some(k) = m.damped_condition_number() {
+            report.damped_condition_number = k.is_finite().then_some(k);
+        }
+        Ok(report)
     }
 
     /// Human-readable multi-line text.

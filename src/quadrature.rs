@@ -266,8 +266,10 @@ pub fn panels(
     // Well-separated components: the cross terms (r₁r₂ in the Fisher matrix's off-diagonal)
     // live at the crossover c, in the gap between the windows, where p·r₁r₂ ≈ min(w₁N₁, w₂N₂)
     // falls like e^{−|Δ||x−c|/2σ²}: a window of half-width 100σ²/|Δ| around c keeps what is
-    // left out below e^{−50} of the entry.
+    // left out below e^{−50} of the entry. Beyond |Δ| = 80σ the entry, ~e^{−Δ²/8σ²}, underflows
+    // (e^{−800}), and the window is left out.
     if windows.len() == 2
+        && (scores_of.mu[1] - scores_of.mu[0]).abs() < 80.0 * scores_of.sigma
         && let Some(c) = scores_of.crossover()
     {
         let (delta, s2) = (

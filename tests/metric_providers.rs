@@ -571,7 +571,11 @@ fn mlp_runs_record_the_damped_condition_number_at_every_step() {
         let (lo, hi) = (ev.min(), ev.max());
         let k = (hi + lam) / (lo + lam);
         assert!((s.kappa - k).abs() < 1e-6 * k, "{} vs {k}", s.kappa);
-        assert!((s.min_eig - lo).abs() < 1e-9 * hi, "undamped λ_min {} vs {lo}", s.min_eig);
+        assert!(
+            (s.min_eig - lo).abs() < 1e-9 * hi,
+            "undamped λ_min {} vs {lo}",
+            s.min_eig
+        );
     }
 }
 
@@ -593,7 +597,11 @@ fn sampled_metric_holds_its_draws_within_a_step() {
     assert_eq!(plain, at0);
     let dir = DVector::from_fn(theta0.len(), |i, _| ((i * 7 % 5) as f64 - 2.0) * 0.3);
     let m = |eps: f64| {
-        let th: Vec<f64> = theta0.iter().zip(dir.iter()).map(|(a, d)| a + eps * d).collect();
+        let th: Vec<f64> = theta0
+            .iter()
+            .zip(dir.iter())
+            .map(|(a, d)| a + eps * d)
+            .collect();
         p.factorize(&net, &th, 0.0).unwrap().matrix().unwrap()
     };
     for eps in [1e-2, 1e-3] {
@@ -621,4 +629,35 @@ fn sampled_metric_holds_its_draws_within_a_step() {
         tr.stats.rejected,
         tr.stats.accepted
     );
+}
+
+/// κ of the damped matrix a provider solves with, against the eigenvalues of its dense matrix:
+/// exact, sampled and K-FAC with exact damping give (λ_max + λ)/(λ_min + λ) of G̃.
+#[test]
+fn damped_condition_numbers_match_the_dense_eigenvalues() {
+    let net = iris_net(3);
+    let theta = net.init(2);
+    let lam = 1e-2;
+    for (kind, o) in [
+        (MetricKind::Exact, opts(|_| {})),
+        (MetricKind::Sampled, opts(|o| o.samples = 2)),
+        (
+            MetricKind::Kfac,
+            opts(|o| o.kfac_damping = KfacDamping::Exact),
+        ),
+    ] {
+        let m = provider(kind, &o).factorize(&net, &theta, lam).unwrap();
+        let ev = m.matrix().unwrap().symmetric_eigenvalues();
+        let k_ref = (ev.max() + lam) / (ev.min() + lam);
+        let k = m.damped_condition_number().unwrap();
+        assert!(
+            k.is_finite() && (k - k_ref).abs() < 1e-8 * k_ref,
+            "{kind:?}: {k} vs {k_ref}"
+        );
+        if kind == MetricKind::Exact {
+            // the softmax net's exact Fisher is singular (a constant added to every output
+            // leaves p unchanged): only the damped κ is finite
+            assert_eq!(m.condition_number().map(f64::is_finite), Some(false));
+        }
+    }
 }

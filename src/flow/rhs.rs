@@ -183,19 +183,24 @@ impl<'m> FlowRhs<'m> {
     /// eigenvalues where the model has them, [`StatModel::exact_geometry`]); NaN when the
     /// provider cannot afford eigenvalues. κ is finite wherever λ_eff > 0.
     pub fn conditioning_at(&self, theta: &[f64]) -> (f64, f64) {
-        let Some(eig) = self
-            .factorized_at(theta)
-            .ok()
-            .and_then(|m| m.eigenvalues())
-            .filter(|v| !v.is_empty())
-        else {
+        let Ok(m) = self.factorized_at(theta) else {
+            return (f64::NAN, f64::NAN);
+        };
+        let Some(eig) = m.eigenvalues().filter(|v| !v.is_empty()) else {
             return (f64::NAN, f64::NAN);
         };
         let lam = match self.metric {
             MetricKind::Euclidean => self.damping,
             _ => self.effective_damping(eig.sum()),
         };
-        (crate::metric::damped_kappa(&eig, lam), eig[0])
+        let kappa = if lam == self.damping {
+            // the provider's own κ of what it solves with (K-FAC: its factored damping)
+            m.damped_condition_number()
+                .unwrap_or_else(|| crate::metric::damped_kappa(&eig, lam))
+        } else {
+            crate::metric::damped_kappa(&eig, lam)
+        };
+        (kappa, eig[0])
     }
 
     /// Start a step at θ: Monte Carlo metrics draw their targets here and hold them for every

@@ -561,6 +561,39 @@ mod tests {
     }
 
     #[test]
+    fn chart_scores_match_the_theta_scores_and_their_limit_on_the_line() {
+        for &(w, sigma) in &[(0.3, 0.8), (0.5, 1.0), (0.95, 2.0)] {
+            for &x in &[-7.0, -1.0, 0.2, 3.0, 12.0] {
+                // off the line: s_M = s₁ + s₂, δ·t = −(1−w)s₁ + w s₂ (no cancellation at δ ~ 1)
+                for mu in [[-1.0, 1.5], [2.0, -0.5]] {
+                    let c = chart_scores(x, mu, sigma, w);
+                    let (_, s) = log_density_scores(x, mu, sigma, w);
+                    let sd = -(1.0 - w) * s[0] + w * s[1];
+                    assert!((c.s_m - (s[0] + s[1])).abs() < 1e-13 * (1.0 + c.s_m.abs()));
+                    let d = mu[1] - mu[0];
+                    assert!(
+                        (c.t * d - sd).abs() < 1e-12 * (1.0 + sd.abs()),
+                        "{x} {mu:?}"
+                    );
+                }
+                // on the line: t = w(1−w)(y² − σ²)/σ⁴, and continuous into it
+                let m = 0.4;
+                let y = x - m;
+                let s2 = sigma * sigma;
+                let lim = w * (1.0 - w) * (y * y - s2) / (s2 * s2);
+                let on = chart_scores(x, [m, m], sigma, w);
+                assert!(
+                    (on.t - lim).abs() < 1e-14 * (1.0 + lim.abs()),
+                    "{x}: {} {lim}",
+                    on.t
+                );
+                let near = chart_scores(x, [m - (1.0 - w) * 1e-9, m + w * 1e-9], sigma, w);
+                assert!((near.t - lim).abs() < 1e-7 * (1.0 + lim.abs()));
+            }
+        }
+    }
+
+    #[test]
     fn log_density_is_finite_far_away_and_for_tiny_sigma() {
         let (lp, s) = log_density_scores(1e6, [-1e3, 1e3], 1e-6, 0.5);
         assert!(lp.is_finite() && s[0].is_finite() && s[1].is_finite());
