@@ -74,7 +74,7 @@ pub const NEAR_SINGULAR_KAPPA: f64 = 1e3;
 fn near_singular(p: f64, q: f64, r: f64) -> bool {
     let tr = p + r;
     let det = p * r - q * q;
-    !(det * NEAR_SINGULAR_KAPPA > tr * tr)
+    (det * NEAR_SINGULAR_KAPPA).partial_cmp(&(tr * tr)) != Some(std::cmp::Ordering::Greater)
 }
 
 /// The model kernel, owned or shared with other right-hand sides (particle fields).

@@ -60,6 +60,13 @@ impl MetricProvider for DenseProvider {
         theta: &[f64],
         damping: f64,
     ) -> Result<Box<dyn Factorized>> {
+        if self.source == FisherSource::Exact
+            && let Some(geometry) = model.exact_geometry(theta, damping)
+        {
+            // the model's own cancellation-free geometry (and its matrix: one evaluation)
+            let metric = Metric::new(geometry.matrix.clone(), damping);
+            return Ok(Box::new(ExactGeometryMetric { metric, geometry }));
+        }
         let g = match &self.source {
             FisherSource::Sampled { .. } => {
                 let anchor = match self.anchor.lock() {
@@ -70,13 +77,7 @@ impl MetricProvider for DenseProvider {
             }
             _ => fisher_estimate(model, theta, &self.source)?,
         };
-        let metric = Metric::new(g, damping);
-        if self.source == FisherSource::Exact
-            && let Some(geometry) = model.exact_geometry(theta, damping)
-        {
-            return Ok(Box::new(ExactGeometryMetric { metric, geometry }));
-        }
-        Ok(Box::new(metric))
+        Ok(Box::new(Metric::new(g, damping)))
     }
     fn set_anchor(&self, anchor: Option<&[f64]>) -> bool {
         if !matches!(self.source, FisherSource::Sampled { .. }) {

@@ -435,7 +435,10 @@ impl Factorized for KfacMetric {
                 }
             }
         }
-        if !(hi >= lo) {
+        if lo
+            .partial_cmp(&hi)
+            .is_none_or(|o| o == std::cmp::Ordering::Greater)
+        {
             return None;
         }
         Some(if lo <= 0.0 { f64::INFINITY } else { hi / lo })

@@ -123,6 +123,8 @@ pub struct Geometry {
     pub natural: DVector<f64>,
     /// Eigenvalues of the undamped G, ascending, each to full relative accuracy.
     pub eigenvalues: DVector<f64>,
+    /// The undamped G.
+    pub matrix: DMatrix<f64>,
     /// Damping λ of `natural`.
     pub damping: f64,
 }

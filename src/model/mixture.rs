@@ -213,7 +213,7 @@ impl ChartEval {
         let m12 = d * self.b + (w - v) * lambda;
         let root22 = (d.abs() * self.c.sqrt()).hypot((q * lambda).sqrt());
         let g_delta = d * self.h;
-        if !(m11 > 0.0) {
+        if m11.is_nan() || m11 <= 0.0 {
             return None;
         }
         let (vm, vd) = if root22 == 0.0 {
@@ -223,7 +223,7 @@ impl ChartEval {
             let s2 = 1.0 / root22;
             let rho = m12 * s1 * s2;
             let det = (1.0 - rho) * (1.0 + rho);
-            if !(det > 0.0) {
+            if det.is_nan() || det <= 0.0 {
                 return None;
             }
             let (b1, b2) = (self.g_m * s1, g_delta * s2);
@@ -452,11 +452,13 @@ impl StatModel for GaussianMixture {
         let c = self.chart_eval(theta);
         let nat = c.natural_gradient(damping)?;
         let eig = c.eigenvalues();
+        let [f11, f12, f22] = c.fisher_theta();
         let ok = c.grad.iter().chain(&eig).all(|v| v.is_finite());
         ok.then(|| crate::metric::Geometry {
             gradient: nalgebra::DVector::from_row_slice(&c.grad),
             natural: nalgebra::DVector::from_row_slice(&nat),
             eigenvalues: nalgebra::DVector::from_row_slice(&eig),
+            matrix: DMatrix::from_row_slice(2, 2, &[f11, f12, f12, f22]),
             damping,
         })
     }
