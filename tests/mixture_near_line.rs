@@ -71,6 +71,9 @@ fn natural_gradient_and_kappa_match_the_60_digit_reference_down_to_1e_12_sigma()
             .model
             .exact_geometry(&c.theta, 0.0)
             .expect("the mixture has a chart geometry");
+        // the chart's θ-gradient is the model's gradient, bit for bit: a caller that solves the
+        // exact provider's metric with ∇L (optimize, records) gets the chart natural gradient
+        assert_eq!(c.model.gradient(&c.theta), geo.gradient);
         // κ and the eigenvalues (issue 11's κ = inf cases) to full relative accuracy
         let r = PointReport::at(&c.model, MetricKind::Exact, 0.0, &c.theta);
         let k = r.condition_number.expect("finite κ off the line");
