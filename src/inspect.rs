@@ -5,19 +5,28 @@ use crate::model::StatModel;
 use serde::Serialize;
 
 /// The metric report at one point. JSON keys are stable:
-/// `loss, gradient, fisher, eigenvalues, condition_number, natural_gradient, angle_deg`.
+/// `loss, gradient, fisher, eigenvalues, condition_number, damping, damped_eigenvalues,
+/// damped_condition_number, natural_gradient, angle_deg`. `fisher`, `eigenvalues` and
+/// `condition_number` describe the undamped metric G; `damped_*` describe M = G + λI, the
+/// matrix `natural_gradient` = M⁺∇L solves with (equal to the undamped ones when λ = 0).
 #[derive(Clone, Debug, Serialize)]
 pub struct PointReport {
     /// L(θ).
     pub loss: f64,
     /// ∇L(θ).
     pub gradient: Vec<f64>,
-    /// The metric matrix (rows).
+    /// The undamped metric matrix G (rows).
     pub fisher: Vec<Vec<f64>>,
-    /// Its eigenvalues, ascending.
+    /// Eigenvalues of G, ascending.
     pub eigenvalues: Vec<f64>,
-    /// κ = λ_max/λ_min (null in JSON when infinite).
+    /// κ(G) = λ_max/λ_min (null in JSON when infinite).
     pub condition_number: Option<f64>,
+    /// Damping λ.
+    pub damping: f64,
+    /// Eigenvalues of G + λI (for K-FAC's factored damping: of G̃ + λI, a proxy).
+    pub damped_eigenvalues: Vec<f64>,
+    /// κ(G + λI) (null in JSON when infinite).
+    pub damped_condition_number: Option<f64>,
     /// (G + λI)⁺∇L.
     pub natural_gradient: Vec<f64>,
     /// Angle between ∇L and the natural gradient, degrees.
@@ -28,8 +37,40 @@ pub struct PointReport {
     pub note: Option<String>,
 }
 
+/// κ from ascending eigenvalues shifted by λ, `None` when infinite or undefined.
+fn finite_kappa(eig: &[f64], damping: f64) -> Option<f64> {
+    let k = crate::metric::damped_kappa(&nalgebra::DVector::from_row_slice(eig), damping);
+    k.is_finite().then_some(k)
+}
+
 impl PointReport {
-    /// Evaluate at θ with the given metric and damping.
+    fn assemble(
+        loss: f64,
+        g: &nalgebra::DVector<f64>,
+        fisher: Vec<Vec<f64>>,
+        eigenvalues: Vec<f64>,
+        damping: f64,
+        nat: &nalgebra::DVector<f64>,
+        note: Option<String>,
+    ) -> PointReport {
+        PointReport {
+            loss,
+            gradient: g.iter().copied().collect(),
+            fisher,
+            condition_number: finite_kappa(&eigenvalues, 0.0),
+            damped_eigenvalues: eigenvalues.iter().map(|l| l + damping).collect(),
+            damped_condition_number: finite_kappa(&eigenvalues, damping),
+            eigenvalues,
+            damping,
+            natural_gradient: nat.iter().copied().collect(),
+            angle_deg: angle_deg(g, nat),
+            note,
+        }
+    }
+
+    /// Evaluate at θ with the given metric and damping. For the exact metric of a model with
+    /// a cancellation-free geometry ([`StatModel::exact_geometry`], the mixture), ∇L, the
+    /// natural gradient and the eigenvalues are that geometry's.
     pub fn at(
         model: &dyn StatModel,
         metric: MetricKind,
@@ -38,24 +79,36 @@ impl PointReport {
     ) -> PointReport {
         let mut grad = vec![0.0; model.dim()];
         let loss = model.loss_grad(theta, &mut grad);
-        let g = nalgebra::DVector::from_vec(grad);
         let m = metric.at(model, theta, damping);
-        let nat = m.solve(&g);
-        let kappa = m.condition_number();
-        PointReport {
-            loss,
-            gradient: g.iter().copied().collect(),
-            fisher: m
-                .matrix()
-                .row_iter()
-                .map(|r| r.iter().copied().collect())
-                .collect(),
-            eigenvalues: m.eigenvalues().iter().copied().collect(),
-            condition_number: kappa.is_finite().then_some(kappa),
-            natural_gradient: nat.iter().copied().collect(),
-            angle_deg: angle_deg(&g, &nat),
-            note: None,
+        let fisher = m
+            .matrix()
+            .row_iter()
+            .map(|r| r.iter().copied().collect())
+            .collect();
+        if metric == MetricKind::Exact
+            && let Some(geo) = model.exact_geometry(theta, damping)
+        {
+            return Self::assemble(
+                loss,
+                &geo.gradient,
+                fisher,
+                geo.eigenvalues.iter().copied().collect(),
+                damping,
+                &geo.natural,
+                None,
+            );
         }
+        let g = nalgebra::DVector::from_vec(grad);
+        let nat = m.solve(&g);
+        Self::assemble(
+            loss,
+            &g,
+            fisher,
+            m.eigenvalues().iter().copied().collect(),
+            damping,
+            &nat,
+            None,
+        )
     }
 
     /// Evaluate at θ through a metric provider (any model, any metric). The dense matrix, its
@@ -77,28 +130,29 @@ impl PointReport {
         } else {
             None
         };
-        let kappa = eig.as_ref().and_then(|v| {
-            let (lo, hi) = (v[0], v[v.len() - 1]);
-            (lo > 0.0).then_some(hi / lo)
-        });
         let note = dense.is_none().then(|| {
             format!(
                 "n = {} is too large for a dense matrix: fisher, eigenvalues and condition_number omitted",
                 model.dim()
             )
         });
-        Ok(PointReport {
+        let has_eig = eig.is_some();
+        let mut report = Self::assemble(
             loss,
-            gradient: g.iter().copied().collect(),
-            fisher: dense
+            &g,
+            dense
                 .map(|d| d.row_iter().map(|r| r.iter().copied().collect()).collect())
                 .unwrap_or_default(),
-            eigenvalues: eig.map(|v| v.iter().copied().collect()).unwrap_or_default(),
-            condition_number: kappa,
-            natural_gradient: nat.iter().copied().collect(),
-            angle_deg: angle_deg(&g, &nat),
+            eig.map(|v| v.iter().copied().collect()).unwrap_or_default(),
+            damping,
+            &nat,
             note,
-        })
+        );
+        // the provider's own κ of the matrix it solves with (K-FAC: its factored damping)
+        if has_eig && let Some(k) = m.damped_condition_number() {
+            report.damped_condition_number = k.is_finite().then_some(k);
+        }
+        Ok(report)
     }
 
     /// Human-readable multi-line text.
@@ -117,14 +171,38 @@ impl PointReport {
         for r in &self.fisher {
             s.push_str(&format!("  [{}]\n", v(r)));
         }
-        s.push_str(&format!("eigenvalues:       [{}]\n", v(&self.eigenvalues)));
+        let kappa = |k: Option<f64>| match k {
+            Some(k) => format!("{k:.6e}"),
+            None if self.note.is_some() => "not computed".to_string(),
+            None => "inf (singular)".to_string(),
+        };
+        if self.damping > 0.0 {
+            s.push_str(&format!(
+                "eigenvalues:       [{}]  (damped, G + {}·I)\n",
+                v(&self.damped_eigenvalues),
+                self.damping
+            ));
+            s.push_str(&format!(
+                "condition number:  {}  (damped)\n",
+                kappa(self.damped_condition_number)
+            ));
+            s.push_str(&format!(
+                "undamped eigenvalues: [{}]\n",
+                v(&self.eigenvalues)
+            ));
+            s.push_str(&format!(
+                "undamped condition number: {}\n",
+                kappa(self.condition_number)
+            ));
+        } else {
+            s.push_str(&format!("eigenvalues:       [{}]\n", v(&self.eigenvalues)));
+            s.push_str(&format!(
+                "condition number:  {}\n",
+                kappa(self.condition_number)
+            ));
+        }
         if let Some(note) = &self.note {
             s.push_str(&format!("note:              {note}\n"));
-        }
-        match self.condition_number {
-            Some(k) => s.push_str(&format!("condition number:  {k:.6e}\n")),
-            None if self.note.is_some() => s.push_str("condition number:  not computed\n"),
-            None => s.push_str("condition number:  inf (singular)\n"),
         }
         s.push_str(&format!(
             "natural gradient:  [{}]\n",

@@ -246,7 +246,9 @@ pub const MAX_SUBDIVISIONS: usize = 4096;
 
 /// Panels (a, b) of the composite rule, sorted. Only the windows [μₖ − Lσ, μₖ + Lσ] of the
 /// density's components are covered (merged where they overlap): elsewhere the density is below
-/// e^{−L²/2} of its peak, so far-apart components cost no more than two separate ones.
+/// e^{−L²/2} of its peak, so far-apart components cost no more than two separate ones; when
+/// they are apart, a third window around the crossover of `scores_of` carries the cross terms
+/// (without it the Fisher matrix's off-diagonal entry was 100 % off beyond |Δ| ≈ 20σ).
 pub fn panels(
     max_panel: f64,
     half_width: f64,
@@ -259,11 +261,30 @@ pub fn panels(
         density.mu[0].min(density.mu[1]),
         density.mu[0].max(density.mu[1]),
     );
-    let windows = if m1 - m0 <= 2.0 * reach {
+    let mut windows = if m1 - m0 <= 2.0 * reach {
         vec![(m0 - reach, m1 + reach)]
     } else {
         vec![(m0 - reach, m0 + reach), (m1 - reach, m1 + reach)]
     };
+    // Well-separated components: the cross terms (r₁r₂ in the Fisher matrix's off-diagonal)
+    // live at the crossover c, in the gap between the windows, where p·r₁r₂ ≈ min(w₁N₁, w₂N₂)
+    // falls like e^{−|Δ||x−c|/2σ²}: a window of half-width 100σ²/|Δ| around c keeps what is
+    // left out below e^{−50} of the entry. Beyond |Δ| = 80σ the entry, ~e^{−Δ²/8σ²}, underflows
+    // (e^{−800}), and the window is left out.
+    if windows.len() == 2
+        && (scores_of.mu[1] - scores_of.mu[0]).abs() < 80.0 * scores_of.sigma
+        && let Some(c) = scores_of.crossover()
+    {
+        let (delta, s2) = (
+            (scores_of.mu[1] - scores_of.mu[0]).abs(),
+            scores_of.sigma * scores_of.sigma,
+        );
+        let hw = 100.0 * s2 / delta;
+        let (lo, hi) = (c - hw, c + hw);
+        if hw.is_finite() && hi > windows[0].1 && lo < windows[1].0 {
+            windows.insert(1, (lo.max(windows[0].1), hi.min(windows[1].0)));
+        }
+    }
     // Graded edges around the crossover of the mixture whose scores are integrated:
     // c, c ± d, c ± 3d, c ± 7d, … until the spacing reaches hmax.
     let mut graded = Vec::new();

@@ -124,6 +124,9 @@ fn metric_json_has_exactly_the_documented_keys_and_consistent_values() {
         [
             "angle_deg",
             "condition_number",
+            "damped_condition_number",
+            "damped_eigenvalues",
+            "damping",
             "eigenvalues",
             "fisher",
             "gradient",

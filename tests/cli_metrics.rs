@@ -239,3 +239,70 @@ fn mixture_accepts_the_new_metrics_and_rejects_kfac() {
         .code(2)
         .stderr(predicate::str::contains("damping"));
 }
+
+/// `metric --damping λ` reports the damped metric's eigenvalues and κ (what the natural
+/// gradient solves with) and, labelled, the undamped ones: the MLP's undamped Fisher is
+/// singular (κ null), the damped κ is (λ_max + λ)/(λ_min + λ).
+#[test]
+fn metric_reports_the_damped_and_the_undamped_spectrum() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_iris_model(dir.path());
+    let lam = 0.1;
+    let out = bin()
+        .args([
+            "metric",
+            model.to_str().unwrap(),
+            "--at",
+            "init",
+            "--json",
+            "--damping",
+            "0.1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nums = |k: &str| -> Vec<f64> {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let (ev, dev) = (nums("eigenvalues"), nums("damped_eigenvalues"));
+    assert_eq!(ev.len(), 27);
+    for (a, b) in ev.iter().zip(&dev) {
+        assert!((a + lam - b).abs() < 1e-15, "{a} {b}");
+    }
+    assert_eq!(v["damping"].as_f64(), Some(lam));
+    assert!(
+        v["condition_number"].is_null(),
+        "undamped Fisher of the softmax net is singular"
+    );
+    let k = v["damped_condition_number"]
+        .as_f64()
+        .expect("finite damped κ");
+    let k_ref = dev[dev.len() - 1] / dev[0];
+    assert!((k - k_ref).abs() < 1e-12 * k_ref, "{k} vs {k_ref}");
+    // the text labels both
+    let text = bin()
+        .args([
+            "metric",
+            model.to_str().unwrap(),
+            "--at",
+            "init",
+            "--damping",
+            "0.1",
+        ])
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        t.contains("(damped)") && t.contains("undamped condition number: inf"),
+        "{t}"
+    );
+}

@@ -127,3 +127,53 @@ fn far_apart_components_and_tiny_sigma_stay_finite() {
     let f = m.fisher(&th);
     assert!(f.iter().all(|v| v.is_finite()));
 }
+
+/// I₁₂ = E[s₁s₂] = ∫ w₁N₁·w₂N₂/p · (x−μ₁)(x−μ₂)/σ⁴ dx by an independent computation: the
+/// trapezoid rule with h = σ/1000 on [μ₁ − 12σ, μ₂ + 12σ], integrand in log space (for an
+/// analytic integrand the trapezoid error is ~e^{−2π·d/h}, d = πσ²/|Δ| the pole distance:
+/// below e^{−400} here).
+fn f12_trapezoid(mu: [f64; 2], sigma: f64, w: f64) -> f64 {
+    let s2 = sigma * sigma;
+    let norm = -(sigma * (2.0 * std::f64::consts::PI).sqrt()).ln();
+    let f = |x: f64| {
+        let la = w.ln() - (x - mu[0]).powi(2) / (2.0 * s2) + norm;
+        let lb = (1.0 - w).ln() - (x - mu[1]).powi(2) / (2.0 * s2) + norm;
+        let (hi, lo) = if la > lb { (la, lb) } else { (lb, la) };
+        let lse = hi + (lo - hi).exp().ln_1p();
+        (la + lb - lse).exp() * (x - mu[0]) * (x - mu[1]) / (s2 * s2)
+    };
+    let (a, b) = (mu[0] - 12.0 * sigma, mu[1] + 12.0 * sigma);
+    let h = sigma / 1000.0;
+    let n = ((b - a) / h).ceil() as usize;
+    let h = (b - a) / n as f64;
+    let mut sum = 0.5 * (f(a) + f(b));
+    for i in 1..n {
+        sum += f(a + i as f64 * h);
+    }
+    sum * h
+}
+
+#[test]
+fn off_diagonal_fisher_entry_is_exact_for_well_separated_components() {
+    // was −1.47e-195 for the true −8.65e-87 at 40σ (the rule covered only ±10σ around each mean)
+    for &(w, sigma, sep) in &[
+        (0.5, 1.0, 15.0),
+        (0.5, 1.0, 25.0),
+        (0.3, 1.0, 40.0),
+        (0.5, 2.0, 40.0),
+        (0.9, 1.0, 55.0),
+    ] {
+        let m = model(w, sigma);
+        let th = [-0.5 * sep * sigma, 0.5 * sep * sigma];
+        let f = m.fisher(&th);
+        let r = f12_trapezoid(th, sigma, w);
+        assert!(r < 0.0 && r.is_normal(), "{sep}σ: reference {r}");
+        assert!(
+            (f[(0, 1)] - r).abs() < 1e-10 * r.abs(),
+            "w {w} {sep}σ: I12 = {:e}, reference {r:e}",
+            f[(0, 1)]
+        );
+        // the diagonal stays ≈ w/σ² (its cross-term correction ~ e^{−sep²/8})
+        assert!((f[(0, 0)] - w / (sigma * sigma)).abs() < 1e-8 / (sigma * sigma));
+    }
+}

@@ -56,6 +56,27 @@ pub fn solve2(p: f64, q: f64, r: f64, lambda: f64, g: [f64; 2]) -> [f64; 2] {
     x
 }
 
+/// Largest n for which `auto` checks stiffness (a check needs the n×n Jacobian, by finite
+/// differences 2n rhs evaluations when the model has no kernel; above this `auto` stays
+/// explicit, while the implicit solvers themselves run up to
+/// [`crate::model::DENSE_JACOBIAN_MAX_DIM`]).
+pub const AUTO_CHECK_MAX_DIM: usize = 64;
+
+/// κ threshold above which the 2×2 kernel path hands the solve to the model's
+/// cancellation-free [`StatModel::exact_geometry`]: the dense solve loses ≈ ε·κ relative, and the
+/// quadrature entries' ≈1e-14 relative error grows to ≈1e-14·κ on λ_min, so below κ = 10³
+/// both stay under 1e-10.
+pub const NEAR_SINGULAR_KAPPA: f64 = 1e3;
+
+/// Whether the symmetric 2×2 [[p, q], [q, r]] has κ > [`NEAR_SINGULAR_KAPPA`] (estimated as
+/// tr²/det, which is ≥ κ; no eigen-decomposition).
+#[inline]
+fn near_singular(p: f64, q: f64, r: f64) -> bool {
+    let tr = p + r;
+    let det = p * r - q * q;
+    (det * NEAR_SINGULAR_KAPPA).partial_cmp(&(tr * tr)) != Some(std::cmp::Ordering::Greater)
+}
+
 /// The model kernel, owned or shared with other right-hand sides (particle fields).
 enum Kernel<'m> {
     Owned(Box<dyn FlowKernel + 'm>),
@@ -157,6 +178,40 @@ impl<'m> FlowRhs<'m> {
         self.provider.factorize(self.model, theta, self.damping)
     }
 
+    /// κ of the metric the flow solves with, M = G + λ_eff I (λ_eff = max(λ, ν·tr G)), and
+    /// λ_min(G) of the undamped metric, from the provider's factorization (cancellation-free
+    /// eigenvalues where the model has them, [`StatModel::exact_geometry`]); NaN when the
+    /// provider cannot afford eigenvalues. κ is finite wherever λ_eff > 0.
+    pub fn conditioning_at(&self, theta: &[f64]) -> (f64, f64) {
+        let Ok(m) = self.factorized_at(theta) else {
+            return (f64::NAN, f64::NAN);
+        };
+        let Some(eig) = m.eigenvalues().filter(|v| !v.is_empty()) else {
+            return (f64::NAN, f64::NAN);
+        };
+        let lam = match self.metric {
+            MetricKind::Euclidean => self.damping,
+            _ => self.effective_damping(eig.sum()),
+        };
+        let kappa = if lam == self.damping {
+            // the provider's own κ of what it solves with (K-FAC: its factored damping)
+            m.damped_condition_number()
+                .unwrap_or_else(|| crate::metric::damped_kappa(&eig, lam))
+        } else {
+            crate::metric::damped_kappa(&eig, lam)
+        };
+        (kappa, eig[0])
+    }
+
+    /// Start a step at θ: Monte Carlo metrics draw their targets here and hold them for every
+    /// evaluation until the next call (common random numbers within a step, so f is a smooth,
+    /// deterministic function of θ while the error control compares its stages). Returns
+    /// true when the metric has draws: f(θ) may then differ from the value the solver kept
+    /// from the previous step (first-same-as-last), and the caller must refresh it.
+    pub fn begin_step(&self, theta: &[f64]) -> bool {
+        self.provider.set_anchor(Some(theta))
+    }
+
     /// The metric provider.
     pub fn provider(&self) -> &dyn MetricProvider {
         self.provider.as_ref()
@@ -253,6 +308,19 @@ impl<'m> FlowRhs<'m> {
                         // e = (1, 1): c = eᵀg / eᵀMe
                         let c = (g[0] + g[1]) / (f[0] + 2.0 * f[1] + f[3] + 2.0 * lam);
                         [c, c]
+                    }
+                    None if matches!(self.metric, MetricKind::Exact)
+                        && near_singular(f[0], f[1], f[3]) =>
+                    {
+                        // near the singular line: the model's cancellation-free solve
+                        match self.model.exact_geometry(theta, lam) {
+                            Some(geo) => {
+                                let gg = [geo.gradient[0], geo.gradient[1]];
+                                self.remember_grad(theta, (gg[0] * gg[0] + gg[1] * gg[1]).sqrt());
+                                [geo.natural[0], geo.natural[1]]
+                            }
+                            None => solve2(f[0], f[1], f[3], lam, g),
+                        }
                     }
                     None => solve2(f[0], f[1], f[3], lam, g),
                 };

@@ -323,7 +323,10 @@ impl<'m> Simulator<'m> {
         S: OdeSolverMethod<'a, Eqn>,
     {
         let s = &self.settings;
-        let auto = s.solver == SolverKind::Auto && self.model.dense_jacobian();
+        // stiffness checks only where a Jacobian is cheap (see AUTO_CHECK_MAX_DIM)
+        let auto = s.solver == SolverKind::Auto
+            && self.model.dense_jacobian()
+            && self.model.dim() <= super::rhs::AUTO_CHECK_MAX_DIM;
         let is_bdf = method == SolverKind::Bdf;
         let controlled = s.step_control && !control.pairs().is_empty();
         let fail = |e: diffsol::DiffsolError| Error::Solver {
@@ -347,6 +350,15 @@ impl<'m> Simulator<'m> {
             st.stats.rejected += stats.number_of_error_test_failures - rejected0;
         };
         loop {
+            // sampled metrics: draws fixed within the step, f at its start refreshed
+            let y0 = solver.state().y.clone_as_vec();
+            if rhs.begin_step(&y0) {
+                let f0 = rhs.eval_vec(&y0);
+                let x = solver.state_mut();
+                for (i, &d) in f0.iter().enumerate() {
+                    x.dy.set_index(i, d);
+                }
+            }
             let (t_prev, y_prev, dy_prev, h_prev) = {
                 let x = solver.state();
                 (x.t, x.y.clone_as_vec(), x.dy.clone_as_vec(), x.h)
@@ -508,13 +520,10 @@ impl<'m> Simulator<'m> {
     /// The start or end record of a lean run ([`Simulator::run_end`]): the same fields as
     /// [`Simulator::record`], with ∇L and G from the kernel when f uses it.
     fn record_lean(&self, rhs: &FlowRhs<'_>, t: f64, theta: &[f64], h: f64) -> Step {
-        let Some((g, f)) = rhs.grad_metric2(theta) else {
+        let Some((g, _)) = rhs.grad_metric2(theta) else {
             return self.record(rhs, t, theta, h, Vec::new());
         };
-        let metric = crate::metric::Metric::new(
-            nalgebra::DMatrix::from_row_slice(2, 2, &f),
-            rhs.damping_at(f[0] + f[3]),
-        );
+        let (kappa, min_eig) = rhs.conditioning_at(theta);
         let v = rhs.eval_vec(theta);
         rhs_uncount(rhs);
         Step {
@@ -522,8 +531,8 @@ impl<'m> Simulator<'m> {
             theta: theta.to_vec(),
             loss: rhs.model().loss(theta),
             grad_norm: (g[0] * g[0] + g[1] * g[1]).sqrt(),
-            kappa: metric.condition_number(),
-            min_eig: metric.eigenvalues()[0],
+            kappa,
+            min_eig,
             rate: g[0] * v[0] + g[1] * v[1],
             step_size: h,
             interior: Vec::new(),
@@ -547,24 +556,16 @@ impl<'m> Simulator<'m> {
         let g = nalgebra::DVector::from_vec(grad);
         let f = rhs.eval_vec(theta);
         rhs_uncount(rhs);
-        // κ and λ_min from the provider's factorization, where the size allows (NaN otherwise).
-        let eig = rhs.factorized_at(theta).ok().and_then(|m| m.eigenvalues());
-        let kappa = match &eig {
-            Some(v) if !v.is_empty() => {
-                let (lo, hi) = (v[0], v[v.len() - 1]);
-                if lo <= 0.0 { f64::INFINITY } else { hi / lo }
-            }
-            _ => f64::NAN,
-        };
+        // κ of the damped metric and λ_min of the undamped one, from the provider's
+        // factorization where the size allows (NaN otherwise).
+        let (kappa, min_eig) = rhs.conditioning_at(theta);
         Step {
             t,
             theta: theta.to_vec(),
             loss,
             grad_norm: g.norm(),
             kappa,
-            min_eig: eig
-                .and_then(|v| v.iter().next().copied())
-                .unwrap_or(f64::NAN),
+            min_eig,
             rate: g.dot(&f),
             step_size: h,
             interior,

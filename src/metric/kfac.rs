@@ -405,6 +405,44 @@ impl Factorized for KfacMetric {
         v.sort_by(f64::total_cmp);
         Some(DVector::from_vec(v))
     }
+    /// κ of the matrix K-FAC solves with: per layer (A + γ_A)⊗(G + γ_G) under factored damping
+    /// (eigenvalues (a + γ_A)(g + γ_G)), A⊗G + λI under exact damping.
+    fn damped_condition_number(&self) -> Option<f64> {
+        if self.n > 10_000_000 {
+            return None;
+        }
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for l in &self.layers {
+            let (ea, eg, ga, gg, extra) = match &l.inv {
+                LayerInverse::Eigen { ea, eg } => {
+                    (ea.values.clone(), eg.values.clone(), 0.0, 0.0, self.damping)
+                }
+                LayerInverse::Factored {
+                    gamma_a, gamma_g, ..
+                } => (
+                    sym_eigen(&l.a).values,
+                    sym_eigen(&l.g).values,
+                    *gamma_a,
+                    *gamma_g,
+                    0.0,
+                ),
+            };
+            for a in ea.iter() {
+                for g in eg.iter() {
+                    let e = (a + ga) * (g + gg) + extra;
+                    lo = lo.min(e);
+                    hi = hi.max(e);
+                }
+            }
+        }
+        if lo
+            .partial_cmp(&hi)
+            .is_none_or(|o| o == std::cmp::Ordering::Greater)
+        {
+            return None;
+        }
+        Some(if lo <= 0.0 { f64::INFINITY } else { hi / lo })
+    }
     fn memory_bytes(&self) -> usize {
         self.layers
             .iter()

@@ -112,6 +112,41 @@ impl MetricKind {
     }
 }
 
+/// The exact metric's geometry at θ from a model-specific, cancellation-free computation
+/// ([`crate::model::StatModel::exact_geometry`]; the mixture solves in the chart
+/// (M, δ), see [`crate::model::mixture::ChartEval`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Geometry {
+    /// ∇L(θ).
+    pub gradient: DVector<f64>,
+    /// (G + λI)⁻¹∇L(θ) (on a singular line: the limit along the line).
+    pub natural: DVector<f64>,
+    /// Eigenvalues of the undamped G, ascending, each to full relative accuracy.
+    pub eigenvalues: DVector<f64>,
+    /// The undamped G.
+    pub matrix: DMatrix<f64>,
+    /// Damping λ of `natural`.
+    pub damping: f64,
+}
+
+impl Geometry {
+    /// κ(G + λI) = (λ_max + λ)/(λ_min + λ) (∞ when the denominator is ≤ 0).
+    pub fn condition_number(&self) -> f64 {
+        damped_kappa(&self.eigenvalues, self.damping)
+    }
+}
+
+/// κ(G + λI) from G's ascending eigenvalues: (λ_max + λ)/(λ_min + λ), ∞ when λ_min + λ ≤ 0
+/// (NaN for no eigenvalues).
+pub fn damped_kappa(eigenvalues: &DVector<f64>, damping: f64) -> f64 {
+    if eigenvalues.is_empty() {
+        return f64::NAN;
+    }
+    let lo = eigenvalues[0] + damping;
+    let hi = eigenvalues[eigenvalues.len() - 1] + damping;
+    if lo <= 0.0 { f64::INFINITY } else { hi / lo }
+}
+
 /// Relative eigenvalue floor of the rank-revealing solve: eigen-directions with
 /// λᵢ + λ ≤ `RANK_TOL`·max(λ_max + λ, tiny) are treated as null directions (the metric carries
 /// no information there, e.g. the exchange direction exactly on μ₁ = μ₂). The value sits just

@@ -35,6 +35,13 @@ pub trait Factorized: Send {
         let (lo, hi) = (v[0], v[v.len() - 1]);
         Some(if lo <= 0.0 { f64::INFINITY } else { hi / lo })
     }
+    /// κ(G̃ + λI) = (λ_max + λ)/(λ_min + λ) of the damped metric the flow solves with (the
+    /// undamped [`Factorized::condition_number`] when λ = 0), when the eigenvalues are
+    /// affordable. Finite whenever λ > 0, also where G̃ is singular.
+    fn damped_condition_number(&self) -> Option<f64> {
+        let v = self.eigenvalues()?;
+        (!v.is_empty()).then(|| super::damped_kappa(&v, self.damping()))
+    }
     /// Bytes held by the factorization (its state, not the model's).
     fn memory_bytes(&self) -> usize;
 }
@@ -54,6 +61,12 @@ pub trait MetricProvider: Send + Sync {
         theta: &[f64],
         damping: f64,
     ) -> Result<Box<dyn Factorized>>;
+    /// Fix the Monte Carlo draws of the coming evaluations at `anchor` (a step's start θ; `None`:
+    /// draw at every evaluation's own θ). Providers without draws ignore it (default).
+    /// Returns whether the provider holds draws (so f at the anchor may have changed).
+    fn set_anchor(&self, _anchor: Option<&[f64]>) -> bool {
+        false
+    }
     /// ∇L(θ) and the natural gradient (metric + λI)⁻¹∇L(θ) in one pass, for providers that
     /// share work between the two (K-FAC: one forward pass for the loss, the gradient and the
     /// factors); `None` when the provider has no such pass (then: gradient, `factorize`,
@@ -236,17 +249,13 @@ impl MetricOptions {
 pub fn provider(kind: MetricKind, options: &MetricOptions) -> Box<dyn MetricProvider> {
     use super::{block, dense::DenseProvider, diagonal, euclidean, kfac};
     match kind {
-        MetricKind::Exact => Box::new(DenseProvider::EXACT),
+        MetricKind::Exact => Box::new(DenseProvider::exact()),
         MetricKind::Euclidean => Box::new(euclidean::EuclideanProvider),
-        MetricKind::Sampled => Box::new(DenseProvider {
-            source: FisherSource::Sampled {
-                samples: options.samples,
-                seed: options.seed,
-            },
-        }),
-        MetricKind::Empirical => Box::new(DenseProvider {
-            source: FisherSource::Empirical,
-        }),
+        MetricKind::Sampled => Box::new(DenseProvider::new(FisherSource::Sampled {
+            samples: options.samples,
+            seed: options.seed,
+        })),
+        MetricKind::Empirical => Box::new(DenseProvider::new(FisherSource::Empirical)),
         MetricKind::Diagonal => Box::new(diagonal::DiagonalProvider {
             base: options.base_source(),
         }),
@@ -270,9 +279,24 @@ pub fn fisher_estimate(
     theta: &[f64],
     source: &FisherSource,
 ) -> Result<DMatrix<f64>> {
+    fisher_estimate_anchored(model, theta, source, None)
+}
+
+/// [`fisher_estimate`] with sampled targets drawn at `anchor` when given
+/// ([`StatModel::fisher_factor_anchored`]).
+pub fn fisher_estimate_anchored(
+    model: &dyn StatModel,
+    theta: &[f64],
+    source: &FisherSource,
+    anchor: Option<&[f64]>,
+) -> Result<DMatrix<f64>> {
     let n = model.dim();
     dense_affordable(n, source.name())?;
-    match model.fisher_factor(theta, source) {
+    let factor = match anchor {
+        Some(a) => model.fisher_factor_anchored(theta, source, a),
+        None => model.fisher_factor(theta, source),
+    };
+    match factor {
         Ok(r) => {
             let mut g = DMatrix::zeros(n, n);
             syrk(1.0, Op::t(&r), &mut g);

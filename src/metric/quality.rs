@@ -41,7 +41,7 @@ pub fn quality_at(
         ));
     }
     let g = model.gradient(theta);
-    let exact = DenseProvider::EXACT.factorize(model, theta, damping)?;
+    let exact = DenseProvider::exact().factorize(model, theta, damping)?;
     let approx = provider.factorize(model, theta, damping)?;
     let angle = angle_deg(&exact.solve(&g), &approx.solve(&g));
     let rel = match (exact.matrix(), approx.matrix()) {

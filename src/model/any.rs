@@ -86,6 +86,14 @@ impl StatModel for AnyModel {
     fn fisher_factor(&self, theta: &[f64], source: &FisherSource) -> crate::Result<DMatrix<f64>> {
         self.inner().fisher_factor(theta, source)
     }
+    fn fisher_factor_anchored(
+        &self,
+        theta: &[f64],
+        source: &FisherSource,
+        anchor: &[f64],
+    ) -> crate::Result<DMatrix<f64>> {
+        self.inner().fisher_factor_anchored(theta, source, anchor)
+    }
     fn param_groups(&self) -> Vec<(String, std::ops::Range<usize>)> {
         self.inner().param_groups()
     }
@@ -97,6 +105,9 @@ impl StatModel for AnyModel {
     }
     fn dense_jacobian(&self) -> bool {
         self.inner().dense_jacobian()
+    }
+    fn exact_geometry(&self, theta: &[f64], damping: f64) -> Option<crate::metric::Geometry> {
+        self.inner().exact_geometry(theta, damping)
     }
     fn exchange_pairs(&self) -> Vec<(usize, usize)> {
         self.inner().exchange_pairs()

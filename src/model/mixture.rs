@@ -82,6 +82,158 @@ pub fn log_density_scores(x: f64, mu: [f64; 2], sigma: f64, w: f64) -> (f64, [f6
     (logp, [r1 * d1 * inv_s2, r2 * d2 * inv_s2])
 }
 
+/// Per-node quantities in the chart (M, δ) = (wμ₁ + (1−w)μ₂, μ₂ − μ₁), θ = (M − (1−w)δ, M + wδ).
+///
+/// With y = x − M, u = δ(x − μ₁ + x − μ₂)/(2σ²) (so that r₂/r₁ = e^u (1−w)/w) and
+/// Δr = r₂ − (1−w) = w(1−w)·expm1(u)/(w + (1−w)e^u):
+///
+/// * s_M = ∂ log p/∂M = s₁ + s₂;
+/// * s_δ = ∂ log p/∂δ = −(1−w)s₁ + w s₂ = [y·Δr − δ((1−w)²r₁ + w²r₂)]/σ², which vanishes like δ
+///   (Δr = O(δ)); `t` = s_δ/δ = [y·(Δr/δ) − ((1−w)²r₁ + w²r₂)]/σ² is computed with Δr/δ from
+///   expm1(u)/u, so without cancellation and finite on the line (there t = w(1−w)(y² − σ²)/σ⁴).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChartScores {
+    /// log p(x|θ).
+    pub logp: f64,
+    /// The θ-scores (s₁, s₂).
+    pub s: [f64; 2],
+    /// s_M.
+    pub s_m: f64,
+    /// t = s_δ/δ (its limit on the line δ = 0).
+    pub t: f64,
+}
+
+/// [`ChartScores`] at x (log-sum-exp responsibilities, expm1 for the responsibilities'
+/// deviation from the weights).
+#[inline]
+pub fn chart_scores(x: f64, mu: [f64; 2], sigma: f64, w: f64) -> ChartScores {
+    let inv_s2 = 1.0 / (sigma * sigma);
+    let d1 = x - mu[0];
+    let d2 = x - mu[1];
+    let delta = mu[1] - mu[0];
+    let a = -0.5 * d1 * d1 * inv_s2 + w.ln();
+    let b = -0.5 * d2 * d2 * inv_s2 + (1.0 - w).ln();
+    let (lse, r1, r2) = if a >= b {
+        let e = (b - a).exp();
+        (a + e.ln_1p(), 1.0 / (1.0 + e), e / (1.0 + e))
+    } else {
+        let e = (a - b).exp();
+        (b + e.ln_1p(), e / (1.0 + e), 1.0 / (1.0 + e))
+    };
+    let logp = lse - (sigma * (2.0 * PI).sqrt()).ln();
+    let v = 1.0 - w;
+    // u/δ = (d₁ + d₂)/(2σ²), exact in the differences (no squares subtracted)
+    let k = 0.5 * (d1 + d2) * inv_s2;
+    let u = delta * k;
+    // Δr/δ without cancellation: expm1(u)/u·(u/δ) for u ≤ 1, a plain quotient beyond
+    // (where Δr is not small); Δr = r₂ − (1−w).
+    let dr_over_delta = if u <= 1.0 {
+        let phi = if u == 0.0 { 1.0 } else { u.exp_m1() / u };
+        w * v * phi * k / (w + v * u.exp())
+    } else {
+        let dr = w * v * (-(-u).exp_m1()) / (w * (-u).exp() + v);
+        dr / delta
+    };
+    let y = w * d1 + v * d2;
+    let t = (y * dr_over_delta - (v * v * r1 + w * w * r2)) * inv_s2;
+    let (s1, s2) = (r1 * d1 * inv_s2, r2 * d2 * inv_s2);
+    ChartScores {
+        logp,
+        s: [s1, s2],
+        s_m: s1 + s2,
+        t,
+    }
+}
+
+/// The mixture's loss gradient and Fisher matrix in the chart (M, δ), scaled so that nothing
+/// vanishes on the line: g_M = ∂L/∂M, h = (∂L/∂δ)/δ, and the Fisher matrix
+/// I_φ = [[A, δB], [δB, δ²C]] with A = E[s_M²], B = E[s_M t], C = E[t²] (see [`ChartScores`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChartEval {
+    /// Weight w of the first component.
+    pub w: f64,
+    /// δ = μ₂ − μ₁.
+    pub delta: f64,
+    /// ∇_θL (computed directly from the θ-scores).
+    pub grad: [f64; 2],
+    /// ∂L/∂M.
+    pub g_m: f64,
+    /// (∂L/∂δ)/δ.
+    pub h: f64,
+    /// E[s_M²].
+    pub a: f64,
+    /// E[s_M s_δ]/δ.
+    pub b: f64,
+    /// E[s_δ²]/δ².
+    pub c: f64,
+}
+
+impl ChartEval {
+    /// The θ-Fisher matrix (I₁₁, I₁₂, I₂₂) = J⁻ᵀ I_φ J⁻¹, J⁻¹ = [[w, 1−w], [−1, 1]].
+    pub fn fisher_theta(&self) -> [f64; 3] {
+        let (w, v, d) = (self.w, 1.0 - self.w, self.delta);
+        let (a, b, c) = (self.a, d * self.b, d * d * self.c);
+        [
+            w * w * a - 2.0 * w * b + c,
+            w * v * a + (w - v) * b - c,
+            v * v * a + 2.0 * v * b + c,
+        ]
+    }
+
+    /// Eigenvalues (ascending) of the undamped θ-Fisher matrix without cancellation:
+    /// det I_θ = det I_φ = δ²·AC(1 − ρ²), ρ = B/√(AC), λ_max from the trace and the
+    /// discriminant, λ_min = det/λ_max (so λ_min ∝ δ² near the line to full relative accuracy).
+    pub fn eigenvalues(&self) -> [f64; 2] {
+        let [f11, f12, f22] = self.fisher_theta();
+        let tr = f11 + f22;
+        let disc = (f11 - f22).hypot(2.0 * f12);
+        let hi = 0.5 * (tr + disc);
+        let rho = if self.a > 0.0 && self.c > 0.0 {
+            (self.b / (self.a.sqrt() * self.c.sqrt())).clamp(-1.0, 1.0)
+        } else {
+            1.0
+        };
+        let det = (self.delta * self.delta) * self.a * self.c * ((1.0 - rho) * (1.0 + rho));
+        let lo = if hi > 0.0 { det / hi } else { 0.0 };
+        [lo, hi]
+    }
+
+    /// The natural gradient (I_θ + λI)⁻¹∇L in θ, solved in the chart with Jacobi scaling:
+    /// M_φ = JᵀI_θJ + λJᵀJ = [[A + 2λ, δB + (2w−1)λ], [δB + (2w−1)λ, δ²C + qλ]],
+    /// q = w² + (1−w)², right-hand side (g_M, δh); the scaled system has unit diagonal, so the
+    /// δ² in I_φ never meets the O(1) entries, and v_δ = (δh)/(|δ|√C)… stays accurate as δ → 0.
+    /// On the line (δ = 0, λ = 0) the exchange component's one-sided limits are ±∞ (odd in δ);
+    /// the value there is the limit of the component along the line, v = (v_M, v_M),
+    /// v_M = g_M/A — the natural gradient of the single-Gaussian sub-model, what the flow
+    /// restricted to the line uses. `None` when the scaled system is singular.
+    pub fn natural_gradient(&self, lambda: f64) -> Option<[f64; 2]> {
+        let (w, v, d) = (self.w, 1.0 - self.w, self.delta);
+        let q = w * w + v * v;
+        let m11 = self.a + 2.0 * lambda;
+        let m12 = d * self.b + (w - v) * lambda;
+        let root22 = (d.abs() * self.c.sqrt()).hypot((q * lambda).sqrt());
+        let g_delta = d * self.h;
+        if m11.is_nan() || m11 <= 0.0 {
+            return None;
+        }
+        let (vm, vd) = if root22 == 0.0 {
+            (self.g_m / m11, 0.0)
+        } else {
+            let s1 = 1.0 / m11.sqrt();
+            let s2 = 1.0 / root22;
+            let rho = m12 * s1 * s2;
+            let det = (1.0 - rho) * (1.0 + rho);
+            if det.is_nan() || det <= 0.0 {
+                return None;
+            }
+            let (b1, b2) = (self.g_m * s1, g_delta * s2);
+            (s1 * (b1 - rho * b2) / det, s2 * (b2 - rho * b1) / det)
+        };
+        let out = [vm - v * vd, vm + w * vd];
+        out.iter().all(|x| x.is_finite()).then_some(out)
+    }
+}
+
 /// Draw `n` samples from the mixture with means `mu`, reproducibly from `seed` (ChaCha8).
 pub fn draw_samples(n: usize, seed: u64, mu: [f64; 2], sigma: f64, w: f64) -> Vec<f64> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -143,6 +295,57 @@ impl GaussianMixture {
         match &self.loss_kind {
             LossKind::Population => &[],
             LossKind::Empirical { samples, .. } => samples,
+        }
+    }
+
+    /// ∇L and the Fisher matrix in the chart (M, δ), cancellation-free ([`ChartEval`]).
+    pub fn chart_eval(&self, theta: &[f64]) -> ChartEval {
+        let mu = [theta[0], theta[1]];
+        let (w, sigma) = (self.w, self.sigma);
+        let mut g = [0.0f64; 4]; // −Σ (s₁, s₂, s_M, t)
+        let mut add = |wt: f64, x: f64| {
+            let c = chart_scores(x, mu, sigma, w);
+            g[0] -= wt * c.s[0];
+            g[1] -= wt * c.s[1];
+            g[2] -= wt * c.s_m;
+            g[3] -= wt * c.t;
+        };
+        match &self.loss_kind {
+            LossKind::Population => {
+                let rule = Rule::build(
+                    &self.scheme,
+                    &self.density(&self.target),
+                    &self.density(theta),
+                );
+                for (&x, &wt) in rule.x.iter().zip(&rule.w) {
+                    add(wt, x);
+                }
+            }
+            LossKind::Empirical { samples, .. } => {
+                let wt = 1.0 / samples.len().max(1) as f64;
+                for &x in samples {
+                    add(wt, x);
+                }
+            }
+        }
+        let p = self.density(theta);
+        let rule = Rule::build(&self.scheme, &p, &p);
+        let (mut a, mut b, mut c) = (0.0, 0.0, 0.0);
+        for (&x, &wt) in rule.x.iter().zip(&rule.w) {
+            let cs = chart_scores(x, mu, sigma, w);
+            a += wt * cs.s_m * cs.s_m;
+            b += wt * cs.s_m * cs.t;
+            c += wt * cs.t * cs.t;
+        }
+        ChartEval {
+            w,
+            delta: mu[1] - mu[0],
+            grad: [g[0], g[1]],
+            g_m: g[2],
+            h: g[3],
+            a,
+            b,
+            c,
         }
     }
 
@@ -244,6 +447,22 @@ impl StatModel for GaussianMixture {
         vec![(0, 1)]
     }
 
+    /// In the chart (M, δ) with cancellation-free scores ([`ChartEval`]).
+    fn exact_geometry(&self, theta: &[f64], damping: f64) -> Option<crate::metric::Geometry> {
+        let c = self.chart_eval(theta);
+        let nat = c.natural_gradient(damping)?;
+        let eig = c.eigenvalues();
+        let [f11, f12, f22] = c.fisher_theta();
+        let ok = c.grad.iter().chain(&eig).all(|v| v.is_finite());
+        ok.then(|| crate::metric::Geometry {
+            gradient: nalgebra::DVector::from_row_slice(&c.grad),
+            natural: nalgebra::DVector::from_row_slice(&nat),
+            eigenvalues: nalgebra::DVector::from_row_slice(&eig),
+            matrix: DMatrix::from_row_slice(2, 2, &[f11, f12, f12, f22]),
+            damping,
+        })
+    }
+
     fn evaluation_error(&self) -> f64 {
         match self.loss_kind {
             LossKind::Population => self.scheme.relative_error(),
@@ -339,6 +558,39 @@ mod tests {
                         "fd x={x} {th:?}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn chart_scores_match_the_theta_scores_and_their_limit_on_the_line() {
+        for &(w, sigma) in &[(0.3, 0.8), (0.5, 1.0), (0.95, 2.0)] {
+            for &x in &[-7.0, -1.0, 0.2, 3.0, 12.0] {
+                // off the line: s_M = s₁ + s₂, δ·t = −(1−w)s₁ + w s₂ (no cancellation at δ ~ 1)
+                for mu in [[-1.0, 1.5], [2.0, -0.5]] {
+                    let c = chart_scores(x, mu, sigma, w);
+                    let (_, s) = log_density_scores(x, mu, sigma, w);
+                    let sd = -(1.0 - w) * s[0] + w * s[1];
+                    assert!((c.s_m - (s[0] + s[1])).abs() < 1e-13 * (1.0 + c.s_m.abs()));
+                    let d = mu[1] - mu[0];
+                    assert!(
+                        (c.t * d - sd).abs() < 1e-12 * (1.0 + sd.abs()),
+                        "{x} {mu:?}"
+                    );
+                }
+                // on the line: t = w(1−w)(y² − σ²)/σ⁴, and continuous into it
+                let m = 0.4;
+                let y = x - m;
+                let s2 = sigma * sigma;
+                let lim = w * (1.0 - w) * (y * y - s2) / (s2 * s2);
+                let on = chart_scores(x, [m, m], sigma, w);
+                assert!(
+                    (on.t - lim).abs() < 1e-14 * (1.0 + lim.abs()),
+                    "{x}: {} {lim}",
+                    on.t
+                );
+                let near = chart_scores(x, [m - (1.0 - w) * 1e-9, m + w * 1e-9], sigma, w);
+                assert!((near.t - lim).abs() < 1e-7 * (1.0 + lim.abs()));
             }
         }
     }

@@ -383,10 +383,35 @@ impl Mlp {
         s
     }
 
+    /// The score factor of `source` at θ; sampled targets are drawn from `draw_from` (the
+    /// forward pass at a step's start) when given, else from the pass at θ.
+    fn fisher_factor_from(
+        &self,
+        theta: &[f64],
+        source: &FisherSource,
+        draw_from: Option<&Forward>,
+    ) -> Result<DMatrix<f64>> {
+        let f = self.forward(theta);
+        let roots = self.output_roots(&f, source, draw_from);
+        let n = f.z.ncols();
+        let mut r = DMatrix::zeros(n * roots.len(), self.dim);
+        for (k, root) in roots.into_iter().enumerate() {
+            let deltas = self.backward(theta, &f, root);
+            let s = self.per_example(&f, &deltas);
+            r.rows_mut(k * n, n).copy_from(&s);
+        }
+        Ok(r)
+    }
+
     /// Output-side "square roots" of the Fisher: matrices Δ (d_L × N) such that the Fisher
     /// estimate is Σ_Δ Σᵢ Jᵢᵀ Δᵢ Δᵢᵀ Jᵢ, with the weight of each term already folded in
     /// (including 1/N or 1/(N·S)).
-    fn output_roots(&self, f: &Forward, source: &FisherSource) -> Vec<DMatrix<f64>> {
+    fn output_roots(
+        &self,
+        f: &Forward,
+        source: &FisherSource,
+        draw_from: Option<&Forward>,
+    ) -> Vec<DMatrix<f64>> {
         let (d, n) = (f.p.nrows(), f.p.ncols());
         let nf = n as f64;
         match (source, self.output) {
@@ -418,7 +443,7 @@ impl Mlp {
                 let scale = 1.0 / (nf * *samples as f64).sqrt();
                 (0..*samples)
                     .map(|_| {
-                        let y = self.draw_targets(f, &mut rng);
+                        let y = self.draw_targets(draw_from.unwrap_or(f), &mut rng);
                         let mut m = self.score_deltas(f, &y);
                         m *= scale;
                         m
@@ -507,16 +532,23 @@ impl StatModel for Mlp {
     }
 
     fn fisher_factor(&self, theta: &[f64], source: &FisherSource) -> Result<DMatrix<f64>> {
-        let f = self.forward(theta);
-        let roots = self.output_roots(&f, source);
-        let n = f.z.ncols();
-        let mut r = DMatrix::zeros(n * roots.len(), self.dim);
-        for (k, root) in roots.into_iter().enumerate() {
-            let deltas = self.backward(theta, &f, root);
-            let s = self.per_example(&f, &deltas);
-            r.rows_mut(k * n, n).copy_from(&s);
+        self.fisher_factor_from(theta, source, None)
+    }
+
+    /// Sampled targets drawn from the predictive distribution at `anchor`, scores at θ.
+    fn fisher_factor_anchored(
+        &self,
+        theta: &[f64],
+        source: &FisherSource,
+        anchor: &[f64],
+    ) -> Result<DMatrix<f64>> {
+        if !matches!(source, FisherSource::Sampled { .. })
+            || anchor == theta
+            || anchor.len() != theta.len()
+        {
+            return self.fisher_factor(theta, source);
         }
-        Ok(r)
+        self.fisher_factor_from(theta, source, Some(&self.forward(anchor)))
     }
 
     fn param_groups(&self) -> Vec<(String, std::ops::Range<usize>)> {
@@ -557,7 +589,7 @@ impl DenseLayers for Mlp {
                 KfacTargets::Empirical => FisherSource::Empirical,
                 KfacTargets::Exact => FisherSource::Exact,
             };
-            let roots = self.output_roots(&f, &source);
+            let roots = self.output_roots(&f, &source, None);
             // Three independent jobs side by side on the rayon pool (their products then run as
             // single-threaded tasks, see crate::gemm::par_for): the A factors (one per layer),
             // the G factors (a backward pass per root), the loss and its gradient.

@@ -19,6 +19,12 @@ pub use mlp::{Activation, Mlp, OutputKind};
 
 use nalgebra::{DMatrix, DVector};
 
+/// Largest n for which implicit solvers form a dense Jacobian, by cost: the matrix takes 8n²
+/// bytes (2 MiB at 512), its LU n³/3 flops (45 MFLOP, ≈10 ms), and without a model kernel the
+/// finite-difference Jacobian 2n right-hand sides — for the shipped MLPs (n = 65, 67) one
+/// Jacobian costs ≈ 134 rhs evaluations, about what tsit45 spends on 20 steps.
+pub const DENSE_JACOBIAN_MAX_DIM: usize = 512;
+
 /// A differentiable statistical model with a loss to minimize.
 ///
 /// Required methods are in-place; allocating variants are provided.
@@ -73,9 +79,17 @@ pub trait StatModel: Send + Sync {
         None
     }
 
-    /// Whether implicit solvers may form a dense n×n Jacobian of the flow (default: n ≤ 64).
+    /// Whether implicit solvers may form a dense n×n Jacobian of the flow (default:
+    /// n ≤ [`DENSE_JACOBIAN_MAX_DIM`], chosen by cost).
     fn dense_jacobian(&self) -> bool {
-        self.dim() <= 64
+        self.dim() <= DENSE_JACOBIAN_MAX_DIM
+    }
+
+    /// ∇L, the exact natural gradient (I + λI)⁻¹∇L and I's eigenvalues by a model-specific
+    /// cancellation-free method, where the model has one (the mixture: in the chart (M, δ),
+    /// accurate near its singular line); `None` otherwise (then the dense factorization is used).
+    fn exact_geometry(&self, _theta: &[f64], _damping: f64) -> Option<crate::metric::Geometry> {
+        None
     }
 
     /// Pairs (i, j) of parameters whose equality θᵢ = θⱼ is a singular set of the metric (label
@@ -109,6 +123,20 @@ pub trait StatModel: Send + Sync {
                 source.name()
             ),
         ))
+    }
+
+    /// As [`StatModel::fisher_factor`], but a `Sampled` estimate draws its targets from the
+    /// model at `anchor` (the step's start) while the scores are evaluated at θ: within a step
+    /// the draws are then fixed (common random numbers) and the estimate is a smooth function
+    /// of θ, also for discrete targets whose inverse-CDF draw would jump as θ moves. Default:
+    /// the anchor is ignored.
+    fn fisher_factor_anchored(
+        &self,
+        theta: &[f64],
+        source: &FisherSource,
+        _anchor: &[f64],
+    ) -> crate::Result<DMatrix<f64>> {
+        self.fisher_factor(theta, source)
     }
 
     /// Named parameter groups (index ranges) for block-diagonal metrics; default: one group
