@@ -10,7 +10,8 @@ pub mod loss;
 pub mod manifold;
 pub mod plane;
 
-pub use loss::{LossFigure, draw_loss_on, loss};
+pub use loss::{LossFigure, SeriesStyle, draw_loss_on, loss};
+
 pub use plane::{PlaneFigure, draw_plane_on, plane};
 
 use crate::error::{Error, Result};
@@ -67,7 +68,8 @@ pub struct Series {
 /// Colour of the singular line μ₁ = μ₂ in every figure.
 pub const SINGULAR_GREY: RGBColor = RGBColor(0x40, 0x40, 0x40);
 
-/// Ten distinct colours (matplotlib's tab10), repeating for `i ≥ 10`.
+/// Distinct colours: matplotlib's tab10 for `i < 10`, then tab20's light partners, then hues
+/// spaced by the golden angle (no colour repeats).
 pub fn palette(i: usize) -> RGBColor {
     const TAB10: [(u8, u8, u8); 10] = [
         (0x1f, 0x77, 0xb4),
@@ -81,8 +83,212 @@ pub fn palette(i: usize) -> RGBColor {
         (0xbc, 0xbd, 0x22),
         (0x17, 0xbe, 0xcf),
     ];
-    let (r, g, b) = TAB10[i % TAB10.len()];
+    const TAB20_LIGHT: [(u8, u8, u8); 10] = [
+        (0xae, 0xc7, 0xe8),
+        (0xff, 0xbb, 0x78),
+        (0x98, 0xdf, 0x8a),
+        (0xff, 0x98, 0x96),
+        (0xc5, 0xb0, 0xd5),
+        (0xc4, 0x9c, 0x94),
+        (0xf7, 0xb6, 0xd2),
+        (0xc7, 0xc7, 0xc7),
+        (0xdb, 0xdb, 0x8d),
+        (0x9e, 0xda, 0xe5),
+    ];
+    let (r, g, b) = match i {
+        0..10 => TAB10[i],
+        10..20 => TAB20_LIGHT[i - 10],
+        _ => {
+            // HSV with the golden-angle hue, alternating value/saturation.
+            let h = ((i - 20) as f64 * 137.507_764).rem_euclid(360.0) / 60.0;
+            let (s, v) = if i % 2 == 0 { (0.75, 0.70) } else { (0.55, 0.90) };
+            let c = v * s;
+            let x = c * (1.0 - (h.rem_euclid(2.0) - 1.0).abs());
+            let (r, g, b) = match h as u32 {
+                0 => (c, x, 0.0),
+                1 => (x, c, 0.0),
+                2 => (0.0, c, x),
+                3 => (0.0, x, c),
+                4 => (x, 0.0, c),
+                _ => (c, 0.0, x),
+            };
+            let m = v - c;
+            let q = |u: f64| ((u + m) * 255.0).round().clamp(0.0, 255.0) as u8;
+            (q(r), q(g), q(b))
+        }
+    };
     RGBColor(r, g, b)
+}
+
+/// Line pattern of a curve (dash and gap lengths in pixels at stroke width 2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dash {
+    /// Continuous.
+    #[default]
+    Solid,
+    /// 9 on, 5 off.
+    Dashed,
+    /// 2 on, 4 off.
+    Dotted,
+    /// 18 on, 5 off, 3 on, 5 off.
+    DashDot,
+}
+
+impl Dash {
+    /// The k-th pattern (cycling through the four).
+    pub fn nth(k: usize) -> Dash {
+        [Dash::Solid, Dash::Dashed, Dash::Dotted, Dash::DashDot][k % 4]
+    }
+
+    /// On/off lengths in pixels; empty for solid.
+    fn pattern(self) -> &'static [f64] {
+        match self {
+            Dash::Solid => &[],
+            Dash::Dashed => &[9.0, 5.0],
+            Dash::Dotted => &[2.0, 4.0],
+            Dash::DashDot => &[18.0, 5.0, 3.0, 5.0],
+        }
+    }
+}
+
+/// The sample drawn in front of a legend label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LegendGlyph {
+    /// A line in colour `palette(k)` (black for `None`) with a pattern.
+    Line(Option<usize>, Dash),
+    /// A filled band of this colour.
+    Band(RGBColor),
+}
+
+/// One legend row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LegendEntry {
+    /// Text.
+    pub label: String,
+    /// Sample.
+    pub glyph: LegendGlyph,
+}
+
+const LEGEND_GLYPH_W: i32 = 34;
+const LEGEND_PAD: i32 = 9;
+const LEGEND_ROW: i32 = 22;
+
+/// Width and height in pixels of the legend box for `entries`.
+pub(crate) fn legend_size<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[LegendEntry],
+    style: &TextStyle<'_>,
+) -> std::result::Result<(i32, i32), DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut w = 0;
+    for e in entries {
+        w = w.max(area.estimate_text_size(&e.label, style)?.0 as i32);
+    }
+    let h = LEGEND_ROW * entries.len() as i32;
+    Ok((w + LEGEND_GLYPH_W + 2 * LEGEND_PAD, h + 2 * LEGEND_PAD - 4))
+}
+
+/// Draw a legend box of size `dim` with its upper left corner at `at` (pixels of `area`).
+pub(crate) fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    at: (i32, i32),
+    entries: &[LegendEntry],
+    style: &TextStyle<'_>,
+    dim: (i32, i32),
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let (x, y) = at;
+    area.draw(&Rectangle::new(
+        [(x, y), (x + dim.0, y + dim.1)],
+        WHITE.mix(0.9).filled(),
+    ))?;
+    area.draw(&Rectangle::new(
+        [(x, y), (x + dim.0, y + dim.1)],
+        BLACK.mix(0.5).stroke_width(1),
+    ))?;
+    let text = style.pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, e) in entries.iter().enumerate() {
+        let cy = y + LEGEND_PAD + LEGEND_ROW / 2 + LEGEND_ROW * i as i32 - 2;
+        let gx = x + LEGEND_PAD;
+        match e.glyph {
+            LegendGlyph::Line(colour, dash) => {
+                let c = colour.map(palette).unwrap_or(BLACK);
+                stroke_polyline(area, &[(gx, cy), (gx + 26, cy)], c, dash)?;
+            }
+            LegendGlyph::Band(c) => {
+                area.draw(&Rectangle::new(
+                    [(gx, cy - 6), (gx + 26, cy + 6)],
+                    c.mix(0.45).filled(),
+                ))?;
+                area.draw(&PathElement::new(
+                    vec![(gx, cy - 6), (gx + 26, cy - 6)],
+                    c.stroke_width(1),
+                ))?;
+            }
+        }
+        area.draw_text(&e.label, &text, (x + LEGEND_PAD + LEGEND_GLYPH_W, cy))?;
+    }
+    Ok(())
+}
+
+/// The on-pieces of a polyline (pixels) under a dash pattern measured along its length.
+pub(crate) fn dash_pieces(px: &[(i32, i32)], dash: Dash) -> Vec<Vec<(i32, i32)>> {
+    let pattern = dash.pattern();
+    if pattern.is_empty() || px.len() < 2 {
+        return vec![px.to_vec()];
+    }
+    let mut pieces = Vec::new();
+    let mut current: Vec<(f64, f64)> = Vec::new();
+    let (mut k, mut left) = (0usize, pattern[0]);
+    let on = |k: usize| k % 2 == 0;
+    let to_i = |v: &[(f64, f64)]| -> Vec<(i32, i32)> {
+        v.iter()
+            .map(|p| (p.0.round() as i32, p.1.round() as i32))
+            .collect()
+    };
+    current.push((f64::from(px[0].0), f64::from(px[0].1)));
+    for w in px.windows(2) {
+        let (a, b) = (
+            (f64::from(w[0].0), f64::from(w[0].1)),
+            (f64::from(w[1].0), f64::from(w[1].1)),
+        );
+        let len = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+        let mut pos = 0.0;
+        while len - pos > left {
+            pos += left;
+            let p = (a.0 + (b.0 - a.0) * pos / len, a.1 + (b.1 - a.1) * pos / len);
+            if on(k) {
+                current.push(p);
+                pieces.push(to_i(&current));
+                current.clear();
+            } else {
+                current.push(p);
+            }
+            k = (k + 1) % pattern.len();
+            left = pattern[k];
+        }
+        left -= len - pos;
+        if on(k) {
+            current.push(b);
+        }
+    }
+    if on(k) && current.len() >= 2 {
+        pieces.push(to_i(&current));
+    }
+    pieces
+}
+
+/// Stroke a polyline (pixels of `area`) 2 px wide in `colour` with pattern `dash`.
+pub(crate) fn stroke_polyline<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    px: &[(i32, i32)],
+    colour: RGBColor,
+    dash: Dash,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    for piece in dash_pieces(px, dash) {
+        if piece.len() >= 2 {
+            area.draw(&PathElement::new(piece, colour.stroke_width(2)))?;
+        }
+    }
+    Ok(())
 }
 
 /// A finite, increasing range of positive width: non-finite ends fall back to `fallback`,
@@ -303,6 +509,11 @@ mod tests {
                 assert_ne!(palette(i), palette(j));
             }
         }
-        assert_eq!(palette(3), palette(13));
+        let all: Vec<RGBColor> = (0..60).map(palette).collect();
+        for i in 0..all.len() {
+            for j in 0..i {
+                assert_ne!(all[i], all[j], "palette({i}) = palette({j})");
+            }
+        }
     }
 }
