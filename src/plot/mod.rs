@@ -9,6 +9,7 @@ pub mod font;
 pub mod loss;
 pub mod manifold;
 pub mod plane;
+pub mod raster;
 
 pub use loss::{LossFigure, SeriesStyle, draw_loss_on, loss};
 
@@ -367,12 +368,15 @@ fn png_temp_path(path: &Path) -> PathBuf {
 }
 
 /// Draw a figure with `draw_svg`/`draw_png` (the same generic drawing function instantiated for
-/// each backend) into `path`, atomically.
+/// each backend) into `path`, atomically. PNGs are drawn at 2× and box-filtered down
+/// ([`raster::Supersample`]): anti-aliased strokes and glyphs.
 pub(crate) fn render(
     path: &Path,
     size: (u32, u32),
     draw_svg: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> std::result::Result<(), String>,
-    draw_png: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
+    draw_png: impl FnOnce(
+        &DrawingArea<raster::Supersample<'_>, Shift>,
+    ) -> std::result::Result<(), String>,
 ) -> Result<()> {
     let format = Format::from_path(path)?;
     if !font::register() {
@@ -389,26 +393,49 @@ pub(crate) fn render(
             crate::export::write_atomic(path, svg.as_bytes())
         }
         Format::Png => {
-            let tmp = png_temp_path(path);
-            // Surface an unwritable directory as an I/O error before drawing anything.
-            std::fs::File::create(&tmp).map_err(|source| Error::Write {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            let result = {
-                let root = BitMapBackend::new(&tmp, size).into_drawing_area();
-                draw_png(&root)
-                    .and_then(|()| root.present().map_err(|e| e.to_string()))
-                    .map_err(|e| plot_err(path, e))
-                // `root` is dropped here, before the temporary file is removed or renamed.
-            };
-            match result {
-                Ok(()) => crate::export::commit(&tmp, path),
-                Err(e) => {
-                    let _ = std::fs::remove_file(&tmp);
-                    Err(e)
-                }
-            }
+            let image = rasterize(size, draw_png).map_err(|e| plot_err(path, e))?;
+            write_png(path, size, &image)
+        }
+    }
+}
+
+/// Draw at 2× with `draw` and return the box-filtered RGB image of `size`.
+pub(crate) fn rasterize(
+    size: (u32, u32),
+    draw: impl FnOnce(
+        &DrawingArea<raster::Supersample<'_>, Shift>,
+    ) -> std::result::Result<(), String>,
+) -> std::result::Result<Vec<u8>, String> {
+    let mut hires = raster::hires_buffer(size).ok_or("image size overflows")?;
+    {
+        let root = raster::Supersample::new(&mut hires, size).into_drawing_area();
+        draw(&root)?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(raster::downsample(&hires, size))
+}
+
+/// Write an RGB image as a PNG, atomically.
+pub(crate) fn write_png(path: &Path, size: (u32, u32), image: &[u8]) -> Result<()> {
+    let tmp = png_temp_path(path);
+    // Surface an unwritable directory as an I/O error before encoding anything.
+    std::fs::File::create(&tmp).map_err(|source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let result = {
+        let mut backend = BitMapBackend::new(&tmp, size);
+        backend
+            .blit_bitmap((0, 0), size, image)
+            .and_then(|()| backend.present())
+            .map_err(|e| plot_err(path, e))
+        // `backend` is dropped here, before the temporary file is removed or renamed.
+    };
+    match result {
+        Ok(()) => crate::export::commit(&tmp, path),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
         }
     }
 }
