@@ -67,8 +67,6 @@ pub const TO_NEITHER: RGBColor = RGBColor(0x60, 0x60, 0x60);
 pub const STATIONARY_GRAD: f64 = 1e-8;
 /// Left edge of the legend and colour bars.
 const PANEL_X0: i32 = PLOT_X0 + SIDE + 36;
-/// Side of one heat-map raster cell in pixels.
-const CELL_PX: i32 = 4;
 /// Colour bands of the heat map.
 const BANDS: usize = 64;
 /// Display length of the probe arrows in pixels.
@@ -681,6 +679,8 @@ fn band_colour(k: usize) -> RGBColor {
     colormap((k as f64 + 0.5) / BANDS as f64)
 }
 
+/// The heat map as one RGB raster of the plotting square, one sample per pixel, blitted as a
+/// single image (an `<image>` with a PNG in SVGs, not thousands of rectangles).
 fn draw_heat<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &HeatMap) -> DrawResult<DB> {
     if h.nodes < 2
         || h.z.len() != h.nodes * h.nodes
@@ -688,35 +688,22 @@ fn draw_heat<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &HeatMap) -> 
     {
         return Ok(());
     }
-    let cells = (SIDE + CELL_PX - 1) / CELL_PX;
-    let edge = |k: i32| k * SIDE / cells;
+    let side = SIDE as usize;
     let m1 = (h.nodes - 1) as f64;
-    for r in 0..cells {
-        let (y0, y1) = (edge(r), edge(r + 1));
-        let v = 1.0 - (f64::from(r) + 0.5) / f64::from(cells);
-        let bands: Vec<Option<usize>> = (0..cells)
-            .map(|c| {
-                let u = (f64::from(c) + 0.5) / f64::from(cells);
-                sample(h, u * m1, v * m1).map(|z| band(h, z))
-            })
-            .collect();
-        let mut c0 = 0usize;
-        while c0 < bands.len() {
-            let mut c1 = c0 + 1;
-            while c1 < bands.len() && bands[c1] == bands[c0] {
-                c1 += 1;
+    let mut buf = vec![255u8; side * side * 3];
+    for r in 0..side {
+        let v = 1.0 - (r as f64 + 0.5) / side as f64;
+        for c in 0..side {
+            let u = (c as f64 + 0.5) / side as f64;
+            if let Some(z) = sample(h, u * m1, v * m1) {
+                let col = band_colour(band(h, z));
+                let o = (r * side + c) * 3;
+                buf[o..o + 3].copy_from_slice(&[col.0, col.1, col.2]);
             }
-            if let Some(k) = bands[c0] {
-                root.draw(&Rectangle::new(
-                    [
-                        (PLOT_X0 + edge(c0 as i32), PLOT_Y0 + y0),
-                        (PLOT_X0 + edge(c1 as i32), PLOT_Y0 + y1),
-                    ],
-                    band_colour(k).filled(),
-                ))?;
-            }
-            c0 = c1;
         }
+    }
+    if let Some(image) = BitMapElement::with_owned_buffer((PLOT_X0, PLOT_Y0), (SIDE as u32, SIDE as u32), buf) {
+        root.draw(&image)?;
     }
     Ok(())
 }

@@ -390,7 +390,7 @@ pub(crate) fn render(
                 draw_svg(&root).map_err(|e| plot_err(path, e))?;
                 root.present().map_err(|e| plot_err(path, e))?;
             }
-            crate::export::write_atomic(path, svg.as_bytes())
+            crate::export::write_atomic(path, font::embed_in_svg(&svg).as_bytes())
         }
         Format::Png => {
             let image = rasterize(size, draw_png).map_err(|e| plot_err(path, e))?;

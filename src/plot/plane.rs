@@ -52,8 +52,6 @@ pub fn plane(path: &Path, fig: &PlaneFigure) -> Result<()> {
 const BANDS: usize = 48;
 /// A contour line is drawn at every `BANDS / CONTOURS`-th band boundary.
 const CONTOURS: usize = 8;
-/// Side of one heat-map raster cell in pixels.
-const CELL_PX: u32 = 4;
 /// Most trajectories listed in the legend.
 const MAX_LEGEND_TRAJECTORIES: usize = 10;
 
@@ -468,39 +466,24 @@ pub fn draw_plane_on<DB: DrawingBackend>(
     let plot_px = chart.plotting_area().strip_coord_spec();
     let (pw, ph) = plot_px.dim_in_pixel();
 
-    // Heat map: a raster of CELL_PX-sized cells sampled bilinearly from the grid, quantised
-    // into BANDS colour bands, with equal neighbours in a row merged into one rectangle.
+    // Heat map: one RGB raster of the plotting area (one bilinear sample per pixel, quantised
+    // into BANDS colour bands), blitted as a single image (one PNG `<image>` in SVGs).
     if let Some(f) = &field {
-        let (rw, rh) = (pw.div_ceil(CELL_PX).max(1), ph.div_ceil(CELL_PX).max(1));
-        let edge = |k: u32, n: u32, len: u32| (u64::from(k) * u64::from(len) / u64::from(n)) as i32;
-        for r in 0..rh {
-            let (py0, py1) = (edge(r, rh, ph), edge(r + 1, rh, ph));
-            let v = 1.0 - (f64::from(r) + 0.5) / f64::from(rh);
-            let gj = v * (f.ny - 1) as f64;
-            let bands: Vec<Option<usize>> = (0..rw)
-                .map(|c| {
-                    let u = (f64::from(c) + 0.5) / f64::from(rw);
-                    f.sample(u * (f.nx - 1) as f64, gj).map(|z| f.band(z))
-                })
-                .collect();
-            let mut c0 = 0usize;
-            while c0 < bands.len() {
-                let mut c1 = c0 + 1;
-                while c1 < bands.len() && bands[c1] == bands[c0] {
-                    c1 += 1;
+        let (w, h) = (pw as usize, ph as usize);
+        let mut buf = vec![255u8; w * h * 3];
+        for r in 0..h {
+            let gj = (1.0 - (r as f64 + 0.5) / h as f64) * (f.ny - 1) as f64;
+            for c in 0..w {
+                let gi = (c as f64 + 0.5) / w as f64 * (f.nx - 1) as f64;
+                if let Some(z) = f.sample(gi, gj) {
+                    let col = colormap((f.band(z) as f64 + 0.5) / BANDS as f64);
+                    let o = (r * w + c) * 3;
+                    buf[o..o + 3].copy_from_slice(&[col.0, col.1, col.2]);
                 }
-                if let Some(k) = bands[c0] {
-                    let colour = colormap((k as f64 + 0.5) / BANDS as f64);
-                    plot_px.draw(&Rectangle::new(
-                        [
-                            (edge(c0 as u32, rw, pw), py0),
-                            (edge(c1 as u32, rw, pw), py1),
-                        ],
-                        colour.filled(),
-                    ))?;
-                }
-                c0 = c1;
             }
+        }
+        if let Some(image) = BitMapElement::with_owned_buffer((0, 0), (pw, ph), buf) {
+            plot_px.draw(&image)?;
         }
     }
 

@@ -81,12 +81,9 @@ impl<S: BackendStyle> BackendStyle for Scaled<'_, S> {
 
 /// The same text style at SCALE× the font size.
 fn scaled_text<T: BackendTextStyle>(style: &T) -> TextStyle<'static> {
-    let family = match style.family() {
-        FontFamily::Serif => FontFamily::Serif,
-        FontFamily::Monospace => FontFamily::Monospace,
-        FontFamily::Name(n) if n == super::font::FAMILY => FontFamily::Name(super::font::FAMILY),
-        _ => FontFamily::SansSerif,
-    };
+    // Only the bundled font is registered: every family maps to it.
+    let _ = style.family();
+    let family = FontFamily::Name(super::font::FAMILY);
     let font_style = match style.style() {
         FontStyle::Italic => FontStyle::Italic,
         FontStyle::Oblique => FontStyle::Oblique,
@@ -274,7 +271,7 @@ mod tests {
             root.fill(&WHITE).unwrap();
             root.draw(&PathElement::new(vec![(2, 5), (37, 30)], BLACK.stroke_width(1)))
                 .unwrap();
-            root.draw_text("Euclidean", &("sans-serif", 12).into_text_style(&root), (1, 1))
+            root.draw_text("Euclidean", &(super::super::font::FAMILY, 12).into_text_style(&root), (1, 1))
                 .unwrap();
             root.present().unwrap();
         }
