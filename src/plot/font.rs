@@ -63,7 +63,10 @@ pub fn embed_in_svg(svg: &str) -> String {
     let family = format!("font-family=\"{FAMILY}\"");
     let fallback = format!("font-family=\"{FAMILY}, sans-serif\"");
     let body = svg.replace(&family, &fallback);
-    match body.find("<svg").and_then(|i| body[i..].find('>').map(|j| i + j + 1)) {
+    match body
+        .find("<svg")
+        .and_then(|i| body[i..].find('>').map(|j| i + j + 1))
+    {
         Some(k) => format!("{}\n{}{}", &body[..k], svg_font_defs(), &body[k..]),
         None => body,
     }
@@ -95,7 +98,10 @@ mod tests {
         let out = super::embed_in_svg(svg);
         assert!(out.contains("<svg width=\"10\" height=\"10\">\n<defs><style>@font-face"));
         assert!(out.contains("font-family=\"DejaVu Sans, sans-serif\""));
-        assert!(out.contains("data:font/ttf;base64,AAEAAA"), "TrueType magic 00 01 00 00");
+        assert!(
+            out.contains("data:font/ttf;base64,AAEAAA"),
+            "TrueType magic 00 01 00 00"
+        );
     }
 
     #[test]

@@ -431,10 +431,16 @@ fn ellipse_pixels(f: &Frame, e: &Ellipse) -> EllipsePixels {
 /// The pieces of a pixel polyline inside the plotting square (ellipses of edge cells are cut
 /// by the frame instead of crossing it).
 fn inside_frame(px: &[(i32, i32)]) -> Vec<Vec<(i32, i32)>> {
-    let pts: Vec<(f64, f64)> = px.iter().map(|p| (f64::from(p.0), f64::from(p.1))).collect();
+    let pts: Vec<(f64, f64)> = px
+        .iter()
+        .map(|p| (f64::from(p.0), f64::from(p.1)))
+        .collect();
     let xr = (f64::from(PLOT_X0), f64::from(PLOT_X0 + SIDE));
     let yr = (f64::from(PLOT_Y0), f64::from(PLOT_Y0 + SIDE));
-    if pts.iter().all(|p| p.0 >= xr.0 && p.0 <= xr.1 && p.1 >= yr.0 && p.1 <= yr.1) {
+    if pts
+        .iter()
+        .all(|p| p.0 >= xr.0 && p.0 <= xr.1 && p.1 >= yr.0 && p.1 <= yr.1)
+    {
         return vec![px.to_vec()];
     }
     super::plane::clip_polyline(&pts, xr, yr)
@@ -702,7 +708,9 @@ fn draw_heat<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &HeatMap) -> 
             }
         }
     }
-    if let Some(image) = BitMapElement::with_owned_buffer((PLOT_X0, PLOT_Y0), (SIDE as u32, SIDE as u32), buf) {
+    if let Some(image) =
+        BitMapElement::with_owned_buffer((PLOT_X0, PLOT_Y0), (SIDE as u32, SIDE as u32), buf)
+    {
         root.draw(&image)?;
     }
     Ok(())

@@ -102,7 +102,11 @@ pub fn palette(i: usize) -> RGBColor {
         _ => {
             // HSV with the golden-angle hue, alternating value/saturation.
             let h = ((i - 20) as f64 * 137.507_764).rem_euclid(360.0) / 60.0;
-            let (s, v) = if i % 2 == 0 { (0.75, 0.70) } else { (0.55, 0.90) };
+            let (s, v) = if i % 2 == 0 {
+                (0.75, 0.70)
+            } else {
+                (0.55, 0.90)
+            };
             let c = v * s;
             let x = c * (1.0 - (h.rem_euclid(2.0) - 1.0).abs());
             let (r, g, b) = match h as u32 {
@@ -390,6 +394,8 @@ pub(crate) fn render(
                 draw_svg(&root).map_err(|e| plot_err(path, e))?;
                 root.present().map_err(|e| plot_err(path, e))?;
             }
+            // plotters writes the non-standard `data:png` for embedded rasters.
+            let svg = svg.replace("href=\"data:png;base64,", "href=\"data:image/png;base64,");
             crate::export::write_atomic(path, font::embed_in_svg(&svg).as_bytes())
         }
         Format::Png => {
@@ -402,9 +408,7 @@ pub(crate) fn render(
 /// Draw at 2× with `draw` and return the box-filtered RGB image of `size`.
 pub(crate) fn rasterize(
     size: (u32, u32),
-    draw: impl FnOnce(
-        &DrawingArea<raster::Supersample<'_>, Shift>,
-    ) -> std::result::Result<(), String>,
+    draw: impl FnOnce(&DrawingArea<raster::Supersample<'_>, Shift>) -> std::result::Result<(), String>,
 ) -> std::result::Result<Vec<u8>, String> {
     let mut hires = raster::hires_buffer(size).ok_or("image size overflows")?;
     {

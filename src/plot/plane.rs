@@ -329,7 +329,11 @@ pub(crate) fn clip_segment(
 }
 
 /// The pieces of a polyline inside the box (non-finite points already removed).
-pub(crate) fn clip_polyline(points: &[(f64, f64)], xr: (f64, f64), yr: (f64, f64)) -> Vec<Vec<(f64, f64)>> {
+pub(crate) fn clip_polyline(
+    points: &[(f64, f64)],
+    xr: (f64, f64),
+    yr: (f64, f64),
+) -> Vec<Vec<(f64, f64)>> {
     let inside = |p: &(f64, f64)| p.0 >= xr.0 && p.0 <= xr.1 && p.1 >= yr.0 && p.1 <= yr.1;
     let mut pieces = Vec::new();
     if points.len() == 1 {

@@ -269,10 +269,17 @@ mod tests {
         {
             let root = Supersample::new(&mut buf, size).into_drawing_area();
             root.fill(&WHITE).unwrap();
-            root.draw(&PathElement::new(vec![(2, 5), (37, 30)], BLACK.stroke_width(1)))
-                .unwrap();
-            root.draw_text("Euclidean", &(super::super::font::FAMILY, 12).into_text_style(&root), (1, 1))
-                .unwrap();
+            root.draw(&PathElement::new(
+                vec![(2, 5), (37, 30)],
+                BLACK.stroke_width(1),
+            ))
+            .unwrap();
+            root.draw_text(
+                "Euclidean",
+                &(super::super::font::FAMILY, 12).into_text_style(&root),
+                (1, 1),
+            )
+            .unwrap();
             root.present().unwrap();
         }
         let img = downsample(&buf, size);

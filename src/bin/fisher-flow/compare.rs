@@ -267,7 +267,10 @@ fn styling(
     if n_starts <= 1 {
         let styles = runs
             .iter()
-            .map(|r| SeriesStyle { colour: r.config, dash: Dash::Solid })
+            .map(|r| SeriesStyle {
+                colour: r.config,
+                dash: Dash::Solid,
+            })
             .collect();
         let legend = (0..configs.len())
             .map(|c| line(name(c), Some(c), Dash::Solid))
@@ -278,8 +281,15 @@ fn styling(
     let styles = runs
         .iter()
         .map(|r| {
-            let (colour, dash) = if by_start { (r.start, r.config) } else { (r.config, r.start) };
-            SeriesStyle { colour, dash: Dash::nth(dash) }
+            let (colour, dash) = if by_start {
+                (r.start, r.config)
+            } else {
+                (r.config, r.start)
+            };
+            SeriesStyle {
+                colour,
+                dash: Dash::nth(dash),
+            }
         })
         .collect();
     let mut legend = Vec::new();
