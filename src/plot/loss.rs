@@ -422,7 +422,9 @@ mod tests {
 
     #[test]
     fn decades_are_bounded() {
-        assert_eq!(log_decades(1e-3, 1.0), (-3.0, 0.0));
+        assert_eq!(log_decades(2e-3, 0.5), (-3.0, 0.0));
+        // A little headroom keeps a value at a decade off the frame.
+        assert_eq!(log_decades(1e-3, 1.0), (-4.0, 1.0));
         assert_eq!(log_decades(0.5, 0.5), (-1.0, 0.0));
         let (lo, hi) = log_decades(1e-16, 3e307);
         assert_eq!(hi, MAX_EXPONENT);

@@ -271,7 +271,7 @@ mod tests {
             root.fill(&WHITE).unwrap();
             root.draw(&PathElement::new(
                 vec![(2, 5), (37, 30)],
-                BLACK.stroke_width(1),
+                plotters::style::Color::stroke_width(&BLACK, 1),
             ))
             .unwrap();
             root.draw_text(
