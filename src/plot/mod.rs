@@ -102,7 +102,7 @@ pub fn palette(i: usize) -> RGBColor {
         _ => {
             // HSV with the golden-angle hue, alternating value/saturation.
             let h = ((i - 20) as f64 * 137.507_764).rem_euclid(360.0) / 60.0;
-            let (s, v) = if i % 2 == 0 {
+            let (s, v) = if i.is_multiple_of(2) {
                 (0.75, 0.70)
             } else {
                 (0.55, 0.90)
@@ -243,7 +243,7 @@ pub(crate) fn dash_pieces(px: &[(i32, i32)], dash: Dash) -> Vec<Vec<(i32, i32)>>
     let mut pieces = Vec::new();
     let mut current: Vec<(f64, f64)> = Vec::new();
     let (mut k, mut left) = (0usize, pattern[0]);
-    let on = |k: usize| k % 2 == 0;
+    let on = |k: usize| k.is_multiple_of(2);
     let to_i = |v: &[(f64, f64)]| -> Vec<(i32, i32)> {
         v.iter()
             .map(|p| (p.0.round() as i32, p.1.round() as i32))
@@ -531,6 +531,28 @@ mod tests {
         assert_eq!(tick_label(-0.0, 8.0), "0.0");
         assert_eq!(tick_label(20.0, 100.0), "20");
         assert_eq!(tick_label(0.25, 0.5), "0.25");
+    }
+
+    #[test]
+    fn dashes_follow_the_pattern_along_the_length() {
+        // A 100 px line bent at 50 px: dashes of 9 on / 5 off continue across the bend.
+        let line = [(0, 0), (50, 0), (50, 50)];
+        let pieces = dash_pieces(&line, Dash::Dashed);
+        let len = |p: &Vec<(i32, i32)>| {
+            p.windows(2)
+                .map(|w| f64::from((w[1].0 - w[0].0).abs() + (w[1].1 - w[0].1).abs()))
+                .sum::<f64>()
+        };
+        // 100 / 14 = 7 full periods and 2 px of an eighth dash.
+        assert_eq!(pieces.len(), 8, "{pieces:?}");
+        for p in &pieces[..7] {
+            assert!((len(p) - 9.0).abs() <= 1.0, "{p:?}");
+        }
+        // The dash across the bend keeps the corner.
+        assert!(pieces.iter().any(|p| p.contains(&(50, 0)) && p.len() == 3));
+        assert_eq!(dash_pieces(&line, Dash::Solid), vec![line.to_vec()]);
+        let total: f64 = dash_pieces(&line, Dash::Dotted).iter().map(len).sum();
+        assert!((total - 100.0 / 6.0 * 2.0).abs() < 3.0, "{total}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! each output pixel is the mean of a SCALE × SCALE block, i.e. 2×2 supersampling.
 
 use plotters::prelude::*;
-use plotters::style::{FontDesc, FontFamily, FontStyle, TextStyle};
+use plotters::style::{FontDesc, FontFamily, TextStyle};
 use plotters_backend::{
     BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind,
 };
@@ -84,12 +84,7 @@ fn scaled_text<T: BackendTextStyle>(style: &T) -> TextStyle<'static> {
     // Only the bundled font is registered: every family maps to it.
     let _ = style.family();
     let family = FontFamily::Name(super::font::FAMILY);
-    let font_style = match style.style() {
-        FontStyle::Italic => FontStyle::Italic,
-        FontStyle::Oblique => FontStyle::Oblique,
-        FontStyle::Bold => FontStyle::Bold,
-        FontStyle::Normal => FontStyle::Normal,
-    };
+    let font_style = style.style();
     let font = FontDesc::new(family, style.size() * f64::from(SCALE), font_style)
         .transform(style.transform());
     TextStyle {

@@ -96,9 +96,9 @@ pub fn write(
         ..LossFigure::default()
     };
     let frob = LossFigure {
-        title: format!("Relative Frobenius error of the {name} metric"),
+        title: format!("Relative Frobenius error of the {name} metric against the exact Fisher"),
         x_label: "t".into(),
-        y_label: "‖G̃ − G‖ / ‖G‖ (Frobenius norms)".into(),
+        y_label: "relative Frobenius error".into(),
         series: series(|r| r.rel_frobenius),
         ..LossFigure::default()
     };
