@@ -784,3 +784,140 @@ fn readme_images_are_what_the_demo_draws() {
         }
     }
 }
+
+fn fisher_flow(args: &[&str], out: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_fisher-flow"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+/// `compare` on the MLP: the Markdown table stays a table (`|` in "|θ|" escaped), the loss
+/// figure shows L itself without a reference L* and L − L* with `--l-star`; a bad `--l-star`
+/// is a one-line error with exit 2.
+#[test]
+fn compare_on_the_mlp_keeps_the_table_and_names_its_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = [
+        "compare",
+        "models/mlp-iris.toml",
+        "--metrics",
+        "euclidean",
+        "--t-end",
+        "0.05",
+    ];
+    let o = fisher_flow(&base, &dir.path().join("a"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = std::fs::read_to_string(dir.path().join("a/compare.md")).unwrap();
+    let cells = |line: &str| line.replace("\\|", "").matches('|').count();
+    let header = cells(md.lines().next().unwrap());
+    assert!(md.contains("\\|θ\\|"), "{md}");
+    for line in md.lines() {
+        assert_eq!(cells(line), header, "row breaks the table: {line}");
+    }
+    let svg = std::fs::read_to_string(dir.path().join("a/compare-loss.svg")).unwrap();
+    assert!(
+        svg.contains("Loss L (no reference L*"),
+        "no reference: L itself"
+    );
+    let mut with = base.to_vec();
+    with.extend(["--l-star", "0.01"]);
+    let o = fisher_flow(&with, &dir.path().join("b"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = std::fs::read_to_string(dir.path().join("b/compare-loss.svg")).unwrap();
+    assert!(svg.contains("Loss gap L − L*") && svg.contains("noise floor"));
+    let json = std::fs::read_to_string(dir.path().join("b/compare.json")).unwrap();
+    assert!(json.contains("\"--l-star\""), "{json}");
+    // 1 − accuracy on a linear axis: no log-axis labels.
+    let err = std::fs::read_to_string(dir.path().join("b/compare-error.svg")).unwrap();
+    assert!(!err.contains("10⁻"));
+
+    let o = fisher_flow(
+        &["run", "models/gmm-seed.toml", "--l-star", "nan"],
+        &dir.path().join("c"),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("--l-star") && e.trim_end().lines().count() == 1,
+        "{e}"
+    );
+}
+
+/// Titles name the metric or method that produced the figure.
+#[test]
+fn titles_name_the_metric_and_the_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = fisher_flow(
+        &[
+            "run",
+            "models/gmm-seed.toml",
+            "--metric",
+            "diagonal",
+            "--t-end",
+            "0.5",
+            "-q",
+        ],
+        &dir.path().join("r"),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = std::fs::read_to_string(dir.path().join("r/trajectory.svg")).unwrap();
+    assert!(svg.contains("Natural-gradient flow (diagonal Fisher)"));
+    assert!(!svg.contains("Euclidean-gradient"));
+    let o = fisher_flow(
+        &[
+            "optimize",
+            "models/gmm-seed.toml",
+            "--method",
+            "gd",
+            "--iters",
+            "5",
+            "-q",
+        ],
+        &dir.path().join("o"),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = std::fs::read_to_string(dir.path().join("o/trajectory.svg")).unwrap();
+    assert!(
+        svg.contains("Gradient descent (lr 0.1)"),
+        "optimize plane title"
+    );
+    assert!(!svg.contains("Natural-gradient flow"));
+    let svg = std::fs::read_to_string(dir.path().join("o/loss.svg")).unwrap();
+    assert!(svg.contains("Loss gap of gradient descent (lr 0.1)"));
+}
+
+/// The issue's hang: gradient descent with lr 50 diverges to a loss of 3e307; plotting its
+/// loss must finish (it used to loop forever in plotters' log-axis key points).
+#[test]
+fn a_diverging_optimize_run_still_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = fisher_flow(
+        &[
+            "optimize",
+            "models/gmm-seed.toml",
+            "--method",
+            "gd",
+            "--lr",
+            "50",
+            "--iters",
+            "200",
+            "--start",
+            "0.1,0.15",
+            "-q",
+        ],
+        dir.path(),
+    );
+    // Divergence may be reported as a failure (exit 1), but the figures are written.
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for f in ["loss.svg", "loss.png"] {
+        assert!(dir.path().join(f).exists(), "{f}");
+    }
+}
