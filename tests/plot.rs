@@ -66,6 +66,7 @@ fn plane_figure() -> PlaneFigure {
                 points: spiral(SWAP, 1.9, 4.2, 300),
             },
         ],
+        ..PlaneFigure::default()
     }
 }
 
@@ -157,10 +158,11 @@ fn plane_svg_has_title_and_one_polyline_per_trajectory() {
     );
     assert!(svg.contains("target θ*") && svg.contains("swap"));
     assert!(svg.contains("singular line μ₁ = μ₂"));
+    // One polyline per trajectory and its legend sample.
     for (k, t) in fig.trajectories.iter().enumerate() {
         assert_eq!(
             polylines_with_stroke(&svg, &hex(palette(k))),
-            1,
+            2,
             "trajectory {k} ({})",
             t.label
         );
@@ -577,8 +579,9 @@ fn bad_values_do_not_panic() {
     }
     // The trajectory that leaves the plot is clipped into two pieces.
     let svg = std::fs::read_to_string(dir.path().join("nan.svg")).unwrap();
-    assert_eq!(polylines_with_stroke(&svg, &hex(palette(4))), 2);
-    assert_eq!(polylines_with_stroke(&svg, &hex(palette(0))), 1);
+    // (plus one legend sample each)
+    assert_eq!(polylines_with_stroke(&svg, &hex(palette(4))), 3);
+    assert_eq!(polylines_with_stroke(&svg, &hex(palette(0))), 2);
 
     // Degenerate and non-finite ranges, all-NaN and tiny grids, nothing to draw.
     let degenerate = [

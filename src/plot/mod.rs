@@ -163,6 +163,25 @@ pub enum LegendGlyph {
     Line(Option<usize>, Dash),
     /// A filled band of this colour.
     Band(RGBColor),
+    /// A line of any colour with a pattern.
+    Rgb(RGBColor, Dash),
+    /// A marker of the parameter plane.
+    Marker(Marker),
+    /// No sample (e.g. "… and 5 more").
+    Blank,
+}
+
+/// The markers of the parameter plane, for legends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Marker {
+    /// Hollow circle: a trajectory's start.
+    Start,
+    /// Filled dot: a trajectory's end.
+    End,
+    /// Black star: the target θ*.
+    Target,
+    /// White diamond: the label swap of θ*.
+    Swap,
 }
 
 /// One legend row.
@@ -218,6 +237,11 @@ pub(crate) fn draw_legend<DB: DrawingBackend>(
                 let c = colour.map(palette).unwrap_or(BLACK);
                 stroke_polyline(area, &[(gx, cy), (gx + 26, cy)], c, dash)?;
             }
+            LegendGlyph::Rgb(c, dash) => {
+                stroke_polyline(area, &[(gx, cy), (gx + 26, cy)], c, dash)?;
+            }
+            LegendGlyph::Marker(m) => plane::draw_marker(area, m, (gx + 13, cy))?,
+            LegendGlyph::Blank => {}
             LegendGlyph::Band(c) => {
                 area.draw(&Rectangle::new(
                     [(gx, cy - 6), (gx + 26, cy + 6)],
@@ -472,24 +496,6 @@ pub(crate) fn legend_corner(
         }
     }
     best
-}
-
-/// Size in pixels of a legend with these labels, as plotters lays it out
-/// (glyph area `glyph_w`, margin `margin`).
-pub(crate) fn legend_dim<DB: DrawingBackend>(
-    labels: &[&str],
-    style: &TextStyle<'_>,
-    glyph_w: i32,
-    margin: i32,
-) -> std::result::Result<(i32, i32), DrawingAreaErrorKind<DB::ErrorType>> {
-    let mut text = MultiLineText::<(i32, i32), &str>::new((0, 0), style.clone());
-    for l in labels {
-        text.push_line(*l);
-    }
-    let (w, h) = text
-        .estimate_dimension()
-        .map_err(|_| DrawingAreaErrorKind::LayoutError)?;
-    Ok((w + glyph_w + 2 * margin, h + 2 * margin))
 }
 
 /// The error returned by the `draw_*_on` functions when the bundled font cannot be registered

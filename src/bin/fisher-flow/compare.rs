@@ -434,6 +434,9 @@ fn figures(
         for (s, r) in fig.trajectories.iter_mut().zip(runs) {
             s.label = r.label.clone();
         }
+        // Colour by start, pattern by configuration, as in the other figures.
+        fig.styles = styles.clone();
+        fig.legend = legend.clone();
         fig
     });
     for ext in ["svg", "png"] {

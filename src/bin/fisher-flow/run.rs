@@ -312,6 +312,7 @@ pub(crate) fn plane_figure(
                 points: t.steps.iter().map(|s| (s.theta[0], s.theta[1])).collect(),
             })
             .collect(),
+        ..PlaneFigure::default()
     }
 }
 
