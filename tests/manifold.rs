@@ -302,6 +302,30 @@ fn reruns_are_byte_identical_and_the_gif_is_written() {
     );
     assert_eq!((w as u32, h as u32), MANIFOLD_SIZE);
     assert!(String::from_utf8_lossy(&o.stdout).contains("4 frames"));
+    // Frame 1 is the whole figure; the others only the rectangle that changed, with the
+    // unchanged pixels transparent (this keeps the demo's 60-frame GIF under 3 MB).
+    let mut opts = gif::DecodeOptions::new();
+    opts.set_color_output(gif::ColorOutput::Indexed);
+    let mut dec = opts.read_info(bytes.as_slice()).expect("decodes");
+    let mut frames = Vec::new();
+    while let Some(f) = dec.read_next_frame().expect("frame") {
+        frames.push((f.width, f.height, f.transparent));
+    }
+    assert_eq!(frames.len(), 4);
+    assert_eq!(
+        (u32::from(frames[0].0), u32::from(frames[0].1)),
+        MANIFOLD_SIZE
+    );
+    for f in &frames[1..] {
+        assert!(
+            f.2.is_some(),
+            "later frames are transparent where unchanged"
+        );
+        assert!(
+            u32::from(f.0) * u32::from(f.1) < MANIFOLD_SIZE.0 * MANIFOLD_SIZE.1,
+            "frame {f:?} is not a sub-rectangle"
+        );
+    }
 }
 
 #[test]

@@ -252,9 +252,49 @@ pub fn draw_loss_on<DB: DrawingBackend>(
     let entries = legend_entries(fig, floor.is_some());
     let legend_font: TextStyle = (FAMILY, 15).into_font().into();
     let dim = legend_size(root, &entries, &legend_font)?;
-    // Legends of more than six entries go to a column right of the plot, out of the data.
-    let (body_w, _) = body.dim_in_pixel();
-    let outside = entries.len() > 6 && (dim.0 as u32) < body_w / 2;
+    let yr = fig
+        .y_range
+        .map(|r| sane_range(r, (0.0, 1.0)))
+        .unwrap_or_else(|| {
+            let (lo, hi) = sane_range((y_min, y_max), (0.0, 1.0));
+            let pad = 0.04 * (hi - lo);
+            (lo - pad, hi + pad)
+        });
+    // The legend goes to a column right of the plot when it has more than six entries or when
+    // every corner of the plot would cover a curve: never over the data.
+    let (body_w, body_h) = body.dim_in_pixel();
+    let fits_beside = (dim.0 as u32) < body_w / 2;
+    let outside = fits_beside && !entries.is_empty() && {
+        // The plotting area of the inside layout (margins and label areas as below).
+        let (pw0, ph0) = (
+            body_w.saturating_sub(14 + 28 + 84),
+            body_h.saturating_sub(2 * 14 + 52),
+        );
+        let frac_y = |y: f64| {
+            if fig.linear_y {
+                (y - yr.0) / (yr.1 - yr.0)
+            } else {
+                (y.log10() - lo) / (hi - lo)
+            }
+        };
+        let to_px = |p: &(f64, f64)| {
+            (
+                (p.0 - xr.0) / (xr.1 - xr.0) * f64::from(pw0),
+                (1.0 - frac_y(p.1)) * f64::from(ph0),
+            )
+        };
+        let mut pts: Vec<(i32, i32)> = Vec::new();
+        for c in &curves {
+            let px: Vec<(i32, i32)> = c
+                .iter()
+                .map(to_px)
+                .filter(|q| q.0.is_finite() && q.1.is_finite())
+                .map(|q| (q.0.round() as i32, q.1.round() as i32))
+                .collect();
+            pts.extend(super::densify(&px));
+        }
+        entries.len() > 6 || super::legend_corner_count(dim, (pw0, ph0), &pts).1 > 0
+    };
     let (main, side) = if outside {
         let (m, s) = body.split_horizontally(body_w - dim.0 as u32 - 16);
         (m, Some(s))
@@ -271,14 +311,6 @@ pub fn draw_loss_on<DB: DrawingBackend>(
     let mut pixel_points = Vec::new();
     let plot_px;
     if fig.linear_y {
-        let yr = fig
-            .y_range
-            .map(|r| sane_range(r, (0.0, 1.0)))
-            .unwrap_or_else(|| {
-                let (lo, hi) = sane_range((y_min, y_max), (0.0, 1.0));
-                let pad = 0.04 * (hi - lo);
-                (lo - pad, hi + pad)
-            });
         let mut chart = builder.build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)?;
         chart
             .configure_mesh()
@@ -306,7 +338,7 @@ pub fn draw_loss_on<DB: DrawingBackend>(
                     })
                     .collect();
                 stroke_polyline(&plot_px, &px, palette(st.colour), st.dash)?;
-                pixel_points.extend(px);
+                pixel_points.extend(super::densify(&px));
             }
         }
     } else {
@@ -356,7 +388,7 @@ pub fn draw_loss_on<DB: DrawingBackend>(
                 } else {
                     stroke_polyline(&plot_px, &px, palette(st.colour), st.dash)?;
                 }
-                pixel_points.extend(px);
+                pixel_points.extend(super::densify(&px));
             }
         }
     }

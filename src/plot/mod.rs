@@ -476,6 +476,40 @@ pub(crate) fn legend_corner(
     area: (u32, u32),
     points: &[(i32, i32)],
 ) -> (i32, i32) {
+    legend_corner_count(dim, area, points).0
+}
+
+/// The points of a pixel polyline every ~4 px along its segments (so that a legend placed
+/// by [`legend_corner`] avoids the lines between sparse points too).
+pub(crate) fn densify(px: &[(i32, i32)]) -> Vec<(i32, i32)> {
+    let mut out = Vec::with_capacity(px.len());
+    if let [p] = px {
+        out.push(*p);
+    }
+    for w in px.windows(2) {
+        let (a, b) = (
+            (f64::from(w[0].0), f64::from(w[0].1)),
+            (f64::from(w[1].0), f64::from(w[1].1)),
+        );
+        let len = ((b.0 - a.0).powi(2) + (b.1 - a.1).powi(2)).sqrt();
+        let n = (len / 4.0).ceil().clamp(1.0, 4000.0) as usize;
+        for k in 0..=n {
+            let u = k as f64 / n as f64;
+            out.push((
+                (a.0 + u * (b.0 - a.0)).round() as i32,
+                (a.1 + u * (b.1 - a.1)).round() as i32,
+            ));
+        }
+    }
+    out
+}
+
+/// [`legend_corner`] and how many of `points` its box covers.
+pub(crate) fn legend_corner_count(
+    dim: (i32, i32),
+    area: (u32, u32),
+    points: &[(i32, i32)],
+) -> ((i32, i32), usize) {
     const PAD: i32 = 8;
     let (w, h) = dim;
     let (aw, ah) = (area.0 as i32, area.1 as i32);
@@ -495,7 +529,7 @@ pub(crate) fn legend_corner(
             best_count = count;
         }
     }
-    best
+    (best, best_count)
 }
 
 /// The error returned by the `draw_*_on` functions when the bundled font cannot be registered
