@@ -427,10 +427,7 @@ fn figures(
     let plane = model.as_mixture().map(|m| {
         let trajectories: Vec<Trajectory> = runs.iter().map(|r| r.trajectory.clone()).collect();
         let mut fig = plane_figure(exp, m, &trajectories);
-        fig.title = format!(
-            "Compared flows, σ = {}, w = {}, target ({}, {})",
-            m.sigma, m.w, m.target[0], m.target[1]
-        );
+        fig.title = crate::run::plane_title("Compared flows", m);
         for (s, r) in fig.trajectories.iter_mut().zip(runs) {
             s.label = r.label.clone();
         }

@@ -307,8 +307,9 @@ pub(crate) fn plane_figure(
         singular_line: true,
         trajectories: trajectories
             .iter()
-            .map(|t| Series {
-                label: format!("start ({:.2}, {:.2})", t.start[0], t.start[1]),
+            .enumerate()
+            .map(|(i, t)| Series {
+                label: start_label(i, &t.start),
                 points: t.steps.iter().map(|s| (s.theta[0], s.theta[1])).collect(),
             })
             .collect(),
@@ -334,9 +335,14 @@ pub(crate) fn flow_title(metric: fisher_flow::metric::MetricKind) -> String {
 
 /// "HEAD, σ = …, w = …, target (…, …)": the title of a parameter-plane figure.
 pub(crate) fn plane_title(head: &str, model: &fisher_flow::model::GaussianMixture) -> String {
+    // A typographic minus in the numbers (not in the head, e.g. "Natural-gradient").
+    let num = |x: f64| format!("{x}").replace('-', "−");
     format!(
         "{head}, σ = {}, w = {}, target ({}, {})",
-        model.sigma, model.w, model.target[0], model.target[1]
+        num(model.sigma),
+        num(model.w),
+        num(model.target[0]),
+        num(model.target[1])
     )
 }
 
@@ -433,7 +439,7 @@ pub(crate) fn loss_figure(
 /// Legend label of a trajectory: its start for the mixture, its index for larger models.
 pub fn start_label(i: usize, start: &[f64]) -> String {
     if start.len() == 2 {
-        format!("start ({:.2}, {:.2})", start[0], start[1])
+        format!("start ({:.2}, {:.2})", start[0], start[1]).replace('-', "−")
     } else {
         format!("start {i}")
     }
