@@ -34,6 +34,32 @@ fn polylines(svg: &str, hex: &str) -> Vec<usize> {
         .collect()
 }
 
+/// Every point of the `<polyline>` elements drawn in colour `hex`.
+fn polyline_points(svg: &str, hex: &str) -> Vec<(i32, i32)> {
+    svg.split("<polyline")
+        .skip(1)
+        .filter(|e| {
+            e.split('>')
+                .next()
+                .is_some_and(|head| head.contains(&format!("stroke=\"#{hex}\"")))
+        })
+        .flat_map(|e| {
+            let pts = e
+                .split("points=\"")
+                .nth(1)
+                .and_then(|p| p.split('"').next())
+                .unwrap_or("")
+                .to_string();
+            pts.split_whitespace()
+                .filter_map(|p| {
+                    let (x, y) = p.split_once(',')?;
+                    Some((x.parse().ok()?, y.parse().ok()?))
+                })
+                .collect::<Vec<(i32, i32)>>()
+        })
+        .collect()
+}
+
 fn manifold(dir: &Path, name: &str, extra: &[&str]) -> (std::process::Output, std::path::PathBuf) {
     let out = dir.join(name);
     let o = ff()
@@ -64,7 +90,8 @@ fn svg_has_one_ellipse_per_cell_and_two_arrows_per_probe() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let svg = std::fs::read_to_string(&out).expect("svg");
         let full = fisher_flow::plot::manifold::ELLIPSE_POINTS;
-        // outlines have ELLIPSE_POINTS points; the clipped ones carry 2-point caps
+        // Whole outlines have ELLIPSE_POINTS points; the clipped ones carry 2-point caps;
+        // outlines of border cells that reach past the frame are cut into shorter pieces.
         let plain = polylines(&svg, "202020")
             .iter()
             .filter(|&&n| n == full)
@@ -74,19 +101,47 @@ fn svg_has_one_ellipse_per_cell_and_two_arrows_per_probe() {
         let caps = clipped_lines.iter().filter(|&&n| n == 2).count();
         // one legend sample of each kind
         let (plain, clipped, caps) = (plain - 1, clipped.saturating_sub(1), caps.saturating_sub(2));
-        assert_eq!(
-            plain + clipped,
-            grid * grid,
+        let border = 4 * (grid - 1);
+        assert!(
+            plain + clipped <= grid * grid && plain + clipped >= grid * grid - border,
             "grid {grid}: {plain} + {clipped}"
         );
-        assert_eq!(
-            caps,
-            2 * clipped,
+        assert!(
+            caps >= 2 * clipped,
             "every clipped ellipse is marked by two caps"
         );
         assert!(clipped > 0, "cells on the singular line must be clipped");
+        // Nothing of an ellipse lies outside the frame (the legend samples are right of it).
+        let (x0, y0, side) = fisher_flow::plot::manifold::PLOT_BOX;
+        for hex in ["202020", "006D2C"] {
+            for (x, y) in polyline_points(&svg, hex) {
+                if x > x0 + side + 20 {
+                    continue; // legend
+                }
+                assert!(
+                    x >= x0 && x <= x0 + side && y >= y0 && y <= y0 + side,
+                    "grid {grid}: ellipse point ({x}, {y}) outside the frame"
+                );
+            }
+        }
+        // Every clipped ellipse the run reports has its two caps; those of border cells may be
+        // cut by the frame into shorter pieces.
         let stdout = String::from_utf8_lossy(&o.stdout);
-        assert!(stdout.contains(&format!("{clipped} clipped")), "{stdout}");
+        let reported: usize = stdout
+            .split(" clipped")
+            .next()
+            .and_then(|s| s.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .expect("clipped count");
+        assert!(
+            clipped <= reported && reported <= clipped + border,
+            "{stdout}"
+        );
+        // (a 2-point polyline may also be a short piece of an outline cut by the frame)
+        assert!(
+            caps >= 2 * reported && caps <= 2 * reported + 2 * border,
+            "two caps per clipped ellipse: {caps} for {reported}"
+        );
         // one red and one cyan arrow (shaft + head) per probe, plus the legend sample
         for hex in ["E41A1C", "00CFEF"] {
             assert_eq!(polylines(&svg, hex).len(), probes.len() + 1, "{hex}");
@@ -141,6 +196,39 @@ fn probe_angles_equal_the_metric_subcommand() {
     }
     // one of them, close to the singular line, shows a large angle
     assert!(drawn.iter().any(|&d| d > 30.0), "{drawn:?}");
+}
+
+#[test]
+fn a_stationary_probe_has_no_arrows_and_particles_are_coloured_by_destination() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // θ* itself: ∇L is round-off (≈ 1e-16), so no direction may be drawn.
+    let (o, out) = manifold(
+        dir.path(),
+        "s.svg",
+        &["--probe=-1.5,2", "--particles", "6", "--grid", "4"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = std::fs::read_to_string(&out).expect("svg");
+    for hex in ["E41A1C", "00CFEF"] {
+        assert_eq!(
+            polylines(&svg, hex).len(),
+            1,
+            "{hex}: only the legend sample"
+        );
+    }
+    assert!(svg.contains("∇L ≈ 0 (stationary)"));
+    assert!(!svg.contains("Δθ = "));
+    // Particles: one colour per destination, each listed in the legend; no time colour bar.
+    let ends = [
+        ("1F4EA0", "natural flow ending at θ*"),
+        ("D95F02", "natural flow ending at the swap"),
+    ];
+    assert!(
+        ends.iter()
+            .any(|(hex, label)| !polylines(&svg, hex).is_empty() && svg.contains(label)),
+        "no particle coloured by destination"
+    );
+    assert!(!svg.contains("particle time t"));
 }
 
 #[test]
@@ -214,6 +302,30 @@ fn reruns_are_byte_identical_and_the_gif_is_written() {
     );
     assert_eq!((w as u32, h as u32), MANIFOLD_SIZE);
     assert!(String::from_utf8_lossy(&o.stdout).contains("4 frames"));
+    // Frame 1 is the whole figure; the others only the rectangle that changed, with the
+    // unchanged pixels transparent (this keeps the demo's 60-frame GIF under 3 MB).
+    let mut opts = gif::DecodeOptions::new();
+    opts.set_color_output(gif::ColorOutput::Indexed);
+    let mut dec = opts.read_info(bytes.as_slice()).expect("decodes");
+    let mut frames = Vec::new();
+    while let Some(f) = dec.read_next_frame().expect("frame") {
+        frames.push((f.width, f.height, f.transparent));
+    }
+    assert_eq!(frames.len(), 4);
+    assert_eq!(
+        (u32::from(frames[0].0), u32::from(frames[0].1)),
+        MANIFOLD_SIZE
+    );
+    for f in &frames[1..] {
+        assert!(
+            f.2.is_some(),
+            "later frames are transparent where unchanged"
+        );
+        assert!(
+            u32::from(f.0) * u32::from(f.1) < MANIFOLD_SIZE.0 * MANIFOLD_SIZE.1,
+            "frame {f:?} is not a sub-rectangle"
+        );
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! The Fisher-manifold figure of the seed page: Fisher ellipses on a grid of the (μ₁, μ₂) window,
 //! a heat map of log₁₀ κ(I) or of the gradient angle, the singular line μ₁ = μ₂, the target and
 //! its label swap, Euclidean (red) and natural (cyan) descent arrows at probe points, and
-//! particles on the natural-gradient flow coloured by time.
+//! particles on the natural-gradient flow coloured by the optimum they end at.
 //!
 //! The data come from [`crate::manifold::build`]; this module only draws. The same drawing
 //! function serves SVG, PNG and the frames of the GIF animation ([`super::animation`]).
@@ -54,10 +54,19 @@ const SIDE: i32 = 736;
 const Y_LABEL_AREA: i32 = 72;
 const X_LABEL_AREA: i32 = 56;
 const PAD: i32 = 16;
+/// The plotting square in pixels: left, top, side (every ellipse, path and arrow stays inside).
+pub const PLOT_BOX: (i32, i32, i32) = (PLOT_X0, PLOT_Y0, SIDE);
+/// Particle colours by destination: θ*, its label swap, neither (not at an optimum at t_end).
+pub const TO_TARGET: RGBColor = RGBColor(0x1F, 0x4E, 0xA0);
+/// See [`TO_TARGET`].
+pub const TO_SWAP: RGBColor = RGBColor(0xD9, 0x5F, 0x02);
+/// See [`TO_TARGET`].
+pub const TO_NEITHER: RGBColor = RGBColor(0x60, 0x60, 0x60);
+/// A probe whose gradient norm is below this is drawn as stationary (no arrows): above the
+/// quadrature's gradient noise (≈ 2e-9), so a 1e-16 gradient is not drawn as a full arrow.
+pub const STATIONARY_GRAD: f64 = 1e-8;
 /// Left edge of the legend and colour bars.
 const PANEL_X0: i32 = PLOT_X0 + SIDE + 36;
-/// Side of one heat-map raster cell in pixels.
-const CELL_PX: i32 = 4;
 /// Colour bands of the heat map.
 const BANDS: usize = 64;
 /// Display length of the probe arrows in pixels.
@@ -129,6 +138,14 @@ pub struct Probe {
     pub angle_deg: f64,
 }
 
+impl Probe {
+    /// ‖∇L‖ < [`STATIONARY_GRAD`]: the directions are noise, no arrows are drawn.
+    pub fn is_stationary(&self) -> bool {
+        let (g0, g1) = self.gradient;
+        (g0 * g0 + g1 * g1).sqrt() < STATIONARY_GRAD
+    }
+}
+
 /// One particle path: positions and their times (increasing).
 #[derive(Clone, Debug)]
 pub struct Particle {
@@ -150,7 +167,7 @@ pub struct ManifoldFigure {
     pub targets: Vec<(f64, f64)>,
     pub probes: Vec<Probe>,
     pub particles: Vec<Particle>,
-    /// Time at the top of the time colour scale (later times get the top colour).
+    /// The time by which the particles have settled (the default duration of the animation).
     pub t_colour: f64,
 }
 
@@ -408,6 +425,32 @@ fn inside_plot(p: (f64, f64), q: (f64, f64)) -> [(f64, f64); 2] {
 /// across the axis at both ends, kept inside the plot).
 fn ellipse_pixels(f: &Frame, e: &Ellipse) -> EllipsePixels {
     let outline = e.outline().into_iter().map(|p| f.ipx(p)).collect();
+    ellipse_caps(f, e, outline)
+}
+
+/// The pieces of a pixel polyline inside the plotting square (ellipses of edge cells are cut
+/// by the frame instead of crossing it).
+fn inside_frame(px: &[(i32, i32)]) -> Vec<Vec<(i32, i32)>> {
+    let pts: Vec<(f64, f64)> = px
+        .iter()
+        .map(|p| (f64::from(p.0), f64::from(p.1)))
+        .collect();
+    let xr = (f64::from(PLOT_X0), f64::from(PLOT_X0 + SIDE));
+    let yr = (f64::from(PLOT_Y0), f64::from(PLOT_Y0 + SIDE));
+    if pts
+        .iter()
+        .all(|p| p.0 >= xr.0 && p.0 <= xr.1 && p.1 >= yr.0 && p.1 <= yr.1)
+    {
+        return vec![px.to_vec()];
+    }
+    super::plane::clip_polyline(&pts, xr, yr)
+        .into_iter()
+        .filter(|piece| piece.len() >= 2)
+        .map(|piece| piece.into_iter().map(ipt).collect())
+        .collect()
+}
+
+fn ellipse_caps(f: &Frame, e: &Ellipse, outline: Vec<(i32, i32)>) -> EllipsePixels {
     let mut caps = Vec::new();
     for k in 0..2 {
         if !e.clipped[k] {
@@ -517,14 +560,15 @@ pub fn draw_manifold_on<DB: DrawingBackend>(
 
     // Ellipses: the regular ones, then the clipped ones with caps.
     for e in fig.ellipses.iter().filter(|e| !e.is_clipped()) {
-        root.draw(&PathElement::new(
-            ellipse_pixels(&f, e).0,
-            ELLIPSE.stroke_width(1),
-        ))?;
+        for piece in inside_frame(&ellipse_pixels(&f, e).0) {
+            root.draw(&PathElement::new(piece, ELLIPSE.stroke_width(1)))?;
+        }
     }
     for e in fig.ellipses.iter().filter(|e| e.is_clipped()) {
         let (outline, caps) = ellipse_pixels(&f, e);
-        root.draw(&PathElement::new(outline, CLIPPED.stroke_width(2)))?;
+        for piece in inside_frame(&outline) {
+            root.draw(&PathElement::new(piece, CLIPPED.stroke_width(2)))?;
+        }
         for c in caps {
             root.draw(&PathElement::new(c.to_vec(), CLIPPED.stroke_width(2)))?;
         }
@@ -550,13 +594,9 @@ pub fn draw_manifold_on<DB: DrawingBackend>(
     }
 
     // Particles.
-    let t_col = if fig.t_colour > 0.0 {
-        fig.t_colour
-    } else {
-        1.0
-    };
     for p in &fig.particles {
-        draw_particle(root, &f, p, at_time, t_col)?;
+        let colour = destination_colour(p, &fig.targets, b - a);
+        draw_particle(root, &f, p, at_time, colour)?;
     }
 
     // Targets.
@@ -600,7 +640,7 @@ pub fn draw_manifold_on<DB: DrawingBackend>(
     }
 
     let legend_bottom = draw_legend(root, fig)?;
-    draw_colour_bars(root, fig, legend_bottom + 40, t_col)?;
+    draw_colour_bars(root, fig, legend_bottom + 40)?;
     Ok(())
 }
 
@@ -645,6 +685,8 @@ fn band_colour(k: usize) -> RGBColor {
     colormap((k as f64 + 0.5) / BANDS as f64)
 }
 
+/// The heat map as one RGB raster of the plotting square, one sample per pixel, blitted as a
+/// single image (an `<image>` with a PNG in SVGs, not thousands of rectangles).
 fn draw_heat<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &HeatMap) -> DrawResult<DB> {
     if h.nodes < 2
         || h.z.len() != h.nodes * h.nodes
@@ -652,37 +694,52 @@ fn draw_heat<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, h: &HeatMap) -> 
     {
         return Ok(());
     }
-    let cells = (SIDE + CELL_PX - 1) / CELL_PX;
-    let edge = |k: i32| k * SIDE / cells;
+    let side = SIDE as usize;
     let m1 = (h.nodes - 1) as f64;
-    for r in 0..cells {
-        let (y0, y1) = (edge(r), edge(r + 1));
-        let v = 1.0 - (f64::from(r) + 0.5) / f64::from(cells);
-        let bands: Vec<Option<usize>> = (0..cells)
-            .map(|c| {
-                let u = (f64::from(c) + 0.5) / f64::from(cells);
-                sample(h, u * m1, v * m1).map(|z| band(h, z))
-            })
-            .collect();
-        let mut c0 = 0usize;
-        while c0 < bands.len() {
-            let mut c1 = c0 + 1;
-            while c1 < bands.len() && bands[c1] == bands[c0] {
-                c1 += 1;
+    let mut buf = vec![255u8; side * side * 3];
+    for r in 0..side {
+        let v = 1.0 - (r as f64 + 0.5) / side as f64;
+        for c in 0..side {
+            let u = (c as f64 + 0.5) / side as f64;
+            if let Some(z) = sample(h, u * m1, v * m1) {
+                let col = band_colour(band(h, z));
+                let o = (r * side + c) * 3;
+                buf[o..o + 3].copy_from_slice(&[col.0, col.1, col.2]);
             }
-            if let Some(k) = bands[c0] {
-                root.draw(&Rectangle::new(
-                    [
-                        (PLOT_X0 + edge(c0 as i32), PLOT_Y0 + y0),
-                        (PLOT_X0 + edge(c1 as i32), PLOT_Y0 + y1),
-                    ],
-                    band_colour(k).filled(),
-                ))?;
-            }
-            c0 = c1;
         }
     }
+    if let Some(image) =
+        BitMapElement::with_owned_buffer((PLOT_X0, PLOT_Y0), (SIDE as u32, SIDE as u32), buf)
+    {
+        root.draw(&image)?;
+    }
     Ok(())
+}
+
+/// Index of the optimum a particle ends at: its last point within 2 % of the window width of
+/// `targets[k]` (`None`: at none of them).
+pub fn destination(p: &Particle, targets: &[(f64, f64)], width: f64) -> Option<usize> {
+    let end = p
+        .points
+        .iter()
+        .rev()
+        .find(|q| q.0.is_finite() && q.1.is_finite())?;
+    targets
+        .iter()
+        .enumerate()
+        .map(|(k, t)| (k, ((end.0 - t.0).powi(2) + (end.1 - t.1).powi(2)).sqrt()))
+        .filter(|(_, d)| *d <= 0.02 * width)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(k, _)| k)
+}
+
+/// [`TO_TARGET`], [`TO_SWAP`] or [`TO_NEITHER`] by [`destination`].
+fn destination_colour(p: &Particle, targets: &[(f64, f64)], width: f64) -> RGBColor {
+    match destination(p, targets, width) {
+        Some(0) => TO_TARGET,
+        Some(_) => TO_SWAP,
+        None => TO_NEITHER,
+    }
 }
 
 fn draw_particle<DB: DrawingBackend>(
@@ -690,7 +747,7 @@ fn draw_particle<DB: DrawingBackend>(
     f: &Frame,
     p: &Particle,
     at_time: Option<f64>,
-    t_col: f64,
+    colour: RGBColor,
 ) -> DrawResult<DB> {
     let path = path_until(p, at_time);
     // Clip segment by segment; contiguous visible segments form runs (for the halo).
@@ -717,13 +774,8 @@ fn draw_particle<DB: DrawingBackend>(
         root.draw(&PathElement::new(pts, WHITE.mix(0.75).stroke_width(5)))?;
     }
     for run in &runs {
-        for w in run.windows(2) {
-            let colour = time_colour(0.5 * (w[0].1 + w[1].1) / t_col);
-            root.draw(&PathElement::new(
-                vec![ipt(w[0].0), ipt(w[1].0)],
-                colour.stroke_width(2),
-            ))?;
-        }
+        let pts: Vec<(i32, i32)> = run.iter().map(|q| ipt(q.0)).collect();
+        root.draw(&PathElement::new(pts, colour.stroke_width(2)))?;
         // Direction marks every CHEVRON_SPACING pixels of path.
         let mut next = 0.5 * CHEVRON_SPACING;
         let mut s = 0.0;
@@ -737,7 +789,6 @@ fn draw_particle<DB: DrawingBackend>(
             while next <= s + len {
                 let along = next - s;
                 let tip = (q0.0 + along * d.0, q0.1 + along * d.1);
-                let t = w[0].1 + (w[1].1 - w[0].1) * along / len;
                 let arm = |sgn: f64| {
                     let (c, si) = (0.5f64.cos(), sgn * 0.5f64.sin());
                     let back = (-(d.0 * c - d.1 * si), -(d.0 * si + d.1 * c));
@@ -746,7 +797,7 @@ fn draw_particle<DB: DrawingBackend>(
                 let tip2 = (tip.0 + 2.0 * d.0, tip.1 + 2.0 * d.1);
                 root.draw(&PathElement::new(
                     vec![arm(1.0), ipt(tip2), arm(-1.0)],
-                    time_colour(t / t_col).stroke_width(2),
+                    colour.stroke_width(2),
                 ))?;
                 next += CHEVRON_SPACING;
             }
@@ -759,13 +810,13 @@ fn draw_particle<DB: DrawingBackend>(
     {
         let c = f.ipx(s0);
         root.draw(&Circle::new(c, 4, WHITE.filled()))?;
-        root.draw(&Circle::new(c, 4, time_colour(0.0).stroke_width(2)))?;
+        root.draw(&Circle::new(c, 4, colour.stroke_width(2)))?;
     }
-    if let (Some(t), Some(&(q, _))) = (at_time, path.last())
+    if let (Some(_), Some(&(q, _))) = (at_time, path.last())
         && f.inside(q)
     {
         let c = f.ipx(q);
-        root.draw(&Circle::new(c, 6, time_colour(t / t_col).filled()))?;
+        root.draw(&Circle::new(c, 6, colour.filled()))?;
         root.draw(&Circle::new(c, 6, BLACK.stroke_width(1)))?;
     }
     Ok(())
@@ -792,11 +843,14 @@ fn draw_probes<DB: DrawingBackend>(
         .iter()
         .map(|p| {
             let c = f.px(p.at);
-            let dirs: Vec<((f64, f64), RGBColor)> =
+            let dirs: Vec<((f64, f64), RGBColor)> = if p.is_stationary() {
+                Vec::new()
+            } else {
                 [(p.gradient, EUCLID_RED), (p.natural, NATURAL_CYAN)]
                     .into_iter()
                     .filter_map(|(g, col)| descent_px(g).map(|d| (d, col)))
-                    .collect();
+                    .collect()
+            };
             // Same display length for both, shortened if one would leave the plot.
             let mut len = ARROW_PX;
             for (d, _) in &dirs {
@@ -813,6 +867,9 @@ fn draw_probes<DB: DrawingBackend>(
         }
         root.draw(&Circle::new(ipt(g.c), 5, BLACK.filled()))?;
         root.draw(&Circle::new(ipt(g.c), 5, WHITE.stroke_width(1)))?;
+        if g.dirs.is_empty() {
+            root.draw(&Circle::new(ipt(g.c), 9, BLACK.stroke_width(1)))?;
+        }
     }
     // Angle labels.
     let style = TextStyle::from((FAMILY, 17).into_font())
@@ -827,7 +884,11 @@ fn draw_probes<DB: DrawingBackend>(
         })
         .collect();
     for (p, g) in probes.iter().zip(&geos) {
-        let text = format!("Δθ = {:.1}°", p.angle_deg);
+        let text = if p.is_stationary() {
+            "∇L ≈ 0 (stationary)".to_string()
+        } else {
+            format!("Δθ = {:.1}°", p.angle_deg)
+        };
         let (w, h) = root.estimate_text_size(&text, &style)?;
         let (hw, hh) = (f64::from(w) / 2.0 + 6.0, f64::from(h) / 2.0 + 4.0);
         let hits = |cx: f64, cy: f64| {
@@ -898,7 +959,8 @@ fn draw_legend<DB: DrawingBackend>(
         Red,
         Cyan,
         Angle,
-        Path,
+        Stationary,
+        Path(RGBColor),
         Start,
     }
     let mut entries: Vec<(Glyph, &str)> = vec![(Glyph::Ellipse, "Fisher ellipse δθᵀI(θ₀)δθ = ε")];
@@ -917,8 +979,25 @@ fn draw_legend<DB: DrawingBackend>(
         entries.push((Glyph::Cyan, "−I⁻¹∇L (natural)"));
         entries.push((Glyph::Angle, "angle between the arrows"));
     }
+    if fig.probes.iter().any(Probe::is_stationary) {
+        entries.push((Glyph::Stationary, "stationary probe: ∇L ≈ 0, no arrows"));
+    }
+    let width = fig.range.1 - fig.range.0;
+    let ends: Vec<Option<usize>> = fig
+        .particles
+        .iter()
+        .map(|p| destination(p, &fig.targets, width))
+        .collect();
+    if ends.contains(&Some(0)) {
+        entries.push((Glyph::Path(TO_TARGET), "natural flow ending at θ*"));
+    }
+    if ends.iter().any(|e| e.is_some_and(|k| k > 0)) {
+        entries.push((Glyph::Path(TO_SWAP), "natural flow ending at the swap"));
+    }
+    if ends.contains(&None) {
+        entries.push((Glyph::Path(TO_NEITHER), "natural flow not at an optimum"));
+    }
     if !fig.particles.is_empty() {
-        entries.push((Glyph::Path, "particle on the natural flow"));
         entries.push((Glyph::Start, "particle start"));
     }
     let style = TextStyle::from((FAMILY, 15).into_font())
@@ -1001,19 +1080,23 @@ fn draw_legend<DB: DrawingBackend>(
                     .pos(Pos::new(HPos::Center, VPos::Center));
                 root.draw(&Text::new("Δθ", gc, s))?;
             }
-            Glyph::Path => {
+            Glyph::Path(colour) => {
                 root.draw(&PathElement::new(
                     vec![(gx, y), (gx + GLYPH, y)],
-                    time_colour(0.5).stroke_width(2),
+                    colour.stroke_width(2),
                 ))?;
                 root.draw(&PathElement::new(
                     vec![(gc.0 - 5, y - 6), (gc.0 + 3, y), (gc.0 - 5, y + 6)],
-                    time_colour(0.5).stroke_width(2),
+                    colour.stroke_width(2),
                 ))?;
             }
             Glyph::Start => {
                 root.draw(&Circle::new(gc, 4, WHITE.filled()))?;
-                root.draw(&Circle::new(gc, 4, time_colour(0.0).stroke_width(2)))?;
+                root.draw(&Circle::new(gc, 4, BLACK.stroke_width(2)))?;
+            }
+            Glyph::Stationary => {
+                root.draw(&Circle::new(gc, 5, BLACK.filled()))?;
+                root.draw(&Circle::new(gc, 9, BLACK.stroke_width(1)))?;
             }
         }
         root.draw(&Text::new(
@@ -1025,12 +1108,12 @@ fn draw_legend<DB: DrawingBackend>(
     Ok(y0 + height)
 }
 
-/// Vertical colour bars below the legend: the heat map's and the particles' time.
+/// The heat map's vertical colour bar below the legend (particles are coloured by where they
+/// end, see the legend; an animation frame stamps its time).
 fn draw_colour_bars<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     fig: &ManifoldFigure,
     top: i32,
-    t_col: f64,
 ) -> DrawResult<DB> {
     let bottom = PLOT_Y0 + SIDE;
     if bottom - top < 120 {
@@ -1087,7 +1170,7 @@ fn draw_colour_bars<DB: DrawingBackend>(
         }
         Ok(())
     };
-    let mut x = PANEL_X0 + 4;
+    let x = PANEL_X0 + 4;
     if let Some(h) = &fig.heat {
         let (title, prefix) = match h.kind {
             HeatKind::Kappa => ("log₁₀ κ(I)", "≥ "),
@@ -1096,10 +1179,6 @@ fn draw_colour_bars<DB: DrawingBackend>(
         bar(x, title, h.lo, h.hi, prefix, &|u| {
             band_colour(((u * BANDS as f64) as usize).min(BANDS - 1))
         })?;
-        x += 170;
-    }
-    if !fig.particles.is_empty() {
-        bar(x, "particle time t", 0.0, t_col, "≥ ", &time_colour)?;
     }
     Ok(())
 }

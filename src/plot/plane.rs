@@ -3,7 +3,10 @@
 
 use super::SINGULAR_GREY;
 use super::font::FAMILY;
-use super::{PLANE_SIZE, Series, font, font_error, legend_corner, legend_dim, palette, sane_range};
+use super::{
+    Dash, LegendEntry, LegendGlyph, Marker, PLANE_SIZE, Series, SeriesStyle, draw_legend, font,
+    font_error, legend_corner, legend_size, palette, sane_range, stroke_polyline,
+};
 use crate::error::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -36,6 +39,12 @@ pub struct PlaneFigure {
     /// filled dot at the end. Non-finite points are skipped; the parts outside the ranges are
     /// clipped away, so a trajectory that leaves the plot is drawn as several polylines.
     pub trajectories: Vec<Series>,
+    /// Style of trajectory k; trajectories without one get colour `palette(k)`, solid.
+    pub styles: Vec<SeriesStyle>,
+    /// Legend entries of the trajectories; when empty, one per labelled trajectory (at most
+    /// ten, then "… and N more"). The marker entries follow. A legend of more than ten rows is
+    /// placed right of the plot, out of the data.
+    pub legend: Vec<LegendEntry>,
 }
 
 /// Draw `fig` into `path` (`.svg` or `.png`, [`PLANE_SIZE`] pixels), atomically.
@@ -52,8 +61,6 @@ pub fn plane(path: &Path, fig: &PlaneFigure) -> Result<()> {
 const BANDS: usize = 48;
 /// A contour line is drawn at every `BANDS / CONTOURS`-th band boundary.
 const CONTOURS: usize = 8;
-/// Side of one heat-map raster cell in pixels.
-const CELL_PX: u32 = 4;
 /// Most trajectories listed in the legend.
 const MAX_LEGEND_TRAJECTORIES: usize = 10;
 
@@ -331,7 +338,11 @@ pub(crate) fn clip_segment(
 }
 
 /// The pieces of a polyline inside the box (non-finite points already removed).
-fn clip_polyline(points: &[(f64, f64)], xr: (f64, f64), yr: (f64, f64)) -> Vec<Vec<(f64, f64)>> {
+pub(crate) fn clip_polyline(
+    points: &[(f64, f64)],
+    xr: (f64, f64),
+    yr: (f64, f64),
+) -> Vec<Vec<(f64, f64)>> {
     let inside = |p: &(f64, f64)| p.0 >= xr.0 && p.0 <= xr.1 && p.1 >= yr.0 && p.1 <= yr.1;
     let mut pieces = Vec::new();
     if points.len() == 1 {
@@ -411,27 +422,20 @@ macro_rules! swap_marker {
     };
 }
 
-enum Entry {
-    Trajectory(usize, String),
-    More(usize),
-    Start,
-    End,
-    Target,
-    Swap,
-    Singular,
-}
-
-impl Entry {
-    fn label(&self) -> String {
-        match self {
-            Entry::Trajectory(_, l) => l.clone(),
-            Entry::More(n) => format!("… and {n} more"),
-            Entry::Start => "start".into(),
-            Entry::End => "end".into(),
-            Entry::Target => "target θ*".into(),
-            Entry::Swap => "swap".into(),
-            Entry::Singular => "singular line μ₁ = μ₂".into(),
+/// Draw a legend sample of `m` centred at `c` (pixels of `area`).
+pub(crate) fn draw_marker<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    m: Marker,
+    c: (i32, i32),
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    match m {
+        Marker::Start => {
+            area.draw(&Circle::new(c, 6, WHITE.filled()))?;
+            area.draw(&Circle::new(c, 6, BLACK.stroke_width(2)))
         }
+        Marker::End => area.draw(&Circle::new(c, 5, BLACK.filled())),
+        Marker::Target => area.draw(&target_marker!(c, 10.0)),
+        Marker::Swap => area.draw(&swap_marker!(c, 7)),
     }
 }
 
@@ -450,6 +454,72 @@ pub fn draw_plane_on<DB: DrawingBackend>(
         sane_range(fig.y_range, (-1.0, 1.0)),
     );
     let field = Field::new(&fig.loss_grid);
+    let targets: Vec<(f64, f64)> = fig
+        .targets
+        .iter()
+        .copied()
+        .filter(|p| p.0.is_finite() && p.1.is_finite())
+        .collect();
+    let (s0, s1) = (xr.0.max(yr.0), xr.1.min(yr.1));
+    let show_singular = fig.singular_line && s0 < s1;
+    let style_of = |k: usize| {
+        fig.styles.get(k).copied().unwrap_or(SeriesStyle {
+            colour: k,
+            dash: Dash::Solid,
+        })
+    };
+
+    // Legend: the trajectories (given, or one per labelled trajectory), then the markers.
+    let mut entries: Vec<LegendEntry> = if fig.legend.is_empty() {
+        let labelled: Vec<(usize, &Series)> = fig
+            .trajectories
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.label.is_empty())
+            .collect();
+        let mut e: Vec<LegendEntry> = labelled
+            .iter()
+            .take(MAX_LEGEND_TRAJECTORIES)
+            .map(|(k, s)| {
+                let st = style_of(*k);
+                LegendEntry {
+                    label: s.label.clone(),
+                    glyph: LegendGlyph::Line(Some(st.colour), st.dash),
+                }
+            })
+            .collect();
+        if labelled.len() > MAX_LEGEND_TRAJECTORIES {
+            e.push(LegendEntry {
+                label: format!("… and {} more", labelled.len() - MAX_LEGEND_TRAJECTORIES),
+                glyph: LegendGlyph::Blank,
+            });
+        }
+        e
+    } else {
+        fig.legend.clone()
+    };
+    let marker = |label: &str, m: Marker| LegendEntry {
+        label: label.into(),
+        glyph: LegendGlyph::Marker(m),
+    };
+    if !fig.trajectories.is_empty() {
+        entries.push(marker("start", Marker::Start));
+        entries.push(marker("end", Marker::End));
+    }
+    if !targets.is_empty() {
+        entries.push(marker("target θ*", Marker::Target));
+    }
+    if targets.len() > 1 {
+        entries.push(marker("swap", Marker::Swap));
+    }
+    if show_singular {
+        entries.push(LegendEntry {
+            label: "singular line μ₁ = μ₂".into(),
+            glyph: LegendGlyph::Rgb(SINGULAR_GREY, Dash::Dashed),
+        });
+    }
+    let legend_font: TextStyle = (FAMILY, 15).into_font().into();
+    let dim = legend_size(root, &entries, &legend_font)?;
 
     let (body_w, _) = body.dim_in_pixel();
     let (main, bar) = if field.is_some() && body_w > 3 * COLOUR_BAR_WIDTH {
@@ -457,6 +527,15 @@ pub fn draw_plane_on<DB: DrawingBackend>(
         (m, Some(b))
     } else {
         (body.clone(), None)
+    };
+    // More than ten rows: a column right of the plot (and left of the colour bar).
+    let (main_w, _) = main.dim_in_pixel();
+    let outside = entries.len() > 10 && (dim.0 as u32) < main_w / 2;
+    let (main, side) = if outside {
+        let (m, s) = main.split_horizontally(main_w - dim.0 as u32 - 12);
+        (m, Some(s))
+    } else {
+        (main, None)
     };
 
     let mut chart = ChartBuilder::on(&main)
@@ -468,39 +547,24 @@ pub fn draw_plane_on<DB: DrawingBackend>(
     let plot_px = chart.plotting_area().strip_coord_spec();
     let (pw, ph) = plot_px.dim_in_pixel();
 
-    // Heat map: a raster of CELL_PX-sized cells sampled bilinearly from the grid, quantised
-    // into BANDS colour bands, with equal neighbours in a row merged into one rectangle.
+    // Heat map: one RGB raster of the plotting area (one bilinear sample per pixel, quantised
+    // into BANDS colour bands), blitted as a single image (one PNG `<image>` in SVGs).
     if let Some(f) = &field {
-        let (rw, rh) = (pw.div_ceil(CELL_PX).max(1), ph.div_ceil(CELL_PX).max(1));
-        let edge = |k: u32, n: u32, len: u32| (u64::from(k) * u64::from(len) / u64::from(n)) as i32;
-        for r in 0..rh {
-            let (py0, py1) = (edge(r, rh, ph), edge(r + 1, rh, ph));
-            let v = 1.0 - (f64::from(r) + 0.5) / f64::from(rh);
-            let gj = v * (f.ny - 1) as f64;
-            let bands: Vec<Option<usize>> = (0..rw)
-                .map(|c| {
-                    let u = (f64::from(c) + 0.5) / f64::from(rw);
-                    f.sample(u * (f.nx - 1) as f64, gj).map(|z| f.band(z))
-                })
-                .collect();
-            let mut c0 = 0usize;
-            while c0 < bands.len() {
-                let mut c1 = c0 + 1;
-                while c1 < bands.len() && bands[c1] == bands[c0] {
-                    c1 += 1;
+        let (w, h) = (pw as usize, ph as usize);
+        let mut buf = vec![255u8; w * h * 3];
+        for r in 0..h {
+            let gj = (1.0 - (r as f64 + 0.5) / h as f64) * (f.ny - 1) as f64;
+            for c in 0..w {
+                let gi = (c as f64 + 0.5) / w as f64 * (f.nx - 1) as f64;
+                if let Some(z) = f.sample(gi, gj) {
+                    let col = colormap((f.band(z) as f64 + 0.5) / BANDS as f64);
+                    let o = (r * w + c) * 3;
+                    buf[o..o + 3].copy_from_slice(&[col.0, col.1, col.2]);
                 }
-                if let Some(k) = bands[c0] {
-                    let colour = colormap((k as f64 + 0.5) / BANDS as f64);
-                    plot_px.draw(&Rectangle::new(
-                        [
-                            (edge(c0 as u32, rw, pw), py0),
-                            (edge(c1 as u32, rw, pw), py1),
-                        ],
-                        colour.filled(),
-                    ))?;
-                }
-                c0 = c1;
             }
+        }
+        if let Some(image) = BitMapElement::with_owned_buffer((0, 0), (pw, ph), buf) {
+            plot_px.draw(&image)?;
         }
     }
 
@@ -539,8 +603,6 @@ pub fn draw_plane_on<DB: DrawingBackend>(
     }
 
     // Singular line μ₁ = μ₂, clipped to the plot.
-    let (s0, s1) = (xr.0.max(yr.0), xr.1.min(yr.1));
-    let show_singular = fig.singular_line && s0 < s1;
     if show_singular {
         chart.draw_series(DashedLineSeries::new(
             vec![(s0, s0), (s1, s1)],
@@ -555,7 +617,8 @@ pub fn draw_plane_on<DB: DrawingBackend>(
     let base = plot_px.get_base_pixel();
     let inside = |p: &(f64, f64)| p.0 >= xr.0 && p.0 <= xr.1 && p.1 >= yr.0 && p.1 <= yr.1;
     for (k, traj) in fig.trajectories.iter().enumerate() {
-        let colour = palette(k);
+        let st = style_of(k);
+        let colour = palette(st.colour);
         let pts: Vec<(f64, f64)> = traj
             .points
             .iter()
@@ -564,10 +627,14 @@ pub fn draw_plane_on<DB: DrawingBackend>(
             .collect();
         let pieces = clip_polyline(&pts, xr, yr);
         for piece in pieces.iter().filter(|p| p.len() >= 2) {
-            chart.draw_series(std::iter::once(PathElement::new(
-                piece.clone(),
-                colour.stroke_width(2),
-            )))?;
+            let px: Vec<(i32, i32)> = piece
+                .iter()
+                .map(|p| {
+                    let b = chart.backend_coord(p);
+                    (b.0 - base.0, b.1 - base.1)
+                })
+                .collect();
+            stroke_polyline(&plot_px, &px, colour, st.dash)?;
         }
         for p in pieces.iter().flatten() {
             let b = chart.backend_coord(p);
@@ -588,12 +655,6 @@ pub fn draw_plane_on<DB: DrawingBackend>(
     }
 
     // Targets on top of everything.
-    let targets: Vec<(f64, f64)> = fig
-        .targets
-        .iter()
-        .copied()
-        .filter(|p| p.0.is_finite() && p.1.is_finite())
-        .collect();
     for (k, t) in targets.iter().enumerate() {
         if !inside(t) {
             continue;
@@ -613,82 +674,15 @@ pub fn draw_plane_on<DB: DrawingBackend>(
         BLACK.stroke_width(1),
     ))?;
 
-    // Legend: entries in a fixed order, in the emptiest corner.
-    let mut entries = Vec::new();
-    let labelled: Vec<(usize, &Series)> = fig
-        .trajectories
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !s.label.is_empty())
-        .collect();
-    for (k, s) in labelled.iter().take(MAX_LEGEND_TRAJECTORIES) {
-        entries.push(Entry::Trajectory(*k, s.label.clone()));
-    }
-    if labelled.len() > MAX_LEGEND_TRAJECTORIES {
-        entries.push(Entry::More(labelled.len() - MAX_LEGEND_TRAJECTORIES));
-    }
-    if !fig.trajectories.is_empty() {
-        entries.push(Entry::Start);
-        entries.push(Entry::End);
-    }
-    if !targets.is_empty() {
-        entries.push(Entry::Target);
-    }
-    if targets.len() > 1 {
-        entries.push(Entry::Swap);
-    }
-    if show_singular {
-        entries.push(Entry::Singular);
-    }
+    // Legend: right of the plot, or in the emptiest corner.
     if !entries.is_empty() {
-        let legend_font: TextStyle = (FAMILY, 16).into_font().into();
-        let labels: Vec<String> = entries.iter().map(Entry::label).collect();
-        let label_refs: Vec<&str> = labels.iter().map(String::as_str).collect();
-        const GLYPH_W: i32 = 30;
-        const LEGEND_MARGIN: i32 = 9;
-        let dim = legend_dim::<DB>(&label_refs, &legend_font, GLYPH_W, LEGEND_MARGIN)?;
-        let (lx, ly) = legend_corner(dim, (pw, ph), &pixel_points);
-        for (entry, label) in entries.iter().zip(labels) {
-            let anno = chart.draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?;
-            anno.label(label);
-            match entry {
-                Entry::Trajectory(k, _) => {
-                    let colour = palette(*k);
-                    anno.legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 1), (x + 22, y + 2)], colour.filled())
-                    });
-                }
-                Entry::More(_) => {}
-                Entry::Start => {
-                    anno.legend(|(x, y)| Circle::new((x + 11, y), 6, BLACK.stroke_width(2)));
-                }
-                Entry::End => {
-                    anno.legend(|(x, y)| Circle::new((x + 11, y), 5, BLACK.filled()));
-                }
-                Entry::Target => {
-                    anno.legend(|(x, y)| target_marker!((x + 11, y), 10.0));
-                }
-                Entry::Swap => {
-                    anno.legend(|(x, y)| swap_marker!((x + 11, y), 7));
-                }
-                Entry::Singular => {
-                    anno.legend(|(x, y)| {
-                        EmptyElement::at((x, y))
-                            + Rectangle::new([(0, -1), (8, 1)], SINGULAR_GREY.filled())
-                            + Rectangle::new([(14, -1), (22, 1)], SINGULAR_GREY.filled())
-                    });
-                }
+        match &side {
+            Some(side) => draw_legend(side, (2, MARGIN as i32), &entries, &legend_font, dim)?,
+            None => {
+                let corner = legend_corner(dim, (pw, ph), &pixel_points);
+                draw_legend(&plot_px, corner, &entries, &legend_font, dim)?;
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::Coordinate(lx, ly))
-            .legend_area_size(GLYPH_W)
-            .margin(LEGEND_MARGIN)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.5))
-            .label_font(legend_font)
-            .draw()?;
     }
 
     if let (Some(f), Some(bar)) = (&field, &bar) {

@@ -16,7 +16,7 @@ use fisher_flow::flow::Simulator;
 use fisher_flow::flow::SolverKind;
 use fisher_flow::metric::MetricKind;
 use fisher_flow::model::{AnyModel, StatModel};
-use fisher_flow::plot::{self, LossFigure, Series};
+use fisher_flow::plot::{self, Dash, LegendEntry, LegendGlyph, LossFigure, Series, SeriesStyle};
 use fisher_flow::trajectory::Retcode;
 use fisher_flow::trajectory::Trajectory;
 use fisher_flow::{Error, Result};
@@ -50,6 +50,11 @@ pub struct CompareArgs {
     /// Absolute tolerance [default: the file's flow.atol, else 1e-10]
     #[arg(long)]
     pub atol: Option<f64>,
+    /// Reference optimal loss L* of the loss-gap figure and table (models without a known
+    /// optimum: take it from a long, tight run) [default: the model's optimum; none: the table
+    /// uses the best loss reached and the figure shows L itself]
+    #[arg(long = "l-star", value_name = "X", allow_hyphen_values = true)]
+    pub l_star: Option<f64>,
     /// Output directory (created if missing)
     #[arg(long, default_value = "output/compare")]
     pub out: PathBuf,
@@ -81,6 +86,9 @@ struct Row {
 
 struct Run {
     label: String,
+    /// Index of the configuration (metric × solver) and of the start.
+    config: usize,
+    start: usize,
     trajectory: Trajectory,
     accuracy: Vec<(f64, f64)>,
 }
@@ -127,6 +135,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         SolverKind::parse("--solvers", s)?;
     }
     let starts = crate::cli::parse_starts(&args.starts)?;
+    crate::run::check_l_star(args.l_star)?;
     let solvers: Vec<Option<String>> = if args.solvers.is_empty() {
         vec![None]
     } else {
@@ -193,8 +202,8 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
 
     let mut runs: Vec<Run> = Vec::new();
     let mut rows: Vec<Row> = Vec::new();
-    for (exp, sim) in configs.iter().zip(&sims) {
-        for start in &exp.starts {
+    for (config, (exp, sim)) in configs.iter().zip(&sims).enumerate() {
+        for (start_index, start) in exp.starts.iter().enumerate() {
             let trajectory = sim.run(start)?;
             let accuracy = match exp.model.as_mlp() {
                 Some(m) if m.accuracy(start).is_some() => trajectory
@@ -208,11 +217,13 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             if exp.starts.len() > 1 {
                 label.push_str(&format!(
                     " from {}",
-                    crate::run::start_label(runs.len(), start)
+                    crate::run::start_label(start_index, start)
                 ));
             }
             runs.push(Run {
                 label,
+                config,
+                start: start_index,
                 trajectory,
                 accuracy,
             });
@@ -220,7 +231,9 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     }
     // L*: the model's known optimum, else the best loss any configuration reached.
     let model = &configs[0].model;
-    let l_star = model.optimal_loss().unwrap_or_else(|| {
+    // The reference of the loss gap: --l-star, else the model's optimum.
+    let l_ref = args.l_star.or_else(|| model.optimal_loss());
+    let l_star = l_ref.unwrap_or_else(|| {
         runs.iter()
             .filter_map(|r| r.trajectory.last().map(|s| s.loss))
             .fold(f64::INFINITY, f64::min)
@@ -258,11 +271,11 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         "model_sha256": configs[0].file_hash,
         "eps": args.eps,
         "optimal_loss": l_star,
-        "optimal_loss_source": if model.optimal_loss().is_some() { "model" } else { "best loss reached" },
+        "optimal_loss_source": if args.l_star.is_some() { "--l-star" } else if model.optimal_loss().is_some() { "model" } else { "best loss reached" },
         "rows": rows,
     });
     write_json(&out.join("compare.json"), &doc)?;
-    figures(args, &configs[0], model, &runs, l_star)?;
+    figures(args, &configs, model, &runs, l_ref)?;
     let wall: Vec<f64> = runs.iter().map(|r| r.trajectory.stats.wall_time).collect();
     write_json(
         &out.join("timings.json"),
@@ -307,7 +320,8 @@ fn markdown(rows: &[Row], eps: f64) -> String {
             "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2e} | {} | {} | {} |\n",
             r.metric,
             r.solver,
-            crate::run::fmt_vec(&r.start),
+            // `|` would end the table cell.
+            crate::run::fmt_vec(&r.start).replace('|', "\\|"),
             opt(r.time_to_eps.map(|t| crate::cli::num(t, 4))),
             opt(r.rhs_evals_to_eps),
             r.steps,
@@ -322,6 +336,73 @@ fn markdown(rows: &[Row], eps: f64) -> String {
     s
 }
 
+/// Colour and line pattern of every run, and the legend explaining them: with one start,
+/// colour by configuration; with several, colour by start and pattern by configuration (or the
+/// other way round when there are more than four configurations but at most four starts).
+/// `note(config)` is appended to a configuration's legend label.
+fn styling(
+    configs: &[Experiment],
+    runs: &[Run],
+    note: &dyn Fn(usize) -> String,
+) -> (Vec<SeriesStyle>, Vec<LegendEntry>) {
+    let n_starts = runs.iter().map(|r| r.start + 1).max().unwrap_or(0);
+    let name = |c: usize| {
+        format!(
+            "{}/{}{}",
+            configs[c].flow.metric.name(),
+            configs[c].flow.solver.name(),
+            note(c)
+        )
+    };
+    let start_name = |k: usize| {
+        runs.iter()
+            .find(|r| r.start == k)
+            .map(|r| crate::run::start_label(k, &r.trajectory.start))
+            .unwrap_or_default()
+    };
+    let line = |label: String, colour: Option<usize>, dash: Dash| LegendEntry {
+        label,
+        glyph: LegendGlyph::Line(colour, dash),
+    };
+    if n_starts <= 1 {
+        let styles = runs
+            .iter()
+            .map(|r| SeriesStyle {
+                colour: r.config,
+                dash: Dash::Solid,
+            })
+            .collect();
+        let legend = (0..configs.len())
+            .map(|c| line(name(c), Some(c), Dash::Solid))
+            .collect();
+        return (styles, legend);
+    }
+    let by_start = configs.len() <= 4 || n_starts > 4;
+    let styles = runs
+        .iter()
+        .map(|r| {
+            let (colour, dash) = if by_start {
+                (r.start, r.config)
+            } else {
+                (r.config, r.start)
+            };
+            SeriesStyle {
+                colour,
+                dash: Dash::nth(dash),
+            }
+        })
+        .collect();
+    let mut legend = Vec::new();
+    if by_start {
+        legend.extend((0..n_starts).map(|k| line(start_name(k), Some(k), Dash::Solid)));
+        legend.extend((0..configs.len()).map(|c| line(name(c), None, Dash::nth(c))));
+    } else {
+        legend.extend((0..configs.len()).map(|c| line(name(c), Some(c), Dash::Solid)));
+        legend.extend((0..n_starts).map(|k| line(start_name(k), None, Dash::nth(k))));
+    }
+    (styles, legend)
+}
+
 fn series(runs: &[Run], f: impl Fn(&Run) -> Vec<(f64, f64)>) -> Vec<Series> {
     runs.iter()
         .map(|r| Series {
@@ -333,26 +414,57 @@ fn series(runs: &[Run], f: impl Fn(&Run) -> Vec<(f64, f64)>) -> Vec<Series> {
 
 fn figures(
     args: &CompareArgs,
-    exp: &Experiment,
+    configs: &[Experiment],
     model: &AnyModel,
     runs: &[Run],
-    l_star: f64,
+    l_ref: Option<f64>,
 ) -> Result<()> {
+    let exp = &configs[0];
     let out = &args.out;
     let title = |what: &str| format!("{what} — {}", exp.path.display());
-    let loss = LossFigure {
-        title: title("Loss gap L − L*"),
-        x_label: "t".into(),
-        y_label: "L − L*".into(),
-        series: series(runs, |r| {
-            r.trajectory
-                .steps
-                .iter()
-                .map(|s| (s.t, s.loss - l_star))
-                .collect()
-        }),
+    let (styles, legend) = styling(configs, runs, &|_| String::new());
+    let styled = |fig: LossFigure| LossFigure {
+        styles: styles.clone(),
+        legend: legend.clone(),
+        ..fig
     };
-    let step = LossFigure {
+    let loss = styled(match l_ref {
+        Some(ls) => {
+            let floor = crate::run::noise_floor(model, ls);
+            LossFigure {
+                title: title("Loss gap L − L*"),
+                x_label: "t".into(),
+                y_label: "L − L*".into(),
+                series: series(runs, |r| {
+                    r.trajectory
+                        .steps
+                        .iter()
+                        .map(|s| (s.t, s.loss - ls))
+                        .collect()
+                }),
+                noise_floor: Some(floor),
+                noise_label: format!("noise floor {floor:.1e} (evaluation error × |L*|)"),
+                ..LossFigure::default()
+            }
+        }
+        None => {
+            let positive = runs
+                .iter()
+                .flat_map(|r| r.trajectory.steps.iter())
+                .all(|s| !s.loss.is_finite() || s.loss > 0.0);
+            LossFigure {
+                title: title("Loss L (no reference L*: see --l-star)"),
+                x_label: "t".into(),
+                y_label: "L".into(),
+                series: series(runs, |r| {
+                    r.trajectory.steps.iter().map(|s| (s.t, s.loss)).collect()
+                }),
+                linear_y: !positive,
+                ..LossFigure::default()
+            }
+        }
+    });
+    let step = styled(LossFigure {
         title: title("Accepted step size"),
         x_label: "t".into(),
         y_label: "step size h".into(),
@@ -364,7 +476,25 @@ fn figures(
                 .map(|s| (s.t, s.step_size))
                 .collect()
         }),
+        ..LossFigure::default()
+    });
+    // κ is ∞ where the metric is singular (e.g. the exact Fisher of an over-parametrised
+    // network) and NaN where it was not computed: such configurations say so in the legend.
+    let kappa_note = |c: usize| {
+        let ks: Vec<f64> = runs
+            .iter()
+            .filter(|r| r.config == c)
+            .flat_map(|r| r.trajectory.steps.iter().map(|s| s.kappa))
+            .collect();
+        if ks.is_empty() || ks.iter().any(|k| k.is_finite()) {
+            String::new()
+        } else if ks.iter().all(|k| k.is_nan()) {
+            " — κ not computed (n too large)".into()
+        } else {
+            " — κ = ∞ (singular metric), not drawn".into()
+        }
     };
+    let (_, kappa_legend) = styling(configs, runs, &kappa_note);
     let kappa = LossFigure {
         title: title("Condition number of the metric along each path"),
         x_label: "t".into(),
@@ -372,28 +502,38 @@ fn figures(
         series: series(runs, |r| {
             r.trajectory.steps.iter().map(|s| (s.t, s.kappa)).collect()
         }),
+        styles: styles.clone(),
+        legend: kappa_legend,
+        ..LossFigure::default()
     };
-    let error = runs
-        .iter()
-        .any(|r| !r.accuracy.is_empty())
-        .then(|| LossFigure {
+    let error = runs.iter().any(|r| !r.accuracy.is_empty()).then(|| {
+        let worst = runs
+            .iter()
+            .flat_map(|r| r.accuracy.iter().map(|&(_, a)| 1.0 - a))
+            .filter(|e| e.is_finite())
+            .fold(0.0, f64::max);
+        styled(LossFigure {
             title: title("Training error 1 − accuracy"),
             x_label: "t".into(),
             y_label: "1 − accuracy".into(),
             series: series(runs, |r| {
                 r.accuracy.iter().map(|&(t, a)| (t, 1.0 - a)).collect()
             }),
-        });
+            linear_y: true,
+            y_range: Some((0.0, (1.05 * worst).clamp(0.01, 1.0))),
+            ..LossFigure::default()
+        })
+    });
     let plane = model.as_mixture().map(|m| {
         let trajectories: Vec<Trajectory> = runs.iter().map(|r| r.trajectory.clone()).collect();
         let mut fig = plane_figure(exp, m, &trajectories);
-        fig.title = format!(
-            "Compared flows, σ = {}, w = {}, target ({}, {})",
-            m.sigma, m.w, m.target[0], m.target[1]
-        );
+        fig.title = crate::run::plane_title("Compared flows", m);
         for (s, r) in fig.trajectories.iter_mut().zip(runs) {
             s.label = r.label.clone();
         }
+        // Colour by start, pattern by configuration, as in the other figures.
+        fig.styles = styles.clone();
+        fig.legend = legend.clone();
         fig
     });
     for ext in ["svg", "png"] {

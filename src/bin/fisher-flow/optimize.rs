@@ -118,16 +118,21 @@ pub fn optimize(args: &OptimizeArgs) -> Result<()> {
             "trajectories": traj_json,
         }),
     )?;
-    let plane = exp
-        .model
-        .as_mixture()
-        .map(|m| plane_figure(&exp, m, &trajectories));
-    let mut loss = loss_figure(&exp, &trajectories, l_star);
-    loss.title = format!(
-        "Loss gap of discrete {} (lr {})",
-        method.name(),
+    let what = format!(
+        "{} (lr {})",
+        crate::run::method_title(method, settings.metric),
         crate::cli::short(settings.lr)
     );
+    let plane = exp.model.as_mixture().map(|m| {
+        let mut p = plane_figure(&exp, m, &trajectories);
+        p.title = crate::run::plane_title(&what, m);
+        p
+    });
+    let mut loss = loss_figure(&exp, &trajectories, l_star);
+    loss.title = match l_star {
+        Some(_) => format!("Loss gap of {}", crate::run::lower_first(&what)),
+        None => format!("Loss of {}", crate::run::lower_first(&what)),
+    };
     loss.x_label = "iteration".into();
     for ext in ["svg", "png"] {
         if let Some(plane) = &plane {

@@ -77,17 +77,29 @@ pub fn write(
             .collect()
     };
     let name = exp.flow.metric.name();
+    // Degrees on a linear axis from 0 (angles are bounded; a log axis hides 0 and prints
+    // "9·10¹" for 90).
+    let max_angle = q
+        .iter()
+        .flatten()
+        .map(|r| r.angle_deg)
+        .filter(|a| a.is_finite())
+        .fold(0.0, f64::max);
     let angle = LossFigure {
         title: format!("Angle between the {name} and the exact natural gradient"),
         x_label: "t".into(),
         y_label: "angle (degrees)".into(),
         series: series(|r| r.angle_deg),
+        linear_y: true,
+        y_range: Some((0.0, (1.08 * max_angle).clamp(1e-6, 180.0))),
+        ..LossFigure::default()
     };
     let frob = LossFigure {
-        title: format!("Relative Frobenius error of the {name} metric"),
+        title: format!("Relative Frobenius error of the {name} metric against the exact Fisher"),
         x_label: "t".into(),
-        y_label: "‖G̃ − G‖_F / ‖G‖_F".into(),
+        y_label: "relative Frobenius error".into(),
         series: series(|r| r.rel_frobenius),
+        ..LossFigure::default()
     };
     for ext in ["svg", "png"] {
         plot::loss(&out.join(format!("quality-angle.{ext}")), &angle)?;

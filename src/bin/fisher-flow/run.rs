@@ -46,6 +46,11 @@ pub struct RunArgs {
     /// quality.csv, trajectory.json and quality-angle/quality-frobenius.svg/png [default: off]
     #[arg(long)]
     pub quality: bool,
+    /// Reference optimal loss L* for the loss-gap figure and summaries (models without a known
+    /// optimum, e.g. an MLP: take it from a long, tight run) [default: the model's optimum;
+    /// none: the figure shows L itself]
+    #[arg(long = "l-star", value_name = "X", allow_hyphen_values = true)]
+    pub l_star: Option<f64>,
     /// Also write the Fisher-manifold figure (default view) as manifold.svg/png
     /// [default: off; on for the no-argument demo]
     #[arg(long)]
@@ -70,6 +75,7 @@ impl RunArgs {
             no_step_control: false,
             quiet: false,
             quality: false,
+            l_star: None,
             manifold: true,
             json: false,
         }
@@ -100,6 +106,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let clock = Instant::now();
     crate::cli::set_json_mode(args.json);
     let starts = crate::cli::parse_starts(&args.starts)?;
+    crate::run::check_l_star(args.l_star)?;
     let ov = Overrides {
         starts,
         ..args.flow.apply(args.overrides.overrides())
@@ -132,6 +139,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .collect::<Result<Vec<Trajectory>>>()?;
     let cert = Monotone::build(&exp, model, &trajectories);
     let l_star = model.optimal_loss();
+    // The reference of the loss gap: --l-star, else the model's optimum.
+    let gap_ref = args.l_star.or(l_star);
     let quality = if args.quality {
         Some(crate::quality::along(&exp, &trajectories)?)
     } else {
@@ -160,7 +169,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     write_json(&out.join("trajectory.json"), &doc)?;
     write_json(&out.join("certificate.json"), &cert)?;
-    let loss = loss_figure(&exp, &trajectories, l_star);
+    let loss = loss_figure(&exp, &trajectories, gap_ref);
     let mut files: Vec<&str> = vec!["trajectory.csv", "trajectory.json", "certificate.json"];
     if let Some(mixture) = model.as_mixture() {
         let plane = plane_figure(&exp, mixture, &trajectories);
@@ -235,7 +244,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 model.describe()
             );
             for (i, (tr, ct)) in trajectories.iter().zip(&cert.trajectories).enumerate() {
-                println!("{}", summary_line(i, tr, ct.monotone, l_star));
+                println!("{}", summary_line(i, tr, ct.monotone, gap_ref));
                 for e in tr.events.iter().filter(|e| e.kind == "on-singular-line") {
                     println!("[{i}] {}", e.detail);
                 }
@@ -348,18 +357,7 @@ pub(crate) fn plane_figure(
         })
         .collect();
     PlaneFigure {
-        title: format!(
-            "{} flow, σ = {}, w = {}, target ({}, {})",
-            if exp.flow.metric.name() == "exact" {
-                "Natural-gradient"
-            } else {
-                "Euclidean-gradient"
-            },
-            model.sigma,
-            model.w,
-            model.target[0],
-            model.target[1]
-        ),
+        title: plane_title(&flow_title(exp.flow.metric), model),
         x_label: "μ₁".into(),
         y_label: "μ₂".into(),
         x_range: (lo, hi),
@@ -369,48 +367,139 @@ pub(crate) fn plane_figure(
         singular_line: true,
         trajectories: trajectories
             .iter()
-            .map(|t| Series {
-                label: format!("start ({:.2}, {:.2})", t.start[0], t.start[1]),
+            .enumerate()
+            .map(|(i, t)| Series {
+                label: start_label(i, &t.start),
                 points: t.steps.iter().map(|s| (s.theta[0], s.theta[1])).collect(),
             })
             .collect(),
+        ..PlaneFigure::default()
     }
 }
 
+/// The title of a flow under `metric`: "Euclidean-gradient flow" for the identity metric,
+/// else "Natural-gradient flow (… Fisher)" naming the approximation.
+pub(crate) fn flow_title(metric: fisher_flow::metric::MetricKind) -> String {
+    use fisher_flow::metric::MetricKind as M;
+    let which = match metric {
+        M::Euclidean => return "Euclidean-gradient flow".into(),
+        M::Exact => "exact Fisher",
+        M::Sampled => "sampled Fisher",
+        M::Empirical => "empirical Fisher",
+        M::Diagonal => "diagonal Fisher",
+        M::BlockDiagonal => "block-diagonal Fisher",
+        M::Kfac => "K-FAC Fisher",
+    };
+    format!("Natural-gradient flow ({which})")
+}
+
+/// "HEAD, σ = …, w = …, target (…, …)": the title of a parameter-plane figure.
+pub(crate) fn plane_title(head: &str, model: &fisher_flow::model::GaussianMixture) -> String {
+    // A typographic minus in the numbers (not in the head, e.g. "Natural-gradient").
+    let num = |x: f64| format!("{x}").replace('-', "−");
+    format!(
+        "{head}, σ = {}, w = {}, target ({}, {})",
+        num(model.sigma),
+        num(model.w),
+        num(model.target[0]),
+        num(model.target[1])
+    )
+}
+
+/// The title of a discrete method: "Gradient descent", "Fisher-diagonal descent" or
+/// "Natural-gradient descent (… Fisher)".
+pub(crate) fn method_title(
+    method: fisher_flow::optimize::Method,
+    metric: fisher_flow::metric::MetricKind,
+) -> String {
+    use fisher_flow::optimize::Method;
+    match method {
+        Method::Gd => "Gradient descent".into(),
+        Method::FisherDiag => "Fisher-diagonal descent".into(),
+        Method::Ngd => flow_title(metric).replace("flow", "descent"),
+    }
+}
+
+/// `s` with its first character in lower case ("Natural-gradient flow (exact Fisher)" →
+/// "natural-gradient flow (exact Fisher)").
+pub(crate) fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_lowercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// `--l-star` must be finite.
+pub(crate) fn check_l_star(l_star: Option<f64>) -> Result<()> {
+    match l_star {
+        Some(x) if !x.is_finite() => Err(Error::invalid("--l-star", x, "must be a finite number")),
+        _ => Ok(()),
+    }
+}
+
+/// The evaluation's noise floor of L − L*: the model's stated relative error of the loss
+/// (quadrature) times |L*|, at least 4 ulp of |L*|.
+pub(crate) fn noise_floor(model: &dyn StatModel, l_star: f64) -> f64 {
+    let rel = model.evaluation_error().max(4.0 * f64::EPSILON);
+    rel * l_star.abs().max(f64::MIN_POSITIVE)
+}
+
+/// L − L* against time (log axis with the noise floor as a band) when a reference L* is known
+/// (the model's optimum or `--l-star`); otherwise L itself (log axis when every L > 0).
 pub(crate) fn loss_figure(
     exp: &Experiment,
     trajectories: &[Trajectory],
     l_star: Option<f64>,
 ) -> LossFigure {
-    let ls = l_star.unwrap_or_else(|| {
+    let series = |f: &dyn Fn(f64) -> f64| -> Vec<Series> {
         trajectories
-            .iter()
-            .filter_map(|t| t.last().map(|s| s.loss))
-            .fold(f64::INFINITY, f64::min)
-    });
-    LossFigure {
-        title: format!(
-            "Loss gap along the {} flow ({})",
-            exp.flow.metric.name(),
-            exp.flow.solver.name()
-        ),
-        x_label: "t".into(),
-        y_label: "L − L*".into(),
-        series: trajectories
             .iter()
             .enumerate()
             .map(|(i, t)| Series {
                 label: start_label(i, &t.start),
-                points: t.steps.iter().map(|s| (s.t, s.loss - ls)).collect(),
+                points: t.steps.iter().map(|s| (s.t, f(s.loss))).collect(),
             })
-            .collect(),
+            .collect()
+    };
+    let along = format!(
+        "{}, {}",
+        lower_first(&flow_title(exp.flow.metric)),
+        exp.flow.solver.name()
+    );
+    match l_star {
+        Some(ls) => {
+            let floor = noise_floor(&exp.model, ls);
+            LossFigure {
+                title: format!("Loss gap along the {along}"),
+                x_label: "t".into(),
+                y_label: "L − L*".into(),
+                series: series(&|l| l - ls),
+                noise_floor: Some(floor),
+                noise_label: format!("noise floor {floor:.1e} (evaluation error × |L*|)"),
+                ..LossFigure::default()
+            }
+        }
+        None => {
+            let positive = trajectories
+                .iter()
+                .flat_map(|t| t.steps.iter())
+                .all(|s| !s.loss.is_finite() || s.loss > 0.0);
+            LossFigure {
+                title: format!("Loss along the {along} (no reference L*: see --l-star)"),
+                x_label: "t".into(),
+                y_label: "L".into(),
+                series: series(&|l| l),
+                linear_y: !positive,
+                ..LossFigure::default()
+            }
+        }
     }
 }
 
 /// Legend label of a trajectory: its start for the mixture, its index for larger models.
 pub fn start_label(i: usize, start: &[f64]) -> String {
     if start.len() == 2 {
-        format!("start ({:.2}, {:.2})", start[0], start[1])
+        format!("start ({:.2}, {:.2})", start[0], start[1]).replace('-', "−")
     } else {
         format!("start {i}")
     }
