@@ -393,7 +393,7 @@ fn command_line_values_are_validated_like_the_file() {
         .arg(&out)
         .output()
         .expect("runs");
-    assert_bad_flag(o, &["flow.starts[0]", "1e8"]);
+    assert_bad_flag(o, &["--start", "1e8"]);
     assert!(!out.join("trajectory.csv").exists());
     let o = ff()
         .args(["manifold"])

@@ -57,7 +57,7 @@ fn every_flag_that_overrides_the_file_is_named_in_its_error() {
         (vec!["run", m, "--damping=-1"], "--damping"),
         (vec!["run", m, "--nodes", "0"], "--nodes"),
         (vec!["run", m, "--nodes", "5000"], "--nodes"),
-        (vec!["run", MLP, "--solver", "bdf"], "--solver"),
+        (vec!["run", MLP, "--solver", "rk4"], "--solver"),
         (vec!["run", MLP, "--start", "1,2"], "--start"),
         (vec!["run", MLP, "--nodes", "5"], "--nodes"),
         (
@@ -76,7 +76,7 @@ fn every_flag_that_overrides_the_file_is_named_in_its_error() {
         ),
         (vec!["compare", m, "--metrics", "kfac"], "--metrics"),
         (vec!["compare", m, "--solvers", "tsit45,,bdf"], "--solvers"),
-        (vec!["compare", MLP, "--solvers", "bdf"], "--solvers"),
+        (vec!["compare", MLP, "--solvers", "tsit45,rk4"], "--solvers"),
         (
             vec!["metric", m, "--at", "1,2", "--damping=-1"],
             "--damping",
