@@ -13,7 +13,7 @@ mod simulate;
 pub use control::StepControl;
 pub use kernel::FlowKernel;
 pub use rhs::{FlowRhs, solve2};
-pub use simulate::Simulator;
+pub use simulate::{Simulator, singular_pairs};
 
 use crate::error::{Error, Result};
 use crate::metric::{MetricKind, MetricOptions};

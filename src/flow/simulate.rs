@@ -148,11 +148,15 @@ impl<'m> Simulator<'m> {
         }
         let clock = Instant::now();
         let s = &self.settings;
-        let control = StepControl::new(self.model.exchange_pairs(), s.control_eta, s.zone);
         let mut rhs = FlowRhs::with_kernel(self.model, s.metric, s.damping, self.kernel.as_deref())
             .with_metric_options(&s.metric_options)
             .with_jacobian(s.jacobian)
             .with_damping_floor(s.damping_floor);
+        // statistics (time near the line) watch every exchange pair; the control only the
+        // pairs whose line is a singular set of this flow's metric
+        let pairs = self.model.exchange_pairs();
+        let singular = singular_pairs(&rhs, &pairs, start);
+        let control = StepControl::new(pairs, s.control_eta, s.zone).with_singular(singular);
         let mut st = RunState {
             steps: Vec::new(),
             end: (0.0, start.to_vec()),
@@ -325,7 +329,7 @@ impl<'m> Simulator<'m> {
         let s = &self.settings;
         let auto = s.solver == SolverKind::Auto && self.model.dense_jacobian();
         let is_bdf = method == SolverKind::Bdf;
-        let controlled = s.step_control && !control.pairs().is_empty();
+        let controlled = s.step_control && !control.singular_pairs().is_empty();
         let fail = |e: diffsol::DiffsolError| Error::Solver {
             solver: method.name().into(),
             message: e.to_string(),
@@ -571,6 +575,43 @@ impl<'m> Simulator<'m> {
             rhs_evals: rhs.evals(),
         }
     }
+}
+
+/// The exchange pairs whose line θᵢ = θⱼ is a singular set of this flow: those where the
+/// metric the flow solves with (damping and floor included) is rank-deficient on the line,
+/// probed once at the start's projection onto it (θᵢ = θⱼ = their mean), with the solve's own
+/// rank threshold: λ_min + λ ≤ [`RANK_TOL`](crate::metric::RANK_TOL)·(λ_max + λ).
+///
+/// Only there does the natural gradient's exchange component grow like 1/δ, the flow never
+/// reaches the line from off it, and the line is an invariant set (on it the flow is the
+/// restricted one, rule (d)). For the Euclidean flow, a diagonal metric (diag of a rank-one
+/// matrix with both entries > 0) or any damped metric, f is smooth across the line: it is
+/// invariant only by symmetry (w = ½), and for w ≠ ½ the flow crosses it (δ̇ ≠ 0 on it), so
+/// neither crossing prevention nor the δ/δ̇ step limit may apply (they would freeze the flow
+/// on the line). A metric that cannot be formed there counts as singular (the safe side).
+pub fn singular_pairs(
+    rhs: &FlowRhs<'_>,
+    pairs: &[(usize, usize)],
+    start: &[f64],
+) -> Vec<(usize, usize)> {
+    pairs
+        .iter()
+        .copied()
+        .filter(|&(i, j)| {
+            let mut probe = start.to_vec();
+            let m = 0.5 * (start[i] + start[j]);
+            probe[i] = m;
+            probe[j] = m;
+            let metric = rhs.metric_at(&probe);
+            let ev = metric.eigenvalues();
+            if ev.is_empty() || ev.iter().any(|v| !v.is_finite()) {
+                return true;
+            }
+            let lam = metric.damping();
+            let (lo, hi) = (ev[0] + lam, ev[ev.len() - 1] + lam);
+            lo <= crate::metric::RANK_TOL * hi.abs().max(f64::MIN_POSITIVE)
+        })
+        .collect()
 }
 
 /// The recording evaluation of f is bookkeeping, not solver work: take it off the counter.
