@@ -13,7 +13,7 @@ mod simulate;
 pub use control::StepControl;
 pub use kernel::FlowKernel;
 pub use rhs::{FlowRhs, solve2};
-pub use simulate::{Simulator, singular_pairs};
+pub use simulate::{STEADY_FACTOR, Simulator, noise_floor, singular_pairs};
 
 use crate::error::{Error, Result};
 use crate::metric::{MetricKind, MetricOptions};
@@ -116,6 +116,12 @@ impl JacobianKind {
 fn default_true() -> bool {
     true
 }
+fn default_one() -> usize {
+    1
+}
+fn is_true(b: &bool) -> bool {
+    *b
+}
 fn default_eta() -> f64 {
     control::DEFAULT_ETA
 }
@@ -162,6 +168,19 @@ pub struct FlowSettings {
     pub damping_floor: f64,
     #[serde(default = "default_zone")]
     pub zone: f64,
+    /// Run each method at its calibrated internal tolerance ([`internal_tolerances`]) so that
+    /// `rtol` means the same global accuracy for every solver (default true; false runs the
+    /// methods at the raw `rtol`/`atol`, for measuring the calibration).
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub calibrated: bool,
+    /// Output control: record every `save_every`-th accepted step and the last (default 1:
+    /// every step). Ignored when `save_at` is given.
+    #[serde(default = "default_one")]
+    pub save_every: usize,
+    /// Output control: record θ at these times (dense output of the solver; diffrax's
+    /// `SaveAt(ts)`), plus the start and the end (default: empty, record steps).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub save_at: Vec<f64>,
     /// Settings of the metric provider (`[metric]` in the model file); omitted from JSON
     /// when all are at their defaults.
     #[serde(default, skip_serializing_if = "MetricOptions::is_default")]
@@ -185,6 +204,9 @@ impl Default for FlowSettings {
             control_eta: control::DEFAULT_ETA,
             damping_floor: 0.0,
             zone: control::DEFAULT_ZONE,
+            calibrated: true,
+            save_every: 1,
+            save_at: Vec::new(),
             metric_options: MetricOptions::default(),
         }
     }
@@ -226,9 +248,57 @@ impl FlowSettings {
                 "must be a finite number in [0, 1)",
             ));
         }
+        if self.save_every == 0 {
+            return Err(Error::invalid("flow.save_every", 0, "must be ≥ 1"));
+        }
+        if let Some(&t) = self
+            .save_at
+            .iter()
+            .find(|&&t| !(t.is_finite() && (0.0..=self.t_end).contains(&t)))
+        {
+            return Err(Error::invalid(
+                "flow.save_at",
+                t,
+                format!(
+                    "every time must be finite and in [0, t_end = {}]",
+                    self.t_end
+                ),
+            ));
+        }
         if self.max_steps == 0 {
             return Err(Error::invalid("flow.max_steps", 0, "must be ≥ 1"));
         }
         Ok(())
     }
+}
+
+/// Per-method calibration of the internal tolerance: the method runs at
+/// rtol_int = min(rtol, c_m·rtol^p_m), atol_int = atol·rtol_int/rtol, so that the global
+/// error at a given `rtol` is ≤ 10·rtol for every method (measured by
+/// `cargo run --release --example work_precision`; README, *Integrators*). The internal
+/// tolerances are never looser than the user's (certificates rely on them).
+///
+/// | method | c_m | p_m |
+/// |---|---|---|
+/// | `tsit45` | 1 | 1 |
+/// | `bdf` | 1 | 1 |
+/// | `tr-bdf2` | 1 | 1 |
+/// | `esdirk34` | 1 | 1 |
+pub fn calibration(method: SolverKind) -> (f64, f64) {
+    match method {
+        SolverKind::Tsit45 | SolverKind::Auto => (1.0, 1.0),
+        SolverKind::Bdf => (1.0, 1.0),
+        SolverKind::TrBdf2 => (1.0, 1.0),
+        SolverKind::Esdirk34 => (1.0, 1.0),
+    }
+}
+
+/// The tolerances `method` actually runs at for the user's `rtol`, `atol`
+/// ([`calibration`]): (min(rtol, c·rtol^p), atol·that/rtol). Both are ≤ the user's.
+pub fn internal_tolerances(method: SolverKind, rtol: f64, atol: f64) -> (f64, f64) {
+    let (c, p) = calibration(method);
+    let r = (c * rtol.powf(p)).min(rtol);
+    // underflow-safe: r/rtol ∈ (0, 1]
+    let r = if r > 0.0 && r.is_finite() { r } else { rtol };
+    (r, atol * (r / rtol))
 }
