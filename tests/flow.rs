@@ -398,3 +398,50 @@ fn non_finite_values_and_absurd_tolerances_end_in_a_non_success_retcode() {
     assert!(!tr.succeeded(), "{:?}", tr.stop);
     assert!(tr.stats.accepted + tr.stats.rejected <= 1000);
 }
+
+#[test]
+fn cli_save_flags_and_their_model_file_keys() {
+    use assert_cmd::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.toml");
+    std::fs::write(
+        &model,
+        "[model]\nsigma = 1.0\ntarget = [-1.5, 2.0]\n[quadrature]\nnodes = 16\n[flow]\nrtol = 1e-6\natol = 1e-8\nt_end = 3.0\nsave_at = [0.5, 1.5]\nstarts = [[0.0, 1.0]]\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str], out: &str| {
+        let mut args = vec!["run", model.to_str().unwrap(), "-q", "--out"];
+        let o = dir.path().join(out);
+        let o = o.to_str().unwrap().to_string();
+        args.push(&o);
+        args.extend_from_slice(extra);
+        let r = Command::cargo_bin("fisher-flow")
+            .unwrap()
+            .args(&args)
+            .output()
+            .unwrap();
+        let csv = std::fs::read_to_string(dir.path().join(out).join("trajectory.csv"))
+            .unwrap_or_default();
+        (r, csv)
+    };
+    // the file's save_at: start, 0.5, 1.5, end
+    let (r, csv) = run(&[], "a");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let ts: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ts, vec![0.0, 0.5, 1.5, 3.0]);
+    // the flag replaces it
+    let (r, csv) = run(&["--save-at", "1,2"], "b");
+    assert!(r.status.success());
+    assert_eq!(csv.lines().count(), 1 + 4);
+    // a time beyond t_end: one line naming the key, exit 2
+    let (r, _) = run(&["--save-at", "1,50"], "c");
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("flow.save_at"));
+    let (r, _) = run(&["--save-every", "0"], "d");
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("flow.save_every"));
+}
