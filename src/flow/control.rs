@@ -147,4 +147,13 @@ mod tests {
         assert!(!c.crossed(&[0.0, 0.01], &[0.0, 0.02]));
         assert!(!c.crossed(&[1.0, 1.0], &[1.0, 1.0]));
     }
+
+    #[test]
+    fn a_pair_that_is_not_singular_is_only_watched_for_statistics() {
+        let c = StepControl::new(vec![(0, 1)], 0.5, 0.1).with_singular(Vec::new());
+        assert_eq!(c.max_step(&[0.0, 0.01], &[0.0, -1.0]), f64::INFINITY);
+        assert!(!c.crossed(&[0.0, 0.01], &[0.0, -0.01]));
+        assert!(c.on_line(&[1.0, 1.0]).is_none());
+        assert!(c.in_zone(&[0.0, 0.01]));
+    }
 }
