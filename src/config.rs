@@ -85,6 +85,10 @@ pub struct FlowSection {
     pub step_control: Option<bool>,
     /// Relative damping floor ν ∈ [0, 1): λ_eff = max(λ, ν·tr I(θ)) (default 0).
     pub damping_floor: Option<f64>,
+    /// Record every k-th accepted step and the last (default 1).
+    pub save_every: Option<usize>,
+    /// Record θ at these times (dense output) plus start and end (default: every step).
+    pub save_at: Option<Vec<f64>>,
     /// Starting points, each [μ₁, μ₂].
     #[serde(default)]
     pub starts: Vec<Vec<f64>>,
@@ -146,6 +150,8 @@ pub struct Overrides {
     pub damping: Option<f64>,
     pub nodes: Option<usize>,
     pub starts: Vec<Vec<f64>>,
+    pub save_every: Option<usize>,
+    pub save_at: Option<Vec<f64>>,
 }
 
 impl Overrides {
@@ -290,6 +296,10 @@ impl Experiment {
         f.atol = ov.atol.or(f.atol);
         f.t_end = ov.t_end.or(f.t_end);
         f.damping = ov.damping.or(f.damping);
+        f.save_every = ov.save_every.or(f.save_every);
+        if ov.save_at.is_some() {
+            f.save_at = ov.save_at.clone();
+        }
         if !ov.starts.is_empty() {
             f.starts = ov.starts.clone();
         }
@@ -532,6 +542,8 @@ fn flow_settings(file: &ModelFile) -> Result<FlowSettings> {
         },
         step_control: f.step_control.unwrap_or(d.step_control),
         damping_floor: f.damping_floor.unwrap_or(d.damping_floor),
+        save_every: f.save_every.unwrap_or(d.save_every),
+        save_at: f.save_at.clone().unwrap_or_default(),
         ..d
     };
     flow.validate()?;

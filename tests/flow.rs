@@ -188,3 +188,260 @@ fn empirical_loss_flow_reaches_the_sample_optimum() {
     let end = &tr.last().expect("steps").theta;
     assert!(dist_to_optimum(&m, end) < 1e-6, "{end:?} vs {opt:?}");
 }
+
+fn end_of(
+    m: &dyn StatModel,
+    s: FlowSettings,
+    start: &[f64],
+) -> fisher_flow::trajectory::Trajectory {
+    Simulator::new(m, s)
+        .expect("valid")
+        .run(start)
+        .expect("runs")
+}
+
+#[test]
+fn save_every_records_every_kth_step_and_the_last_with_the_same_integration() {
+    let m = model();
+    let base = FlowSettings {
+        t_end: 6.0,
+        grad_tol: 0.0,
+        ..FlowSettings::default()
+    };
+    let start = [0.1, 0.15];
+    let all = end_of(&m, base.clone(), &start);
+    let k = 5;
+    let some = end_of(
+        &m,
+        FlowSettings {
+            save_every: k,
+            ..base
+        },
+        &start,
+    );
+    // same integration: same accepted steps and the same end, bit for bit
+    assert_eq!(all.stats.accepted, some.stats.accepted);
+    assert_eq!(all.last().unwrap().theta, some.last().unwrap().theta);
+    let n = all.stats.accepted;
+    assert_eq!(
+        some.steps.len(),
+        1 + n / k + usize::from(!n.is_multiple_of(k))
+    );
+    // the recorded steps are every k-th step of the full record
+    for (j, s) in some.steps.iter().enumerate().take(n / k + 1) {
+        assert_eq!(s.t, all.steps[j * k].t);
+        assert_eq!(s.theta, all.steps[j * k].theta);
+        if j > 0 {
+            assert_eq!(s.step_size, s.t - some.steps[j - 1].t);
+            // the interior holds every loss sample of the k solver steps: k·2 interior points
+            // and the k − 1 unrecorded endpoints, in time order
+            assert_eq!(s.interior.len(), k * 2 + (k - 1));
+            assert!(s.interior.windows(2).all(|w| w[0].0 < w[1].0));
+        }
+    }
+}
+
+#[test]
+fn save_at_records_the_given_times_from_dense_output() {
+    let m = model();
+    let rtol = 1e-8;
+    let base = FlowSettings {
+        rtol,
+        atol: 1e-10,
+        t_end: 4.0,
+        grad_tol: 0.0,
+        ..FlowSettings::default()
+    };
+    let start = [-3.0, -2.5];
+    let times = vec![3.3, 0.5, 1.0, 2.0, 0.5];
+    let tr = end_of(
+        &m,
+        FlowSettings {
+            save_at: times,
+            ..base.clone()
+        },
+        &start,
+    );
+    let ts: Vec<f64> = tr.steps.iter().map(|s| s.t).collect();
+    assert_eq!(ts, vec![0.0, 0.5, 1.0, 2.0, 3.3, 4.0]);
+    for s in &tr.steps[1..] {
+        // an independent run that ends exactly at t, at a tight tolerance
+        let r = end_of(
+            &m,
+            FlowSettings {
+                t_end: s.t,
+                rtol: 1e-12,
+                atol: 1e-14,
+                ..base.clone()
+            },
+            &start,
+        );
+        let r = &r.last().unwrap().theta;
+        let scale = r[0].abs().max(r[1].abs());
+        let e = (s.theta[0] - r[0]).abs().max((s.theta[1] - r[1]).abs());
+        assert!(e <= 10.0 * rtol * scale, "t = {}: {e:e}", s.t);
+        assert!((s.loss - m.loss(&s.theta)).abs() < 1e-14);
+    }
+}
+
+#[test]
+fn save_settings_are_validated() {
+    let m = model();
+    for s in [
+        FlowSettings {
+            save_every: 0,
+            ..FlowSettings::default()
+        },
+        FlowSettings {
+            save_at: vec![1.0, 30.0],
+            ..FlowSettings::default()
+        },
+        FlowSettings {
+            save_at: vec![f64::NAN],
+            ..FlowSettings::default()
+        },
+    ] {
+        let e = Simulator::new(&m, s).err().expect("rejected").to_string();
+        assert!(e.contains("flow.save_"), "{e}");
+    }
+}
+
+#[test]
+fn the_steady_state_test_fires_at_the_noise_floor_of_the_integration() {
+    use fisher_flow::flow::noise_floor;
+    let m = model();
+    // grad_tol = 1e-10 is below what rtol 1e-8 resolves (‖∇L‖ wanders at ≈1e-8 near θ*):
+    // before, t_end = 1e6 ran into the step cap
+    let s = FlowSettings {
+        t_end: 1e6,
+        ..FlowSettings::default()
+    };
+    let tr = end_of(&m, s.clone(), &[0.1, 0.15]);
+    assert_eq!(tr.stop, fisher_flow::trajectory::StopReason::Converged);
+    let last = tr.last().unwrap();
+    assert!(last.t < 60.0, "t = {}", last.t);
+    let floor = noise_floor(&m, &last.theta, s.rtol, s.atol);
+    assert!(floor > 1e-9 && floor < 1e-7, "{floor:e}");
+    assert!(
+        last.grad_norm <= 2.0 * floor * 1.01,
+        "{} vs {floor:e}",
+        last.grad_norm
+    );
+    assert!(dist_to_optimum(&m, &last.theta) < 1e-6);
+    assert!(tr.events.iter().any(|e| e.kind == "steady-state"));
+    // a grad_tol above the floor still decides, without the event
+    let tr = end_of(
+        &m,
+        FlowSettings {
+            grad_tol: 1e-5,
+            ..s
+        },
+        &[0.1, 0.15],
+    );
+    assert!((tr.last().unwrap().grad_norm - 1e-5).abs() < 1e-7);
+    assert!(!tr.events.iter().any(|e| e.kind == "steady-state"));
+}
+
+/// L = ½(θ₁ − 3)² + ½θ₂² with the identity Fisher, undefined (NaN) for θ₁ > 1.
+struct Cliff;
+impl StatModel for Cliff {
+    fn dim(&self) -> usize {
+        2
+    }
+    fn param_names(&self) -> Vec<String> {
+        vec!["a".into(), "b".into()]
+    }
+    fn loss_grad(&self, t: &[f64], g: &mut [f64]) -> f64 {
+        if t[0] > 1.0 {
+            g.fill(f64::NAN);
+            return f64::NAN;
+        }
+        g[0] = t[0] - 3.0;
+        g[1] = t[1];
+        0.5 * ((t[0] - 3.0).powi(2) + t[1] * t[1])
+    }
+    fn fisher_into(&self, _t: &[f64], out: &mut nalgebra::DMatrix<f64>) {
+        out.fill_with_identity();
+    }
+}
+
+#[test]
+fn non_finite_values_and_absurd_tolerances_end_in_a_non_success_retcode() {
+    use fisher_flow::trajectory::StopReason;
+    let tr = end_of(
+        &Cliff,
+        FlowSettings {
+            metric: MetricKind::Euclidean,
+            t_end: 5.0,
+            grad_tol: 0.0,
+            ..FlowSettings::default()
+        },
+        &[0.0, 1.0],
+    );
+    assert!(matches!(tr.stop, StopReason::Unstable(_)), "{:?}", tr.stop);
+    assert!(!tr.succeeded());
+    // atol = 1e-320: the run ends (cap or failure), it does not hang
+    let m = model();
+    let tr = Simulator::new(
+        &m,
+        FlowSettings {
+            atol: 1e-320,
+            rtol: 1e-300,
+            t_end: 1e6,
+            max_steps: 500,
+            ..FlowSettings::default()
+        },
+    )
+    .unwrap()
+    .run_end(&[0.1, 0.15])
+    .unwrap();
+    assert!(!tr.succeeded(), "{:?}", tr.stop);
+    assert!(tr.stats.accepted + tr.stats.rejected <= 1000);
+}
+
+#[test]
+fn cli_save_flags_and_their_model_file_keys() {
+    use assert_cmd::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m.toml");
+    std::fs::write(
+        &model,
+        "[model]\nsigma = 1.0\ntarget = [-1.5, 2.0]\n[quadrature]\nnodes = 16\n[flow]\nrtol = 1e-6\natol = 1e-8\nt_end = 3.0\nsave_at = [0.5, 1.5]\nstarts = [[0.0, 1.0]]\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str], out: &str| {
+        let mut args = vec!["run", model.to_str().unwrap(), "-q", "--out"];
+        let o = dir.path().join(out);
+        let o = o.to_str().unwrap().to_string();
+        args.push(&o);
+        args.extend_from_slice(extra);
+        let r = Command::cargo_bin("fisher-flow")
+            .unwrap()
+            .args(&args)
+            .output()
+            .unwrap();
+        let csv = std::fs::read_to_string(dir.path().join(out).join("trajectory.csv"))
+            .unwrap_or_default();
+        (r, csv)
+    };
+    // the file's save_at: start, 0.5, 1.5, end
+    let (r, csv) = run(&[], "a");
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let ts: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ts, vec![0.0, 0.5, 1.5, 3.0]);
+    // the flag replaces it
+    let (r, csv) = run(&["--save-at", "1,2"], "b");
+    assert!(r.status.success());
+    assert_eq!(csv.lines().count(), 1 + 4);
+    // a time beyond t_end: one line naming the key, exit 2
+    let (r, _) = run(&["--save-at", "1,50"], "c");
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("flow.save_at"));
+    let (r, _) = run(&["--save-every", "0"], "d");
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("flow.save_every"));
+}

@@ -250,3 +250,142 @@ fn damping_floor_scales_with_the_trace_of_the_fisher_matrix() {
         assert!(f.norm() <= m.gradient(&th).norm() / lam * (1.0 + 1e-12));
     }
 }
+
+/// The issue's model: σ = 1, w = 0.2, target (−1.5, 2), composite quadrature.
+fn unequal() -> GaussianMixture {
+    GaussianMixture {
+        sigma: 1.0,
+        w: 0.2,
+        target: [-1.5, 2.0],
+        loss_kind: LossKind::Population,
+        scheme: Scheme::default(),
+    }
+}
+
+/// Classical RK4 with a fixed step for dθ/dt = f(θ): an integrator independent of diffsol and
+/// of the step control.
+fn rk4(f: impl Fn(&[f64]) -> [f64; 2], start: [f64; 2], t_end: f64, steps: usize) -> [f64; 2] {
+    let h = t_end / steps as f64;
+    let mut y = start;
+    let add = |y: [f64; 2], k: [f64; 2], c: f64| [y[0] + c * k[0], y[1] + c * k[1]];
+    for _ in 0..steps {
+        let k1 = f(&y);
+        let k2 = f(&add(y, k1, 0.5 * h));
+        let k3 = f(&add(y, k2, 0.5 * h));
+        let k4 = f(&add(y, k3, h));
+        for i in 0..2 {
+            y[i] += h / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
+        }
+    }
+    y
+}
+
+#[test]
+fn the_euclidean_flow_crosses_the_line_when_w_is_not_one_half() {
+    use fisher_flow::metric::MetricKind;
+    use fisher_flow::model::StatModel;
+    let m = unequal();
+    let start = [0.5, 0.4];
+    // independent reference: RK4, h = 2/800 (error O(h⁴) ≈ 1e-11 here)
+    let reference = rk4(
+        |th| {
+            let g = m.gradient(th);
+            [-g[0], -g[1]]
+        },
+        start,
+        2.0,
+        800,
+    );
+    // the issue's value (scipy DOP853 at rtol 1e-12)
+    let issue = [0.433992401, 1.364609609];
+    assert!(
+        (reference[0] - issue[0]).abs() < 1e-9 && (reference[1] - issue[1]).abs() < 1e-9,
+        "{reference:?}"
+    );
+    for solver in [SolverKind::Tsit45, SolverKind::Bdf, SolverKind::Auto] {
+        let tr = Simulator::new(
+            &m,
+            FlowSettings {
+                metric: MetricKind::Euclidean,
+                solver,
+                rtol: 1e-10,
+                atol: 1e-12,
+                t_end: 2.0,
+                grad_tol: 0.0,
+                ..FlowSettings::default()
+            },
+        )
+        .unwrap()
+        .run(&start)
+        .unwrap();
+        assert!(tr.succeeded(), "{solver:?}: {:?}", tr.stop);
+        let end = &tr.last().unwrap().theta;
+        assert!(
+            (end[0] - reference[0]).abs() < 1e-8 && (end[1] - reference[1]).abs() < 1e-8,
+            "{solver:?}: {end:?} vs {reference:?}"
+        );
+        assert_eq!(tr.stats.control_limited, 0, "{solver:?}");
+        assert_eq!(tr.stats.crossings_prevented, 0, "{solver:?}");
+    }
+}
+
+#[test]
+fn the_diagonal_metric_flow_is_not_held_at_the_line() {
+    use fisher_flow::metric::MetricKind;
+    use fisher_flow::model::StatModel;
+    let m = unequal();
+    // starts just above the line: the diagonal flow's δ̇ ≠ 0 on the line, so it crosses
+    let start = [0.5, 0.52];
+    let reference = rk4(
+        |th| {
+            let g = m.gradient(th);
+            let d = m.fisher(th);
+            [-g[0] / d[(0, 0)], -g[1] / d[(1, 1)]]
+        },
+        start,
+        1.0,
+        2000,
+    );
+    // the true flow crosses μ₁ = μ₂ (before the fix it froze there at t ≈ 0.007 on the cap)
+    assert!(reference[1] < reference[0], "{reference:?}");
+    let tr = Simulator::new(
+        &m,
+        FlowSettings {
+            metric: MetricKind::Diagonal,
+            rtol: 1e-10,
+            atol: 1e-12,
+            t_end: 1.0,
+            grad_tol: 0.0,
+            ..FlowSettings::default()
+        },
+    )
+    .unwrap()
+    .run_end(&start)
+    .unwrap();
+    assert!(tr.succeeded(), "{:?}", tr.stop);
+    let end = &tr.last().unwrap().theta;
+    assert!(
+        (end[0] - reference[0]).abs() < 1e-7 && (end[1] - reference[1]).abs() < 1e-7,
+        "{end:?} vs {reference:?}"
+    );
+}
+
+#[test]
+fn only_metrics_that_degenerate_on_the_line_make_it_singular() {
+    use fisher_flow::flow::{FlowRhs, singular_pairs};
+    use fisher_flow::metric::MetricKind;
+    let m = unequal();
+    let start = [0.5, 0.4];
+    let singular = |metric, damping: f64| {
+        let rhs = FlowRhs::new(&m, metric, damping);
+        !singular_pairs(&rhs, &[(0, 1)], &start).is_empty()
+    };
+    assert!(singular(MetricKind::Exact, 0.0));
+    assert!(singular(MetricKind::Sampled, 0.0));
+    assert!(!singular(MetricKind::Euclidean, 0.0));
+    assert!(!singular(MetricKind::Diagonal, 0.0));
+    assert!(!singular(MetricKind::Exact, 1e-3));
+    // the floor: λ_eff = ν·tr G > 0
+    let floored = FlowRhs::new(&m, MetricKind::Exact, 0.0).with_damping_floor(1e-3);
+    assert!(singular_pairs(&floored, &[(0, 1)], &start).is_empty());
+}

@@ -5,7 +5,13 @@
 //! component of the natural gradient grows like 1/δ, so locally δ̇ ≈ a/δ: the flow's Jacobian
 //! has an eigenvalue ≈ −δ̇/δ in the exchange direction. An explicit method that does not know
 //! this finds the stable step size by rejections, and a large step aimed at the line can jump
-//! across it (a label switch the exact flow never makes). The rule:
+//! across it (a label switch the exact flow never makes).
+//!
+//! All of this holds only where the line is singular for the flow's metric (exact, sampled,
+//! empirical Fisher without damping: rank one on the line). For the Euclidean flow, a diagonal
+//! or a damped metric f is smooth across the line and, for w ≠ ½, crosses it; the rules below
+//! then do not apply (they would freeze the flow on the line). Which pairs are singular is
+//! probed per run by [`crate::flow::singular_pairs`]. The rule, on singular pairs:
 //!
 //! * **(a) never cross.** After every step the sign of each δ is compared with the sign before
 //!   it; if one changed (or δ became exactly 0), the step is undone and retried with a quarter
@@ -33,7 +39,10 @@ pub const DEFAULT_ZONE: f64 = 0.1;
 /// The step-control rule for one model.
 #[derive(Clone, Debug)]
 pub struct StepControl {
+    /// every exchange pair (near-singular zone statistics)
     pairs: Vec<(usize, usize)>,
+    /// the pairs whose line is singular for this flow (rules (a), (b), (d))
+    singular: Vec<(usize, usize)>,
     eta: f64,
     zone: f64,
 }
@@ -41,18 +50,35 @@ pub struct StepControl {
 impl StepControl {
     /// Control for the given exchange pairs with parameter η and zone half-width.
     pub fn new(pairs: Vec<(usize, usize)>, eta: f64, zone: f64) -> Self {
-        StepControl { pairs, eta, zone }
+        StepControl {
+            singular: pairs.clone(),
+            pairs,
+            eta,
+            zone,
+        }
     }
 
-    /// The exchange pairs watched.
+    /// Apply rules (a), (b), (d) only to these pairs (those whose line is a singular set of
+    /// the flow, [`crate::flow::singular_pairs`]); the zone statistics keep every pair.
+    pub fn with_singular(mut self, singular: Vec<(usize, usize)>) -> Self {
+        self.singular = singular;
+        self
+    }
+
+    /// The exchange pairs watched (zone statistics).
     pub fn pairs(&self) -> &[(usize, usize)] {
         &self.pairs
+    }
+
+    /// The pairs the control acts on.
+    pub fn singular_pairs(&self) -> &[(usize, usize)] {
+        &self.singular
     }
 
     /// Largest step allowed at θ with derivative `dy` (rule (b)), or ∞.
     pub fn max_step(&self, theta: &[f64], dy: &[f64]) -> f64 {
         let mut h = f64::INFINITY;
-        for &(i, j) in &self.pairs {
+        for &(i, j) in &self.singular {
             let d = theta[j] - theta[i];
             let dd = dy[j] - dy[i];
             if d == 0.0 || dd == 0.0 || !dd.is_finite() {
@@ -68,7 +94,7 @@ impl StepControl {
     /// True if a step from `before` to `after` crossed (or landed on) a line it was not on
     /// (rule (a)).
     pub fn crossed(&self, before: &[f64], after: &[f64]) -> bool {
-        self.pairs.iter().any(|&(i, j)| {
+        self.singular.iter().any(|&(i, j)| {
             let d0 = before[j] - before[i];
             let d1 = after[j] - after[i];
             d0 != 0.0 && (d1 == 0.0 || d0.signum() != d1.signum())
@@ -77,7 +103,7 @@ impl StepControl {
 
     /// True if θ lies exactly on a line.
     pub fn on_line(&self, theta: &[f64]) -> Option<(usize, usize)> {
-        self.pairs
+        self.singular
             .iter()
             .copied()
             .find(|&(i, j)| theta[i] == theta[j])
@@ -120,5 +146,14 @@ mod tests {
         assert!(c.crossed(&[0.0, 0.01], &[0.0, 0.0]));
         assert!(!c.crossed(&[0.0, 0.01], &[0.0, 0.02]));
         assert!(!c.crossed(&[1.0, 1.0], &[1.0, 1.0]));
+    }
+
+    #[test]
+    fn a_pair_that_is_not_singular_is_only_watched_for_statistics() {
+        let c = StepControl::new(vec![(0, 1)], 0.5, 0.1).with_singular(Vec::new());
+        assert_eq!(c.max_step(&[0.0, 0.01], &[0.0, -1.0]), f64::INFINITY);
+        assert!(!c.crossed(&[0.0, 0.01], &[0.0, -0.01]));
+        assert!(c.on_line(&[1.0, 1.0]).is_none());
+        assert!(c.in_zone(&[0.0, 0.01]));
     }
 }

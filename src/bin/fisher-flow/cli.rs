@@ -101,6 +101,12 @@ pub struct FlowOverrides {
     /// End time of the integration [default: the file's flow.t_end, else 20]
     #[arg(long = "t-end")]
     pub t_end: Option<f64>,
+    /// Record every N-th accepted step and the last [default: the file's flow.save_every, else 1]
+    #[arg(long = "save-every", value_name = "N")]
+    pub save_every: Option<usize>,
+    /// Record θ at these times T1,T2,… (dense output) plus start and end, instead of every step [default: the file's flow.save_at, else every step]
+    #[arg(long = "save-at", value_name = "T1,T2,...", value_delimiter = ',')]
+    pub save_at: Option<Vec<f64>>,
 }
 
 impl FlowOverrides {
@@ -111,6 +117,8 @@ impl FlowOverrides {
             rtol: self.rtol,
             atol: self.atol,
             t_end: self.t_end,
+            save_every: self.save_every,
+            save_at: self.save_at.clone(),
             ..ov
         }
     }
