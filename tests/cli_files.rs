@@ -388,6 +388,27 @@ fn json_summaries_carry_a_retcode_per_trajectory() {
     }
     assert_eq!(v["succeeded"], true);
 
+    // the manifold figure's description goes to stderr too: stdout stays one JSON document
+    let o = ff()
+        .args([
+            "run",
+            m,
+            "--json",
+            "--manifold",
+            "--start",
+            "0.5,1",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        json_stdout(&o)["files"].as_array().map(|f| f.len() > 3),
+        Some(true)
+    );
+    assert!(stderr(&o).contains("ellipses:"), "{}", stderr(&o));
+
     // a step cap that cannot be met: MaxSteps, exit 1, stdout still one JSON document
     let capped = dir.path().join("capped.toml");
     std::fs::write(

@@ -73,7 +73,8 @@ fn field_csv_has_every_off_diagonal_start_and_all_converge() {
         // |θ(12) − θ*| ≤ e^{−12}·|θ(0) − θ*| ≈ 7e-5 plus the 24-node quadrature offset
         assert!(d < 1e-3, "{r:?}");
         assert_eq!(r[4], "true");
-        assert_eq!(r[10], "Success");
+        // t_end, or the steady state at the integration's noise floor before it
+        assert!(r[10] == "Success" || r[10] == "Converged", "{r:?}");
         assert!(r[6].parse::<usize>().unwrap() > 0 && r[8].parse::<usize>().unwrap() > 0);
     }
     let json: serde_json::Value =

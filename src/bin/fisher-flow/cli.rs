@@ -101,6 +101,11 @@ pub struct FlowOverrides {
     /// End time of the integration [default: the file's flow.t_end, else 20]
     #[arg(long = "t-end")]
     pub t_end: Option<f64>,
+}
+
+/// Output control of `run` (diffrax's SaveAt): which accepted steps are recorded.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SaveOverrides {
     /// Record every N-th accepted step and the last [default: the file's flow.save_every, else 1]
     #[arg(long = "save-every", value_name = "N")]
     pub save_every: Option<usize>,
@@ -117,6 +122,15 @@ impl FlowOverrides {
             rtol: self.rtol,
             atol: self.atol,
             t_end: self.t_end,
+            ..ov
+        }
+    }
+}
+
+impl SaveOverrides {
+    /// `ov` with these flags set.
+    pub fn apply(&self, ov: Overrides) -> Overrides {
+        Overrides {
             save_every: self.save_every,
             save_at: self.save_at.clone(),
             ..ov

@@ -141,19 +141,19 @@ pub fn options(args: &ManifoldArgs) -> Result<ManifoldOptions> {
 
 /// Print what the figure shows (the probe numbers are those of `fisher-flow metric --at`).
 fn describe(fig: &ManifoldFigure, rep: &ViewReport) {
-    println!(
+    crate::cli::say(format!(
         "ellipses: {} cells, ε = {:.6e}, {} clipped to their cell (λ_min → 0 near μ₁ = μ₂)",
         rep.cells, rep.epsilon, rep.clipped
-    );
-    println!(
+    ));
+    crate::cli::say(format!(
         "particles: {} (exact metric, tsit45, t_end {})",
         rep.starts_text, rep.t_end
-    );
+    ));
     for p in &fig.probes {
-        println!(
+        crate::cli::say(format!(
             "probe ({}, {}): angle between -grad L and -I^-1 grad L = {:.4} deg",
             p.at.0, p.at.1, p.angle_deg
-        );
+        ));
     }
 }
 

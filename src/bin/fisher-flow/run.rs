@@ -1,6 +1,6 @@
 //! `fisher-flow run`: integrate from every start, write trajectories, certificate and plots.
 
-use crate::cli::{FlowOverrides, ModelOverrides};
+use crate::cli::{FlowOverrides, ModelOverrides, SaveOverrides};
 use crate::cli::{num, say, take_wall_times};
 use clap::Args;
 use fisher_flow::certificate::Monotone;
@@ -26,6 +26,8 @@ pub struct RunArgs {
     pub overrides: ModelOverrides,
     #[command(flatten)]
     pub flow: FlowOverrides,
+    #[command(flatten)]
+    pub save: SaveOverrides,
     /// Start point MU1,MU2; repeat for several trajectories [default: the file's flow.starts]
     #[arg(long = "start", value_name = "MU1,MU2", allow_hyphen_values = true)]
     pub starts: Vec<String>,
@@ -69,6 +71,7 @@ impl RunArgs {
             out: PathBuf::from("output"),
             overrides: ModelOverrides::default(),
             flow: FlowOverrides::default(),
+            save: SaveOverrides::default(),
             starts: Vec::new(),
             jacobian: None,
             perturb: None,
@@ -109,7 +112,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     crate::run::check_l_star(args.l_star)?;
     let ov = Overrides {
         starts,
-        ..args.flow.apply(args.overrides.overrides())
+        ..args.save.apply(args.flow.apply(args.overrides.overrides()))
     };
     let mut exp = Experiment::load(&args.model, &ov)?;
     crate::cli::check_nodes(&exp, args.overrides.nodes)?;
