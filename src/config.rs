@@ -21,7 +21,7 @@ pub struct ModelSection {
     #[serde(default = "default_family")]
     pub family: String,
     /// Shared standard deviation σ > 0 (mixture only; required there).
-    #[serde(default = "default_missing")]
+    #[serde(default = "default_missing", skip_serializing_if = "is_missing")]
     pub sigma: f64,
     /// Weight w ∈ (0, 1) of the first component (default 0.5).
     #[serde(default = "default_weight")]
@@ -124,6 +124,10 @@ fn default_family() -> String {
 }
 fn default_missing() -> f64 {
     f64::NAN
+}
+/// A missing σ (NaN) is left out when serializing (JSON has no NaN).
+fn is_missing(v: &f64) -> bool {
+    v.is_nan()
 }
 fn default_weight() -> f64 {
     0.5

@@ -19,7 +19,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{LossKind, StatModel};
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DMatrix;
 use std::f64::consts::PI;
 
 /// Stated relative error of one reference expectation (relative to ∫|f|).
@@ -147,6 +147,24 @@ pub fn integrate<const M: usize>(
     (total, total_abs)
 }
 
+/// [`integrate`] over several disjoint windows (each a list of break points), summed.
+pub fn integrate_windows<const M: usize>(
+    f: impl Fn(f64) -> [f64; M],
+    windows: &[Vec<f64>],
+    rel: f64,
+) -> ([f64; M], [f64; M]) {
+    let mut v = [0.0; M];
+    let mut a = [0.0; M];
+    for w in windows.iter().filter(|w| w.len() >= 2) {
+        let (vi, ai) = integrate(&f, w, rel);
+        for i in 0..M {
+            v[i] += vi[i];
+            a[i] += ai[i];
+        }
+    }
+    (v, a)
+}
+
 /// log p(x|μ₁,μ₂) and the scores (∂/∂μ₁, ∂/∂μ₂), written independently of the model module.
 pub fn logpdf_scores(x: f64, mu1: f64, mu2: f64, sigma: f64, w: f64) -> (f64, f64, f64) {
     let z1 = (x - mu1) / sigma;
@@ -159,6 +177,40 @@ pub fn logpdf_scores(x: f64, mu1: f64, mu2: f64, sigma: f64, w: f64) -> (f64, f6
     let tot = ea + eb;
     let logp = m + tot.ln() - sigma.ln() - 0.5 * (2.0 * PI).ln();
     (logp, ea / tot * z1 / sigma, eb / tot * z2 / sigma)
+}
+
+/// [`logpdf_scores`] with ln w, ln(1−w), ln(σ√2π) and 1/σ computed once.
+#[derive(Clone, Copy, Debug)]
+struct Density {
+    lw: f64,
+    l1w: f64,
+    lnorm: f64,
+    inv_s: f64,
+}
+
+impl Density {
+    fn new(sigma: f64, w: f64) -> Density {
+        Density {
+            lw: w.ln(),
+            l1w: (1.0 - w).ln(),
+            lnorm: sigma.ln() + 0.5 * (2.0 * PI).ln(),
+            inv_s: 1.0 / sigma,
+        }
+    }
+
+    #[inline]
+    fn eval(&self, x: f64, mu1: f64, mu2: f64) -> (f64, f64, f64) {
+        let z1 = (x - mu1) * self.inv_s;
+        let z2 = (x - mu2) * self.inv_s;
+        let a = self.lw - 0.5 * z1 * z1;
+        let b = self.l1w - 0.5 * z2 * z2;
+        let m = a.max(b);
+        let ea = (a - m).exp();
+        let eb = (b - m).exp();
+        let tot = ea + eb;
+        let logp = m + tot.ln() - self.lnorm;
+        (logp, ea / tot * z1 * self.inv_s, eb / tot * z2 * self.inv_s)
+    }
 }
 
 /// Which metric the reference flow uses.
@@ -231,45 +283,96 @@ impl RefMixture {
         })
     }
 
-    fn breaks(&self, mus: &[f64], scored: [f64; 2]) -> Vec<f64> {
+    /// Integration windows: one per group of overlapping [c − 13σ, c + 13σ] around the
+    /// `centers` (the components that carry the density factor of the integrand), each split
+    /// at the `extra` points inside it (means, the responsibility crossover of `scored`) and into
+    /// panels no wider than σ. Far-apart centers get separate windows: a single span from the
+    /// smallest to the largest center would leave σ-wide bumps inside panels 10⁷σ wide (the
+    /// bug behind a factor-2 loss at targets ±5e7 or starts ±1e20).
+    fn windows(&self, centers: &[f64], extra: &[f64], scored: [f64; 2]) -> Vec<Vec<f64>> {
         let s = self.sigma;
-        let lo = mus.iter().fold(f64::INFINITY, |a, &b| a.min(b)) - HALF_WIDTH * s;
-        let hi = mus.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b)) + HALF_WIDTH * s;
-        let mut pts = vec![lo, hi];
-        pts.extend(mus.iter().copied().filter(|&m| m > lo && m < hi));
+        let mut iv: Vec<(f64, f64)> = centers
+            .iter()
+            .map(|&c| (c - HALF_WIDTH * s, c + HALF_WIDTH * s))
+            .collect();
+        iv.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut merged: Vec<(f64, f64)> = Vec::new();
+        for (a, b) in iv {
+            match merged.last_mut() {
+                Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        let mut cuts: Vec<f64> = extra.to_vec();
         let d = scored[1] - scored[0];
         if d != 0.0 {
-            let c = 0.5 * (scored[0] + scored[1]) + s * s * ((1.0 - self.w) / self.w).ln() / d;
-            if c > lo && c < hi {
-                pts.push(c);
+            cuts.push(0.5 * (scored[0] + scored[1]) + s * s * ((1.0 - self.w) / self.w).ln() / d);
+        }
+        merged
+            .into_iter()
+            .map(|(lo, hi)| {
+                let mut pts = vec![lo, hi];
+                pts.extend(cuts.iter().copied().filter(|&m| m > lo && m < hi));
+                pts.sort_by(f64::total_cmp);
+                let mut out = vec![pts[0]];
+                for p in pts.windows(2) {
+                    // A window is at most (number of centers)·26σ wide; the clamp only guards
+                    // against non-finite or absurd widths.
+                    let m = ((p[1] - p[0]) / s).ceil();
+                    let m = if m.is_finite() {
+                        m.clamp(1.0, 4096.0)
+                    } else {
+                        1.0
+                    } as usize;
+                    for i in 1..=m {
+                        out.push(p[0] + (p[1] - p[0]) * i as f64 / m as f64);
+                    }
+                }
+                out.dedup();
+                out
+            })
+            .collect()
+    }
+
+    /// L at θ alone (no gradient or Fisher matrix).
+    pub fn loss_at(&self, th: &[f64]) -> f64 {
+        let d = Density::new(self.sigma, self.w);
+        let (m1, m2) = (th[0], th[1]);
+        match &self.samples {
+            None => {
+                let (t1, t2) = (self.target[0], self.target[1]);
+                let br = self.windows(&[t1, t2], &[t1, t2, m1, m2], [m1, m2]);
+                integrate_windows(
+                    |x| {
+                        let (lt, _, _) = d.eval(x, t1, t2);
+                        let (lp, _, _) = d.eval(x, m1, m2);
+                        [-lt.exp() * lp]
+                    },
+                    &br,
+                    REF_RELATIVE_ERROR,
+                )
+                .0[0]
+            }
+            Some(xs) => {
+                let n = xs.len().max(1) as f64;
+                xs.iter().map(|&x| -d.eval(x, m1, m2).0 / n).sum()
             }
         }
-        pts.sort_by(f64::total_cmp);
-        let mut out = vec![pts[0]];
-        for p in pts.windows(2) {
-            // At most 4096 initial panels per gap (absurd θ must not exhaust memory).
-            let m = ((p[1] - p[0]) / s).ceil().clamp(1.0, 4096.0) as usize;
-            for i in 1..=m {
-                out.push(p[0] + (p[1] - p[0]) * i as f64 / m as f64);
-            }
-        }
-        out.dedup();
-        out
     }
 
     /// L, ∇L and I at θ.
     pub fn at(&self, th: &[f64]) -> RefPoint {
-        let (s, w) = (self.sigma, self.w);
+        let d = Density::new(self.sigma, self.w);
         let (m1, m2) = (th[0], th[1]);
         let (loss, grad, loss_scale, grad_scale) = match &self.samples {
             None => {
                 let (t1, t2) = (self.target[0], self.target[1]);
-                let br = self.breaks(&[t1, t2, m1, m2], [m1, m2]);
-                let (v, a) = integrate(
+                let br = self.windows(&[t1, t2], &[t1, t2, m1, m2], [m1, m2]);
+                let (v, a) = integrate_windows(
                     |x| {
-                        let (lt, _, _) = logpdf_scores(x, t1, t2, s, w);
+                        let (lt, _, _) = d.eval(x, t1, t2);
                         let pt = lt.exp();
-                        let (lp, s1, s2) = logpdf_scores(x, m1, m2, s, w);
+                        let (lp, s1, s2) = d.eval(x, m1, m2);
                         [-pt * lp, -pt * s1, -pt * s2]
                     },
                     &br,
@@ -282,7 +385,7 @@ impl RefMixture {
                 let mut v = [0.0; 3];
                 let mut a = [0.0; 3];
                 for &x in xs {
-                    let (lp, s1, s2) = logpdf_scores(x, m1, m2, s, w);
+                    let (lp, s1, s2) = d.eval(x, m1, m2);
                     for (i, q) in [-lp, -s1, -s2].into_iter().enumerate() {
                         v[i] += q / n;
                         a[i] += q.abs() / n;
@@ -291,10 +394,10 @@ impl RefMixture {
                 (v[0], [v[1], v[2]], a[0], [a[1], a[2]])
             }
         };
-        let br = self.breaks(&[m1, m2], [m1, m2]);
-        let (f, fa) = integrate(
+        let br = self.windows(&[m1, m2], &[m1, m2], [m1, m2]);
+        let (f, fa) = integrate_windows(
             |x| {
-                let (lp, s1, s2) = logpdf_scores(x, m1, m2, s, w);
+                let (lp, s1, s2) = d.eval(x, m1, m2);
                 let p = lp.exp();
                 [p * s1 * s1, p * s1 * s2, p * s2 * s2]
             },
@@ -310,65 +413,26 @@ impl RefMixture {
             fisher_scale: fa,
         }
     }
+}
 
-    /// (I + λ1)⁺g (or g/(1+λ) for the Euclidean metric), by an eigendecomposition with the
-    /// flow's null-direction cutoff [`crate::metric::RANK_TOL`].
-    pub fn solve(&self, p: &RefPoint, g: &DVector<f64>) -> DVector<f64> {
-        match self.metric {
-            RefMetric::Euclidean => g / (1.0 + self.damping),
-            RefMetric::Fisher => {
-                let e = nalgebra::SymmetricEigen::new(p.fisher_matrix());
-                let top = e
-                    .eigenvalues
-                    .iter()
-                    .fold(0.0f64, |a, &b| a.max(b + self.damping));
-                let cut = crate::metric::RANK_TOL * top.max(f64::MIN_POSITIVE);
-                let mut x = DVector::zeros(2);
-                for i in 0..2 {
-                    let d = e.eigenvalues[i] + self.damping;
-                    if d > cut {
-                        let q = e.eigenvectors.column(i);
-                        x.axpy(q.dot(g) / d, &q, 1.0);
-                    }
-                }
-                x
-            }
-        }
+impl super::verify::Reference for RefMixture {
+    fn dim(&self) -> usize {
+        2
     }
-
-    /// The flow's velocity f(θ) = −(I+λ1)⁺∇L.
-    pub fn velocity(&self, th: &[f64]) -> [f64; 2] {
+    fn rel_error(&self) -> f64 {
+        REF_RELATIVE_ERROR
+    }
+    fn point(&self, th: &[f64]) -> super::verify::Point {
         let p = self.at(th);
-        let g = DVector::from_row_slice(&p.grad);
-        let x = self.solve(&p, &g);
-        [-x[0], -x[1]]
-    }
-
-    /// θ after `m` RK4 sub-steps over a time span `dt` from θ₀.
-    pub fn rk4(&self, th0: [f64; 2], dt: f64, m: usize) -> [f64; 2] {
-        let h = dt / m as f64;
-        let mut y = th0;
-        let add = |y: [f64; 2], k: [f64; 2], c: f64| [y[0] + c * k[0], y[1] + c * k[1]];
-        for _ in 0..m {
-            let k1 = self.velocity(&y);
-            let k2 = self.velocity(&add(y, k1, 0.5 * h));
-            let k3 = self.velocity(&add(y, k2, 0.5 * h));
-            let k4 = self.velocity(&add(y, k3, h));
-            for i in 0..2 {
-                y[i] += h / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
-            }
+        let [a, b, c] = p.fisher_scale;
+        super::verify::Point {
+            loss: p.loss,
+            grad: p.grad.to_vec(),
+            fisher: p.fisher_matrix(),
+            loss_scale: p.loss_scale,
+            grad_scale: (p.grad_scale[0].powi(2) + p.grad_scale[1].powi(2)).sqrt(),
+            fisher_scale: (a * a + 2.0 * b * b + c * c).sqrt(),
         }
-        y
-    }
-
-    /// θ at each time of `times` (times[0] is the start) by RK4 with `m` sub-steps per segment.
-    pub fn chain(&self, th0: [f64; 2], times: &[f64], m: usize) -> Vec<[f64; 2]> {
-        let mut out = vec![th0];
-        for p in times.windows(2) {
-            let last = out[out.len() - 1];
-            out.push(self.rk4(last, p[1] - p[0], m));
-        }
-        out
     }
 }
 
@@ -452,6 +516,58 @@ mod tests {
             }
             let f = lib.fisher(&th);
             assert!((f - p.fisher_matrix()).norm() < 1e-12, "{th:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod gh_measure {
+    use super::*;
+    use crate::quadrature::Scheme;
+
+    /// Measured error of the run's Gauss–Hermite rule against the reference, relative to the
+    /// scales the certificate's ε_q multiplies: the stated `relative_error` must bound it.
+    #[test]
+    fn gauss_hermite_error_is_within_its_stated_bound() {
+        let mut worst_all = Vec::new();
+        for k in [1usize, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64] {
+            let mut worst = 0.0f64;
+            for &w in &[0.5, 0.3, 0.1] {
+                for &tg in &[[-1.5, 2.0], [0.0, 0.5], [-4.0, 4.0]] {
+                    let lib = crate::model::GaussianMixture {
+                        sigma: 1.0,
+                        w,
+                        target: tg,
+                        loss_kind: LossKind::Population,
+                        scheme: Scheme::GaussHermite { nodes: k },
+                    };
+                    let r = RefMixture::new(&lib, "exact", 0.0).expect("metric");
+                    for d in [0.0, 0.3, 1.0, 2.0, 3.0, 5.0, 6.0, 8.0, 12.0, 20.0] {
+                        for &c in &[-1.0, 0.7] {
+                            let th = [c, c + d];
+                            let p = r.at(&th);
+                            let mut g = [0.0; 2];
+                            let l = lib.loss_grad(&th, &mut g);
+                            let f = lib.fisher(&th);
+                            let [a, b, cc] = p.fisher_scale;
+                            let fs = (a * a + 2.0 * b * b + cc * cc).sqrt();
+                            let ef = (f - p.fisher_matrix()).norm() / fs;
+                            let el = (l - p.loss).abs() / p.loss_scale;
+                            let gs = (p.grad_scale[0].powi(2) + p.grad_scale[1].powi(2)).sqrt();
+                            let eg = ((g[0] - p.grad[0]).powi(2) + (g[1] - p.grad[1]).powi(2))
+                                .sqrt()
+                                / gs;
+                            worst = worst.max(ef).max(el).max(eg);
+                        }
+                    }
+                }
+            }
+            let stated = Scheme::GaussHermite { nodes: k }.relative_error();
+            eprintln!("GH {k:>2}: measured {worst:.3e} stated {stated:.3e}");
+            worst_all.push((k, worst, stated));
+        }
+        for (k, m, s) in worst_all {
+            assert!(m <= s, "GH {k}: measured {m:e} > stated {s:e}");
         }
     }
 }

@@ -172,7 +172,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     println!(
         "certificate: {} | wrote {} ({wrote}) | total wall time {:.3} s",
-        if cert.monotone {
+        if !cert.complete {
+            "INCOMPLETE (a trajectory did not finish: nothing certified)"
+        } else if cert.monotone {
             "monotone: true"
         } else {
             "monotone: FALSE"
