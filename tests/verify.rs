@@ -255,7 +255,7 @@ fn euler_trajectory(exp: &Experiment, start: [f64; 2], h: f64, n: usize, k: usiz
 fn claiming_monotone_for_a_rising_euler_trajectory_fails() {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = dir.path().join("m.toml");
-    std::fs::write(&model, MODEL).expect("write");
+    std::fs::write(&model, MODEL.replace("[[0.3, 0.6]]", "[[-1.4, 1.9]]")).expect("write");
     let exp = Experiment::load(&model, &Overrides::default()).expect("model");
     let tr = euler_trajectory(&exp, [-1.4, 1.9], 3.0, 3, exp.flow.interior_points);
     // The loss really rises along it (checked against the model, not the certificate).

@@ -146,13 +146,16 @@ fn fail(traj: Option<usize>, step: Option<usize>, reasons: Vec<String>) -> Optio
 /// Factor on the controller's per-step bound in the continuity check (see
 /// [`super::CONTINUITY_FORMULA`]). Error model: an accepted step has an *estimated* local
 /// error ≤ 1 in the weighted RMS norm, i.e. |eᵢ| ≤ √n·(rtol·|θᵢ| + atol) per component, with
-/// an internal tolerance never looser than the stated one. The estimators are asymptotically
-/// exact, so the true local error of a one-step method is that bound times (1 + a
-/// higher-order remainder); a multistep method (BDF) also carries the past points' errors,
-/// each held below the same bound. Measured (verify's `worst_local_error`, DP5 reference):
-/// 0.14 tsit45, 1.09 tr-bdf2, 1.48 esdirk34, 2.17 bdf on the seed model, ≤ 1.03 on the other
-/// listed cases. The factor is the same for every solver: verify does not read the label.
-pub const LOCAL_ERROR_FACTOR: f64 = 3.0;
+/// an internal tolerance never looser than the stated one; the true local error is the
+/// estimate times an estimator-reliability factor (one-step methods: asymptotically 1, more
+/// for large steps of a strongly curved flow; BDF: also the past points' errors). That factor
+/// is measured, like the quadrature's ε_q: verify's `worst_local_error` (|θₖ − DP5| in units
+/// of the bound, composite quadrature) reaches 0.14 (tsit45), 1.09 (tr-bdf2), 1.48
+/// (esdirk34), 2.17 (bdf) on the seed model and 18.6 (tsit45), 16.2 (auto), 12.8 (bdf), 12.4
+/// (tr-bdf2), 9.1 (esdirk34) over 178 random cases of `tests/certificate_prop.rs` (σ, w,
+/// targets, starts, rtol 1e-10..1e-3); the factor is twice the largest. It is the same for
+/// every solver: verify does not read the `solver` label.
+pub const LOCAL_ERROR_FACTOR: f64 = 40.0;
 
 /// Read a certificate: missing file, invalid JSON, wrong schema → an input error (exit 2).
 pub fn load(path: &Path) -> Result<Monotone> {
@@ -244,7 +247,12 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
                 cert.model_sha256
             ));
         }
-        let mine = serde_json::to_value(&e.resolved).unwrap_or(serde_json::Value::Null);
+        // Through JSON text, as the certificate's copy went (serde_json may parse a float to
+        // a neighbouring value; both sides then went through the same parse).
+        let mine: serde_json::Value = serde_json::to_string(&e.resolved)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null);
         if mine != cert.model_resolved {
             why.push(format!(
                 "model_resolved differs from {} resolved with the certificate's settings{}",
