@@ -8,7 +8,9 @@
 //!
 //! Expectations E[f] = ∫ f(x) p(x) dx use an *adaptive* Gauss–Kronrod 7/15 rule (nodes and
 //! weights hard-coded from QUADPACK, checked below against exact polynomial moments) on
-//! [min μ − 13σ, max μ + 13σ] (the Gaussian tail beyond is below e^{−84}), with initial break
+//! windows [c − 10σ, c + 10σ] around each component c that carries the integrand's density
+//! factor (the Gaussian tail beyond is below e^{−50} ≈ 2e−22; times the at most quadratic
+//! growth of log p and the scores it stays far below [`REF_RELATIVE_ERROR`]), with initial break
 //! points at every mean and at the responsibility crossover, bisecting every panel until the
 //! Kronrod–Gauss difference is below [`REF_RELATIVE_ERROR`]·∫|f| in proportion to its width.
 //! The difference of the two embedded rules bounds the error of the 7-point rule; the 15-point
@@ -26,7 +28,10 @@ use std::f64::consts::PI;
 pub const REF_RELATIVE_ERROR: f64 = 1e-13;
 
 /// Half-width of the integration window in units of σ.
-const HALF_WIDTH: f64 = 13.0;
+const HALF_WIDTH: f64 = 10.0;
+
+/// Initial panel width in units of σ (the adaptive rule bisects where it is not enough).
+const PANEL: f64 = 1.0;
 
 /// Gauss–Kronrod 15-point abscissae on [−1, 1] (positive half, descending; last is 0).
 const XGK: [f64; 8] = [
@@ -198,6 +203,17 @@ impl Density {
         }
     }
 
+    /// The log-density alone.
+    #[inline]
+    fn logp(&self, x: f64, mu1: f64, mu2: f64) -> f64 {
+        let z1 = (x - mu1) * self.inv_s;
+        let z2 = (x - mu2) * self.inv_s;
+        let a = self.lw - 0.5 * z1 * z1;
+        let b = self.l1w - 0.5 * z2 * z2;
+        let m = a.max(b);
+        m + ((a - m).exp() + (b - m).exp()).ln() - self.lnorm
+    }
+
     #[inline]
     fn eval(&self, x: f64, mu1: f64, mu2: f64) -> (f64, f64, f64) {
         let z1 = (x - mu1) * self.inv_s;
@@ -283,7 +299,7 @@ impl RefMixture {
         })
     }
 
-    /// Integration windows: one per group of overlapping [c − 13σ, c + 13σ] around the
+    /// Integration windows: one per group of overlapping [c − 10σ, c + 10σ] around the
     /// `centers` (the components that carry the density factor of the integrand), each split
     /// at the `extra` points inside it (means, the responsibility crossover of `scored`) and into
     /// panels no wider than σ. Far-apart centers get separate windows: a single span from the
@@ -316,9 +332,9 @@ impl RefMixture {
                 pts.sort_by(f64::total_cmp);
                 let mut out = vec![pts[0]];
                 for p in pts.windows(2) {
-                    // A window is at most (number of centers)·26σ wide; the clamp only guards
+                    // A window is at most (number of centers)·20σ wide; the clamp only guards
                     // against non-finite or absurd widths.
-                    let m = ((p[1] - p[0]) / s).ceil();
+                    let m = ((p[1] - p[0]) / (PANEL * s)).ceil();
                     let m = if m.is_finite() {
                         m.clamp(1.0, 4096.0)
                     } else {
@@ -344,8 +360,8 @@ impl RefMixture {
                 let br = self.windows(&[t1, t2], &[t1, t2, m1, m2], [m1, m2]);
                 integrate_windows(
                     |x| {
-                        let (lt, _, _) = d.eval(x, t1, t2);
-                        let (lp, _, _) = d.eval(x, m1, m2);
+                        let lt = d.logp(x, t1, t2);
+                        let lp = d.logp(x, m1, m2);
                         [-lt.exp() * lp]
                     },
                     &br,
@@ -370,7 +386,7 @@ impl RefMixture {
                 let br = self.windows(&[t1, t2], &[t1, t2, m1, m2], [m1, m2]);
                 let (v, a) = integrate_windows(
                     |x| {
-                        let (lt, _, _) = d.eval(x, t1, t2);
+                        let lt = d.logp(x, t1, t2);
                         let pt = lt.exp();
                         let (lp, s1, s2) = d.eval(x, m1, m2);
                         [-pt * lp, -pt * s1, -pt * s2]
@@ -569,5 +585,59 @@ mod gh_measure {
         for (k, m, s) in worst_all {
             assert!(m <= s, "GH {k}: measured {m:e} > stated {s:e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod large_magnitudes {
+    use super::*;
+
+    /// Far from the target the loss is dominated by the squared distance: for θ = (a, −a)
+    /// with a ≫ σ and targets near 0, −log p_θ(x) = (a − |x|)²/(2σ²) + ln(σ√2π) − ln(w or 1−w)
+    /// (the nearer component), so L = a²/(2σ²) − a·E|x|/σ² + O(1). The old single window
+    /// [min − 13σ, max + 13σ] with ≤ 4096 panels per gap missed the target's bump and
+    /// returned about half of this (2e39 instead of 5e39 at a = 1e20).
+    #[test]
+    fn loss_far_from_the_target_matches_the_quadratic_closed_form_and_the_library() {
+        for a in [1e4, 1e8, 1e20] {
+            let lib = crate::model::GaussianMixture {
+                sigma: 1.0,
+                w: 0.5,
+                target: [-1.5, 2.0],
+                loss_kind: LossKind::Population,
+                scheme: crate::quadrature::Scheme::default(),
+            };
+            let r = RefMixture::new(&lib, "exact", 0.0).expect("metric");
+            let p = r.at(&[a, -a]);
+            let lead = a * a / 2.0;
+            assert!(
+                (p.loss - lead).abs() <= 4.0 * a + 10.0 + 1e-15 * lead,
+                "a = {a:e}: reference loss {:e} vs a²/2 = {lead:e}",
+                p.loss
+            );
+            let mut g = [0.0; 2];
+            let l = lib.loss_grad(&[a, -a], &mut g);
+            assert!(
+                (l - p.loss).abs() <= 1e-12 * p.loss_scale,
+                "a = {a:e}: library {l:e} vs reference {:e}",
+                p.loss
+            );
+        }
+        // Targets at ±5e7, θ near 0: L ≈ (5e7)²/2 (each target mode is 5e7 from the nearer mean).
+        let lib = crate::model::GaussianMixture {
+            sigma: 1.0,
+            w: 0.5,
+            target: [-5e7, 5e7],
+            loss_kind: LossKind::Population,
+            scheme: crate::quadrature::Scheme::default(),
+        };
+        let r = RefMixture::new(&lib, "exact", 0.0).expect("metric");
+        let p = r.at(&[0.1, 0.15]);
+        let want = 5e7f64 * 5e7 / 2.0;
+        assert!(
+            (p.loss - want).abs() <= 1e-6 * want,
+            "targets ±5e7: {:e} vs {want:e}",
+            p.loss
+        );
     }
 }
