@@ -1058,8 +1058,11 @@ impl Ctx<'_> {
         const CHUNK: usize = 512;
         let mut prev_eval: Option<Eval> = None;
         let mut start = 0;
+        let mut chunk = 8;
         while start < steps.len() {
-            let stop = (start + CHUNK).min(steps.len());
+            // The first chunks are small, so that a certificate that fails early fails fast.
+            let stop = (start + chunk).min(steps.len());
+            chunk = (chunk * 4).min(CHUNK);
             let evals: Vec<Eval> = steps[start..stop]
                 .par_iter()
                 .map(|s| self.eval(&s.theta))
@@ -1071,7 +1074,9 @@ impl Ctx<'_> {
                     let mut why = Vec::new();
                     let [lr, rr] = self.point_claims(&steps[k], e, &mut why);
                     let mut ratios = [lr, rr, 0.0, 0.0, 0.0];
-                    if k > 0 {
+                    // A step whose own claims already fail is not re-integrated (an absurd
+                    // θ or σ must end quickly, not after the DP5 sub-steps).
+                    if k > 0 && why.is_empty() {
                         let ep = if k > start {
                             &evals[k - 1 - start]
                         } else {
