@@ -468,6 +468,20 @@ fn every_edit_is_rejected_with_a_reason_naming_the_field() {
         missed.join("\n")
     );
 
+    // Absurd values end in a failure (NaN evaluations, bounded bisection), not a hang.
+    let mut v = b.cert.clone();
+    for t in v["trajectories"].as_array_mut().expect("trs") {
+        t["start"] = serde_json::json!([1e308, 1e308]);
+        for s in t["steps"].as_array_mut().expect("steps") {
+            s["theta"] = serde_json::json!([1e308, 1e308]);
+        }
+    }
+    v["model_resolved"]["flow"]["starts"] = serde_json::json!([[1e308, 1e308], [1e308, 1e308]]);
+    assert!(check(&b, &v, false).is_some(), "θ = 1e308 must fail");
+    let mut v = b.cert.clone();
+    v["model_resolved"]["model"]["sigma"] = Value::from(1e308);
+    assert!(check(&b, &v, false).is_some(), "σ = 1e308 must fail");
+
     // The CLI: exit 1 for a failed claim, naming the field.
     let mut v = b.cert.clone();
     v["trajectories"][0]["max_rate"] = Value::from(1.0);
