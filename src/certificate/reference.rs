@@ -171,16 +171,19 @@ pub fn integrate<const M: usize>(
 /// Most bisections of one adaptive integral (a regular integrand needs none to a few dozen).
 const MAX_BISECTIONS: usize = 2_000;
 
-/// [`integrate`] over several disjoint windows (each a list of break points), summed.
+/// [`integrate`] over several disjoint windows, each given as its center c and break points
+/// relative to c; `f(c, u)` is the integrand at x = c + u. Working in u keeps the nodes exact
+/// far from 0: at |x| = 5e7 an absolute node x is rounded by ~7e-9σ, which moves a unit
+/// Gaussian factor by ~1e-8 relative and defeats a 1e-13 error test.
 pub fn integrate_windows<const M: usize>(
-    f: impl Fn(f64) -> [f64; M],
-    windows: &[Vec<f64>],
+    f: impl Fn(f64, f64) -> [f64; M],
+    windows: &[(f64, Vec<f64>)],
     rel: f64,
 ) -> ([f64; M], [f64; M]) {
     let mut v = [0.0; M];
     let mut a = [0.0; M];
-    for w in windows.iter().filter(|w| w.len() >= 2) {
-        let (vi, ai) = integrate(&f, w, rel);
+    for (c, w) in windows.iter().filter(|w| w.1.len() >= 2) {
+        let (vi, ai) = integrate(|u| f(*c, u), w, rel);
         for i in 0..M {
             v[i] += vi[i];
             a[i] += ai[i];
@@ -222,21 +225,22 @@ impl Density {
         }
     }
 
-    /// The log-density alone.
+    /// The log-density alone at x = c + u.
     #[inline]
-    fn logp(&self, x: f64, mu1: f64, mu2: f64) -> f64 {
-        let z1 = (x - mu1) * self.inv_s;
-        let z2 = (x - mu2) * self.inv_s;
+    fn logp(&self, c: f64, u: f64, mu1: f64, mu2: f64) -> f64 {
+        let z1 = ((c - mu1) + u) * self.inv_s;
+        let z2 = ((c - mu2) + u) * self.inv_s;
         let a = self.lw - 0.5 * z1 * z1;
         let b = self.l1w - 0.5 * z2 * z2;
         let m = a.max(b);
         m + ((a - m).exp() + (b - m).exp()).ln() - self.lnorm
     }
 
+    /// Log-density and scores at x = c + u.
     #[inline]
-    fn eval(&self, x: f64, mu1: f64, mu2: f64) -> (f64, f64, f64) {
-        let z1 = (x - mu1) * self.inv_s;
-        let z2 = (x - mu2) * self.inv_s;
+    fn eval(&self, c: f64, u: f64, mu1: f64, mu2: f64) -> (f64, f64, f64) {
+        let z1 = ((c - mu1) + u) * self.inv_s;
+        let z2 = ((c - mu2) + u) * self.inv_s;
         let a = self.lw - 0.5 * z1 * z1;
         let b = self.l1w - 0.5 * z2 * z2;
         let m = a.max(b);
@@ -324,7 +328,7 @@ impl RefMixture {
     /// panels no wider than σ. Far-apart centers get separate windows: a single span from the
     /// smallest to the largest center would leave σ-wide bumps inside panels 10⁷σ wide (the
     /// bug behind a factor-2 loss at targets ±5e7 or starts ±1e20).
-    fn windows(&self, centers: &[f64], extra: &[f64], scored: [f64; 2]) -> Vec<Vec<f64>> {
+    fn windows(&self, centers: &[f64], extra: &[f64], scored: [f64; 2]) -> Vec<(f64, Vec<f64>)> {
         let s = self.sigma;
         let mut iv: Vec<(f64, f64)> = centers
             .iter()
@@ -346,8 +350,11 @@ impl RefMixture {
         merged
             .into_iter()
             .map(|(lo, hi)| {
+                // Break points relative to the window's center c.
+                let c = 0.5 * lo + 0.5 * hi;
+                let (lo, hi) = (lo - c, hi - c);
                 let mut pts = vec![lo, hi];
-                pts.extend(cuts.iter().copied().filter(|&m| m > lo && m < hi));
+                pts.extend(cuts.iter().map(|&m| m - c).filter(|&m| m > lo && m < hi));
                 pts.sort_by(f64::total_cmp);
                 let mut out = vec![pts[0]];
                 for p in pts.windows(2) {
@@ -364,7 +371,7 @@ impl RefMixture {
                     }
                 }
                 out.dedup();
-                out
+                (c, out)
             })
             .collect()
     }
@@ -378,9 +385,9 @@ impl RefMixture {
                 let (t1, t2) = (self.target[0], self.target[1]);
                 let br = self.windows(&[t1, t2], &[t1, t2, m1, m2], [m1, m2]);
                 integrate_windows(
-                    |x| {
-                        let lt = d.logp(x, t1, t2);
-                        let lp = d.logp(x, m1, m2);
+                    |c, u| {
+                        let lt = d.logp(c, u, t1, t2);
+                        let lp = d.logp(c, u, m1, m2);
                         [-lt.exp() * lp]
                     },
                     &br,
@@ -390,7 +397,7 @@ impl RefMixture {
             }
             Some(xs) => {
                 let n = xs.len().max(1) as f64;
-                xs.iter().map(|&x| -d.eval(x, m1, m2).0 / n).sum()
+                xs.iter().map(|&x| -d.eval(x, 0.0, m1, m2).0 / n).sum()
             }
         }
     }
@@ -404,10 +411,10 @@ impl RefMixture {
                 let (t1, t2) = (self.target[0], self.target[1]);
                 let br = self.windows(&[t1, t2], &[t1, t2, m1, m2], [m1, m2]);
                 let (v, a) = integrate_windows(
-                    |x| {
-                        let lt = d.logp(x, t1, t2);
+                    |c, u| {
+                        let lt = d.logp(c, u, t1, t2);
                         let pt = lt.exp();
-                        let (lp, s1, s2) = d.eval(x, m1, m2);
+                        let (lp, s1, s2) = d.eval(c, u, m1, m2);
                         [-pt * lp, -pt * s1, -pt * s2]
                     },
                     &br,
@@ -420,7 +427,7 @@ impl RefMixture {
                 let mut v = [0.0; 3];
                 let mut a = [0.0; 3];
                 for &x in xs {
-                    let (lp, s1, s2) = d.eval(x, m1, m2);
+                    let (lp, s1, s2) = d.eval(x, 0.0, m1, m2);
                     for (i, q) in [-lp, -s1, -s2].into_iter().enumerate() {
                         v[i] += q / n;
                         a[i] += q.abs() / n;
@@ -431,8 +438,8 @@ impl RefMixture {
         };
         let br = self.windows(&[m1, m2], &[m1, m2], [m1, m2]);
         let (f, fa) = integrate_windows(
-            |x| {
-                let (lp, s1, s2) = d.eval(x, m1, m2);
+            |c, u| {
+                let (lp, s1, s2) = d.eval(c, u, m1, m2);
                 let p = lp.exp();
                 [p * s1 * s1, p * s1 * s2, p * s2 * s2]
             },
