@@ -167,6 +167,8 @@ impl Overrides {
             "flow.damping" => self.damping.is_some(),
             "quadrature.nodes" | "quadrature.scheme" => self.nodes.is_some(),
             f if f.starts_with("flow.starts") => !self.starts.is_empty(),
+            "flow.save_every" => self.save_every.is_some(),
+            f if f.starts_with("flow.save_at") => self.save_at.is_some(),
             _ => false,
         };
         let flag = match field {
@@ -177,6 +179,8 @@ impl Overrides {
             "flow.t_end" => "--t-end",
             "flow.damping" => "--damping",
             "quadrature.nodes" | "quadrature.scheme" => "--nodes",
+            "flow.save_every" => "--save-every",
+            f if f.starts_with("flow.save_at") => "--save-at",
             _ => "--start",
         };
         set.then_some(flag)

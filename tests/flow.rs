@@ -433,6 +433,8 @@ fn cli_save_flags_and_their_model_file_keys() {
         .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
         .collect();
     assert_eq!(ts, vec![0.0, 0.5, 1.5, 3.0]);
+    // thinned output records only some steps: no certificate is written, and the run says so
+    assert!(!dir.path().join("a").join("certificate.json").exists());
     // the flag replaces it
     let (r, csv) = run(&["--save-at", "1,2"], "b");
     assert!(r.status.success());
@@ -440,8 +442,12 @@ fn cli_save_flags_and_their_model_file_keys() {
     // a time beyond t_end: one line naming the key, exit 2
     let (r, _) = run(&["--save-at", "1,50"], "c");
     assert_eq!(r.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&r.stderr).contains("flow.save_at"));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--save-at"));
     let (r, _) = run(&["--save-every", "0"], "d");
     assert_eq!(r.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&r.stderr).contains("flow.save_every"));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--save-every"));
+    let (r, _) = run(&["--save-every", "3", "--save-at", "1"], "e");
+    assert!(r.status.success());
+    assert!(!dir.path().join("e").join("certificate.json").exists());
+    assert!(String::from_utf8_lossy(&r.stdout).contains("certificate: not written"));
 }

@@ -1,4 +1,4 @@
-//! Monotone-loss certificates (schema `fisher-flow/certificate/v2`): build them from computed
+//! Monotone-loss certificates (schema `fisher-flow/certificate/v3`): build them from computed
 //! trajectories ([`Monotone::build`]) and check them independently ([`verify`]).
 //!
 //! Along the flow dθ/dt = −(I+λ1)⁺∇L the loss obeys dL/dt = −∇Lᵀ(I+λ1)⁺∇L ≤ 0. A certificate
@@ -18,11 +18,11 @@
 //! The loss may not rise by more than tolₖ between any two consecutive samples of step k
 //! (θₖ₋₁, the interior points, θₖ), and dL/dt ≤ 0 at every step.
 //!
-//! # Schema v2 (JSON keys)
+//! # Schema v3 (JSON keys)
 //!
 //! | key | meaning |
 //! |---|---|
-//! | `schema` | `"fisher-flow/certificate/v2"` |
+//! | `schema` | `"fisher-flow/certificate/v3"` |
 //! | `model_file`, `model_sha256` | the model file and the SHA-256 of its bytes |
 //! | `model_family`, `param_names` | e.g. `"gaussian-mixture"`, `["mu1", "mu2"]` |
 //! | `model_resolved` | the model file with defaults filled in and command-line overrides applied |
@@ -30,10 +30,16 @@
 //! | `solver`, `rtol`, `atol`, `interior_points` | the ODE method and its tolerances; k |
 //! | `quadrature`, `quadrature_scheme` | description and settings of the rule for E_x[·] |
 //! | `tolerance` | `formula`, `quadrature_relative_error` ε_q, `rtol`, `atol`, `continuity_formula` |
-//! | `trajectories[]` | `start`, `stop`, `steps[]`, `max_increase`, `max_rate`, `first_violation`, `monotone` |
+//! | `trajectories[]` | `start`, `stop`, `complete`, `steps[]`, `max_increase`, `max_rate`, `first_violation`, `monotone` |
 //! | `steps[]` | `index`, `t`, `h` (= tₖ − tₖ₋₁), `theta`, `loss`, `grad_norm`, `rate` (dL/dt), `min_eig` (of I, or null), `cholesky_ok` (null when `min_eig` is given), `tolerance` (tolₖ; 0 for row 0), `interior` ([t, L] pairs at tₖ₋₁ + j·h/(k+1), j = 1..k) |
-//! | `monotone` | true iff every trajectory is |
+//! | `complete` | true iff every trajectory ended as asked (t_end or the gradient test) |
+//! | `monotone` | true iff every trajectory is complete and monotone |
+//!
+//! A trajectory that stopped early (solver failure, non-finite values, step cap) is kept with
+//! `complete: false`; its steps are still checked, but the certificate's `monotone` is false:
+//! nothing is certified for a run that did not finish.
 
+pub mod mlp_ref;
 pub mod reference;
 pub mod verify;
 
@@ -46,7 +52,7 @@ use crate::trajectory::Trajectory;
 use serde::{Deserialize, Serialize};
 
 /// Schema identifier written into every certificate.
-pub const SCHEMA: &str = "fisher-flow/certificate/v2";
+pub const SCHEMA: &str = "fisher-flow/certificate/v3";
 
 /// Above this dimension the certificate records a Cholesky success flag instead of λ_min(I).
 pub const EIGEN_LIMIT: usize = 256;
@@ -55,7 +61,7 @@ pub const EIGEN_LIMIT: usize = 256;
 pub const TOLERANCE_FORMULA: &str = "tol_k = 2*eps_q*max(|L_k-1|,|L_k|) + max(|grad L_k-1|,|grad L_k|)*sqrt(n)*(rtol*max_i|theta_k,i| + atol)";
 
 /// How `verify` bounds the distance between θₖ and its own re-integration of step k.
-pub const CONTINUITY_FORMULA: &str = "|theta_k,i - RK4(theta_k-1; t_k-1 -> t_k)_i| <= c*sqrt(n)*(rtol*max(|theta_k,i|,|RK4_i|) + atol) + 2*richardson_i + h*|M^+|(dg + dI*|f|), c = 1 (tsit45), 6 (bdf: up to 5 past points)";
+pub const CONTINUITY_FORMULA: &str = "|theta_k,i - DP5(theta_k-1; t_k-1 -> t_k)_i| <= 40*sqrt(n)*(rtol*max(|theta_k,i|,|DP5_i|) + atol) + est_i + h*|df|, est_i = the DP5(4) error estimate (sub-steps halved until below a quarter of the first term), |df| <= |M^+|/(1-|M^+|dI)*(dg + dI*|x|) the velocity error from the run's evaluation error; the same for every solver";
 
 /// One certified step.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -87,6 +93,9 @@ pub struct CertTrajectory {
     pub start: Vec<f64>,
     /// Why integration stopped.
     pub stop: String,
+    /// Whether it ended as asked (t_end or the gradient test); false for a solver failure,
+    /// non-finite values or the step cap, with `stop` saying why.
+    pub complete: bool,
     pub steps: Vec<CertStep>,
     /// Largest increase of L between consecutive samples (steps and interior points).
     pub max_increase: f64,
@@ -129,6 +138,9 @@ pub struct Monotone {
     pub quadrature_scheme: Option<Scheme>,
     pub tolerance: ToleranceBasis,
     pub trajectories: Vec<CertTrajectory>,
+    /// True iff every trajectory is complete.
+    pub complete: bool,
+    /// True iff every trajectory is complete and monotone.
     pub monotone: bool,
 }
 
@@ -141,7 +153,8 @@ impl Monotone {
             .iter()
             .map(|tr| certify(tr, model, exp.flow.damping, eq, rtol, atol))
             .collect::<Vec<_>>();
-        let monotone = trs.iter().all(|t| t.monotone);
+        let complete = trs.iter().all(|t| t.complete);
+        let monotone = trs.iter().all(|t| t.monotone && t.complete);
         Monotone {
             schema: SCHEMA.into(),
             model_file: exp.path.display().to_string(),
@@ -165,6 +178,7 @@ impl Monotone {
                 continuity_formula: CONTINUITY_FORMULA.into(),
             },
             trajectories: trs,
+            complete,
             monotone,
         }
     }
@@ -198,6 +212,49 @@ fn spectrum_at(model: &dyn StatModel, theta: &[f64], damping: f64) -> (Option<f6
     }
 }
 
+/// (max_increase, max_rate, first_violation) from the claimed values of `steps`: the largest
+/// rise of L between consecutive samples (θₖ₋₁, interior points, θₖ), the largest dL/dt, and
+/// the first step whose rise exceeds its tolerance, whose rate is positive, or that has a
+/// non-finite value. [`verify`] reproduces these exactly.
+pub fn summarize(steps: &[CertStep]) -> (f64, f64, Option<usize>) {
+    let mut max_increase = f64::NEG_INFINITY;
+    let mut max_rate = f64::NEG_INFINITY;
+    let mut first_violation = None;
+    for (k, s) in steps.iter().enumerate() {
+        if k > 0 {
+            let mut prev = steps[k - 1].loss;
+            let mut worst = f64::NEG_INFINITY;
+            for &(_, l) in s.interior.iter().chain(std::iter::once(&(s.t, s.loss))) {
+                worst = worst.max(l - prev);
+                prev = l;
+            }
+            if worst.is_finite() {
+                max_increase = max_increase.max(worst);
+            }
+            if (worst > s.tolerance || !worst.is_finite()) && first_violation.is_none() {
+                first_violation = Some(k);
+            }
+        }
+        if s.rate.is_finite() {
+            max_rate = max_rate.max(s.rate);
+        }
+        let finite =
+            s.loss.is_finite() && s.grad_norm.is_finite() && s.theta.iter().all(|v| v.is_finite());
+        if (s.rate > 0.0 || !s.rate.is_finite() || !finite) && first_violation.is_none() {
+            first_violation = Some(k);
+        }
+    }
+    (
+        if max_increase.is_finite() {
+            max_increase
+        } else {
+            0.0
+        },
+        if max_rate.is_finite() { max_rate } else { 0.0 },
+        first_violation,
+    )
+}
+
 fn certify(
     tr: &Trajectory,
     model: &dyn StatModel,
@@ -208,14 +265,20 @@ fn certify(
 ) -> CertTrajectory {
     let n = model.dim() as f64;
     let mut steps = Vec::with_capacity(tr.steps.len());
-    let mut max_increase = f64::NEG_INFINITY;
-    let mut max_rate = f64::NEG_INFINITY;
-    let mut first_violation = None;
-    for (k, s) in tr.steps.iter().enumerate() {
+    // A step of length 0 that repeats the previous θ (a method switch records the same
+    // state again) carries no information: leave it out.
+    let kept: Vec<&crate::trajectory::Step> = tr
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(k, s)| *k == 0 || !(s.t == tr.steps[k - 1].t && s.theta == tr.steps[k - 1].theta))
+        .map(|(_, s)| s)
+        .collect();
+    for (k, s) in kept.iter().enumerate() {
         let mut tol = 0.0;
         let mut h = 0.0;
         if k > 0 {
-            let p = &tr.steps[k - 1];
+            let p = kept[k - 1];
             h = s.t - p.t;
             tol = step_tolerance(
                 eq,
@@ -226,20 +289,6 @@ fn certify(
                 [p.grad_norm, s.grad_norm],
                 &s.theta,
             );
-            let mut prev = p.loss;
-            let mut worst = f64::NEG_INFINITY;
-            for &(_, l) in s.interior.iter().chain(std::iter::once(&(s.t, s.loss))) {
-                worst = worst.max(l - prev);
-                prev = l;
-            }
-            max_increase = max_increase.max(worst);
-            if (worst > tol || !worst.is_finite()) && first_violation.is_none() {
-                first_violation = Some(k);
-            }
-        }
-        max_rate = max_rate.max(s.rate);
-        if (s.rate > 0.0 || !s.rate.is_finite()) && first_violation.is_none() {
-            first_violation = Some(k);
         }
         let (min_eig, cholesky_ok) = spectrum_at(model, &s.theta, damping);
         steps.push(CertStep {
@@ -256,15 +305,13 @@ fn certify(
             interior: s.interior.clone(),
         });
     }
+    let (max_increase, max_rate, first_violation) = summarize(&steps);
     CertTrajectory {
         start: tr.start.clone(),
         stop: tr.stop.to_string(),
+        complete: tr.succeeded(),
         steps,
-        max_increase: if max_increase.is_finite() {
-            max_increase
-        } else {
-            0.0
-        },
+        max_increase,
         max_rate,
         first_violation,
         monotone: first_violation.is_none(),

@@ -186,6 +186,11 @@ impl Mlp {
         &self.sizes
     }
 
+    /// The hidden-unit nonlinearity.
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
     /// The output distribution.
     pub fn output(&self) -> OutputKind {
         self.output

@@ -171,9 +171,17 @@ pub fn run(args: &RunArgs) -> Result<()> {
         map.insert("quality".into(), serde_json::json!(q));
     }
     write_json(&out.join("trajectory.json"), &doc)?;
-    write_json(&out.join("certificate.json"), &cert)?;
+    // A certificate re-checks every accepted step; thinned output (--save-every, --save-at)
+    // records only some of them, so no certificate is written for it.
+    let thinned = exp.flow.save_every > 1 || !exp.flow.save_at.is_empty();
+    if !thinned {
+        write_json(&out.join("certificate.json"), &cert)?;
+    }
     let loss = loss_figure(&exp, &trajectories, gap_ref);
-    let mut files: Vec<&str> = vec!["trajectory.csv", "trajectory.json", "certificate.json"];
+    let mut files: Vec<&str> = vec!["trajectory.csv", "trajectory.json"];
+    if !thinned {
+        files.push("certificate.json");
+    }
     if let Some(mixture) = model.as_mixture() {
         let plane = plane_figure(&exp, mixture, &trajectories);
         for ext in ["svg", "png"] {
@@ -230,6 +238,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             "settings": exp.flow,
             "optimal_loss": l_star,
             "monotone": cert.monotone,
+            "certificate_written": !thinned,
             "succeeded": trajectories.iter().all(|t| t.succeeded()),
             "trajectories": list,
             "out": out.display().to_string(),
@@ -255,7 +264,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
         println!(
             "certificate: {} | wrote {} ({}) | total wall time {:.3} s",
-            if cert.monotone {
+            if thinned {
+                "not written (--save-every/--save-at record only some steps; a certificate needs every accepted step)"
+            } else if !cert.complete {
+                "INCOMPLETE (a trajectory did not finish: nothing certified)"
+            } else if cert.monotone {
                 "monotone: true"
             } else {
                 "monotone: FALSE"
