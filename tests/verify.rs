@@ -116,6 +116,36 @@ fn a_run_stopped_by_the_gradient_root_and_an_empirical_euclidean_run_verify() {
     bin().arg("verify").arg(&p).assert().code(0);
 }
 
+/// The main job's own certificate: the demo's runs stop at the steady state (‖∇L‖ at the
+/// integration's noise floor, above grad_tol), which verify must accept from its own bound, and
+/// a stop claimed far above that bound must fail.
+#[test]
+fn the_demo_certificate_verifies_with_its_steady_state_stops() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/models/gmm-seed.toml"))
+            .expect("demo model");
+    let (dir, _, mut cert) = certificate_of(&text);
+    let trs = cert["trajectories"]
+        .as_array()
+        .expect("trajectories")
+        .clone();
+    assert!(
+        trs.iter().any(|t| t["stop"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("converged"))),
+        "the demo is expected to stop at the steady state"
+    );
+    let p = write(dir.path(), "c.json", &cert);
+    bin().arg("verify").arg(&p).assert().code(0);
+    // cut the first trajectory back to a step far from stationary, still claiming convergence
+    let steps = cert["trajectories"][0]["steps"]
+        .as_array_mut()
+        .expect("steps");
+    steps.truncate(3);
+    let p = write(dir.path(), "cut.json", &cert);
+    bin().arg("verify").arg(&p).assert().code(1);
+}
+
 #[test]
 fn changing_one_loss_value_fails() {
     let (dir, _, mut cert) = real_certificate();

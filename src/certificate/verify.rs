@@ -727,6 +727,27 @@ impl Ctx<'_> {
 
     /// The controller's per-component bound √n·(rtol·|θᵢ| + atol) (the run's solvers use an
     /// internal tolerance never looser than the stated one).
+    /// The largest gradient at which the run may stop as converged at θ: max(grad_tol,
+    /// F·floor), floor = ‖G‖_F·‖τ‖₂ + 64ε·√tr G with τᵢ = atol + rtol·|θᵢ| the *stated*
+    /// tolerances (the run's steady-state test, [`crate::flow::noise_floor`] with F =
+    /// [`crate::flow::STEADY_FACTOR`], uses its method's internal tolerances, never looser than
+    /// the stated ones, so this bound does not depend on the solver label). G is the
+    /// reference Fisher at the last step; the run refreshed its threshold at most 4 steps
+    /// before, where ‖∇L‖ ≤ 100·threshold, so G differs by far less than the 1 % allowed.
+    fn steady_threshold(&self, p: &Point, theta: &[f64]) -> f64 {
+        if self.grad_tol <= 0.0 {
+            return 0.0;
+        }
+        let tau = theta
+            .iter()
+            .map(|t| (self.atol + self.rtol * t.abs()).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let floor = p.fisher.norm() * tau + 64.0 * f64::EPSILON * p.fisher.trace().max(0.0).sqrt();
+        let floor = if floor.is_finite() { floor } else { 0.0 };
+        self.grad_tol.max(1.01 * crate::flow::STEADY_FACTOR * floor)
+    }
+
     fn local(&self, a: f64) -> f64 {
         (self.n as f64).sqrt() * (self.rtol * a.abs() + self.atol)
     }
@@ -1136,12 +1157,13 @@ impl Ctx<'_> {
                 } else {
                     0.0
                 };
-                if !within(gn, self.grad_tol + dg + slack) {
+                let threshold = self.steady_threshold(&e.p, &last.theta);
+                if !within(gn, threshold + dg + slack) {
                     return fail(
                         Some(ti),
                         Some(steps.len() - 1),
                         vec![format!(
-                            "stop says converged but the re-evaluated ‖∇L‖ = {gn:e} > grad_tol {:e} + {:.3e}",
+                            "stop says converged but the re-evaluated ‖∇L‖ = {gn:e} > max(grad_tol {:e}, steady-state bound) = {threshold:e} + {:.3e}",
                             self.grad_tol,
                             dg + slack
                         )],
