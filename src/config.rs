@@ -215,7 +215,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// 1-based line and column of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let upto = &text[..offset.min(text.len())];
+    // Back off to a character boundary: slicing inside a UTF-8 sequence would panic.
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let upto = &text[..end];
     let line = upto.matches('\n').count() + 1;
     let col = upto
         .rsplit('\n')
