@@ -451,3 +451,36 @@ fn cli_save_flags_and_their_model_file_keys() {
     assert!(!dir.path().join("e").join("certificate.json").exists());
     assert!(String::from_utf8_lossy(&r.stdout).contains("certificate: not written"));
 }
+
+/// The progress observer sees every PROGRESS_EVERY-th accepted step, in order, with the
+/// step's time.
+#[test]
+fn progress_observer_sees_every_64th_step_in_order() {
+    use fisher_flow::flow::PROGRESS_EVERY;
+    use std::sync::Mutex;
+    let m = model();
+    let settings = FlowSettings {
+        rtol: 1e-10,
+        atol: 1e-12,
+        t_end: 3.0,
+        ..FlowSettings::default()
+    };
+    let seen = Mutex::new(Vec::<(usize, f64)>::new());
+    let sim = Simulator::new(&m, settings)
+        .expect("valid")
+        .with_progress(|k, t| seen.lock().expect("lock").push((k, t)));
+    let tr = sim.run(&[0.5, 1.0]).expect("runs");
+    drop(sim);
+    let seen = seen.into_inner().expect("lock");
+    assert!(
+        tr.stats.accepted >= PROGRESS_EVERY,
+        "{} steps",
+        tr.stats.accepted
+    );
+    assert_eq!(seen.len(), tr.stats.accepted / PROGRESS_EVERY);
+    for (j, &(k, t)) in seen.iter().enumerate() {
+        assert_eq!(k, (j + 1) * PROGRESS_EVERY);
+        // the observer's t is the time of accepted step k (row k of the trajectory)
+        assert_eq!(t, tr.steps[k].t);
+    }
+}

@@ -15,7 +15,7 @@ mod simulate;
 pub use control::StepControl;
 pub use kernel::FlowKernel;
 pub use rhs::{FlowRhs, solve2};
-pub use simulate::{STEADY_FACTOR, Simulator, noise_floor, singular_pairs};
+pub use simulate::{PROGRESS_EVERY, STEADY_FACTOR, Simulator, noise_floor, singular_pairs};
 
 use crate::error::{Error, Result};
 use crate::metric::{MetricKind, MetricOptions};

@@ -103,7 +103,13 @@ pub struct Simulator<'m> {
     settings: FlowSettings,
     /// The model's kernel, built once and shared by every start.
     kernel: Option<Box<dyn FlowKernel + 'm>>,
+    /// Observer of progress: called with (accepted steps, t) every [`PROGRESS_EVERY`]
+    /// accepted steps (a progress bar on long runs).
+    progress: Option<Box<dyn Fn(usize, f64) + Sync + 'm>>,
 }
+
+/// How often (in accepted steps) the progress observer is called.
+pub const PROGRESS_EVERY: usize = 64;
 
 impl<'m> Simulator<'m> {
     /// A simulator; `settings` are validated here, and implicit solvers are refused for models
@@ -125,7 +131,15 @@ impl<'m> Simulator<'m> {
             model,
             settings,
             kernel: model.flow_kernel(),
+            progress: None,
         })
+    }
+
+    /// Report progress to `observer(accepted steps, t)` every [`PROGRESS_EVERY`] accepted
+    /// steps of every run (default: none).
+    pub fn with_progress(mut self, observer: impl Fn(usize, f64) + Sync + 'm) -> Self {
+        self.progress = Some(Box::new(observer));
+        self
     }
 
     /// The settings.
@@ -530,6 +544,11 @@ impl<'m> Simulator<'m> {
                 st.stats.time_near_singular += h;
             }
             st.accepted += 1;
+            if let Some(p) = &self.progress
+                && st.accepted.is_multiple_of(PROGRESS_EVERY)
+            {
+                p(st.accepted, t);
+            }
             if st.record_all {
                 self.save(rhs, st, samples, saves, t, &theta, done.is_some());
             }

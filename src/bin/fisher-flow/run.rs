@@ -132,14 +132,31 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     crate::quality::announce_seed(&exp);
     let model = &exp.model;
-    let sim =
-        Simulator::new(model, exp.flow.clone()).map_err(|e| crate::cli::blame_flag(e, &ov))?;
+    // Long runs show where they are (stderr, only on a terminal, not with -q or --json).
+    let bar = progress_bar(args.quiet || args.json);
+    let current = std::sync::atomic::AtomicUsize::new(0);
+    let (n_starts, t_end, cap) = (exp.starts.len(), exp.flow.t_end, exp.flow.max_steps);
+    let sim = Simulator::new(model, exp.flow.clone())
+        .map_err(|e| crate::cli::blame_flag(e, &ov))?
+        .with_progress(|steps, t| {
+            let i = current.load(std::sync::atomic::Ordering::Relaxed);
+            bar.set_message(format!(
+                "trajectory {}/{n_starts}: t = {t:.4e} of {t_end:e}, {steps} of at most {cap} steps",
+                i + 1
+            ));
+            bar.tick();
+        });
     let out_dir = OutDir::open(&args.out, "--out")?;
     let trajectories = exp
         .starts
         .iter()
-        .map(|s| sim.run(s))
+        .enumerate()
+        .map(|(i, s)| {
+            current.store(i, std::sync::atomic::Ordering::Relaxed);
+            sim.run(s)
+        })
         .collect::<Result<Vec<Trajectory>>>()?;
+    bar.finish_and_clear();
     let cert = Monotone::build(&exp, model, &trajectories);
     let l_star = model.optimal_loss();
     // The reference of the loss gap: --l-star, else the model's optimum.
@@ -279,6 +296,19 @@ pub fn run(args: &RunArgs) -> Result<()> {
         );
     }
     unfinished(&trajectories)
+}
+
+/// A spinner with a message on stderr, hidden when `hide` or when stderr is not a terminal.
+pub(crate) fn progress_bar(hide: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    let bar = indicatif::ProgressBar::new_spinner();
+    if hide || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    } else if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+    {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// `Err(Unfinished)` (exit 1) naming every trajectory that did not end as asked.
