@@ -257,6 +257,29 @@ impl GaussianMixture {
         }
     }
 
+    /// Call `add(weight, x)` for every node of the loss's expectation over x at θ: the
+    /// quadrature rule for p(·|θ*) (population loss) or the samples with weight 1/N (empirical).
+    fn for_each_loss_node(&self, theta: &[f64], mut add: impl FnMut(f64, f64)) {
+        match &self.loss_kind {
+            LossKind::Population => {
+                let rule = Rule::build(
+                    &self.scheme,
+                    &self.density(&self.target),
+                    &self.density(theta),
+                );
+                for (&x, &wt) in rule.x.iter().zip(&rule.w) {
+                    add(wt, x);
+                }
+            }
+            LossKind::Empirical { samples, .. } => {
+                let wt = 1.0 / samples.len().max(1) as f64;
+                for &x in samples {
+                    add(wt, x);
+                }
+            }
+        }
+    }
+
     /// Same model with another quadrature scheme.
     pub fn with_scheme(&self, scheme: Scheme) -> Self {
         Self {
@@ -303,31 +326,14 @@ impl GaussianMixture {
         let mu = [theta[0], theta[1]];
         let (w, sigma) = (self.w, self.sigma);
         let mut g = [0.0f64; 4]; // −Σ (s₁, s₂, s_M, t)
-        let mut add = |wt: f64, x: f64| {
+        let add = |wt: f64, x: f64| {
             let c = chart_scores(x, mu, sigma, w);
             g[0] -= wt * c.s[0];
             g[1] -= wt * c.s[1];
             g[2] -= wt * c.s_m;
             g[3] -= wt * c.t;
         };
-        match &self.loss_kind {
-            LossKind::Population => {
-                let rule = Rule::build(
-                    &self.scheme,
-                    &self.density(&self.target),
-                    &self.density(theta),
-                );
-                for (&x, &wt) in rule.x.iter().zip(&rule.w) {
-                    add(wt, x);
-                }
-            }
-            LossKind::Empirical { samples, .. } => {
-                let wt = 1.0 / samples.len().max(1) as f64;
-                for &x in samples {
-                    add(wt, x);
-                }
-            }
-        }
+        self.for_each_loss_node(theta, add);
         let p = self.density(theta);
         let rule = Rule::build(&self.scheme, &p, &p);
         let (mut a, mut b, mut c) = (0.0, 0.0, 0.0);
@@ -380,30 +386,13 @@ impl StatModel for GaussianMixture {
     fn loss_grad(&self, theta: &[f64], grad: &mut [f64]) -> f64 {
         let mu = [theta[0], theta[1]];
         let mut acc = [0.0; 3];
-        let mut add = |wt: f64, x: f64| {
+        let add = |wt: f64, x: f64| {
             let (lp, s) = log_density_scores(x, mu, self.sigma, self.w);
             acc[0] -= wt * lp;
             acc[1] -= wt * s[0];
             acc[2] -= wt * s[1];
         };
-        match &self.loss_kind {
-            LossKind::Population => {
-                let rule = Rule::build(
-                    &self.scheme,
-                    &self.density(&self.target),
-                    &self.density(theta),
-                );
-                for (&x, &wt) in rule.x.iter().zip(&rule.w) {
-                    add(wt, x);
-                }
-            }
-            LossKind::Empirical { samples, .. } => {
-                let wt = 1.0 / samples.len().max(1) as f64;
-                for &x in samples {
-                    add(wt, x);
-                }
-            }
-        }
+        self.for_each_loss_node(theta, add);
         grad[0] = acc[1];
         grad[1] = acc[2];
         acc[0]

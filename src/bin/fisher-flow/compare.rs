@@ -155,21 +155,12 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                 ..Overrides::default()
             };
             // Errors name compare's own flags (--metrics, --solvers).
-            configs.push(Experiment::load(&args.model, &ov).map_err(|e| match e {
-                Error::Invalid {
-                    field,
-                    value,
-                    expected,
-                } => Error::Invalid {
-                    field: match field.as_str() {
-                        "--metric" => "--metrics".into(),
-                        "--solver" => "--solvers".into(),
-                        _ => field,
-                    },
-                    value,
-                    expected,
-                },
-                other => other,
+            configs.push(Experiment::load(&args.model, &ov).map_err(|e| {
+                rename_field(e, |f| match f {
+                    "--metric" => Some("--metrics"),
+                    "--solver" => Some("--solvers"),
+                    _ => None,
+                })
             })?);
         }
     }
@@ -177,24 +168,15 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     let sims = configs
         .iter()
         .map(|exp| {
-            Simulator::new(&exp.model, exp.flow.clone()).map_err(|e| match e {
-                Error::Invalid {
-                    field,
-                    value,
-                    expected,
-                } => Error::Invalid {
-                    field: match field.as_str() {
-                        "flow.solver" if !args.solvers.is_empty() => "--solvers".into(),
-                        "flow.metric" => "--metrics".into(),
-                        f if f == "flow.rtol" && args.rtol.is_some() => "--rtol".into(),
-                        f if f == "flow.atol" && args.atol.is_some() => "--atol".into(),
-                        f if f == "flow.t_end" && args.t_end.is_some() => "--t-end".into(),
-                        _ => field,
-                    },
-                    value,
-                    expected,
-                },
-                other => other,
+            Simulator::new(&exp.model, exp.flow.clone()).map_err(|e| {
+                rename_field(e, |f| match f {
+                    "flow.solver" if !args.solvers.is_empty() => Some("--solvers"),
+                    "flow.metric" => Some("--metrics"),
+                    "flow.rtol" if args.rtol.is_some() => Some("--rtol"),
+                    "flow.atol" if args.atol.is_some() => Some("--atol"),
+                    "flow.t_end" if args.t_end.is_some() => Some("--t-end"),
+                    _ => None,
+                })
             })
         })
         .collect::<Result<Vec<Simulator>>>()?;
@@ -548,4 +530,21 @@ fn figures(
         }
     }
     Ok(())
+}
+
+/// An `Invalid` error with its field renamed where `rename` says so (errors then name
+/// compare's own flags); other errors unchanged.
+fn rename_field(e: Error, rename: impl Fn(&str) -> Option<&'static str>) -> Error {
+    match e {
+        Error::Invalid {
+            field,
+            value,
+            expected,
+        } => Error::Invalid {
+            field: rename(&field).map_or(field, str::to_string),
+            value,
+            expected,
+        },
+        other => other,
+    }
 }
