@@ -137,6 +137,16 @@ fn the_demo_certificate_verifies_with_its_steady_state_stops() {
     );
     let p = write(dir.path(), "c.json", &cert);
     bin().arg("verify").arg(&p).assert().code(0);
+    // --json: stdout is exactly one JSON document, the verdict line goes to stderr
+    let o = bin()
+        .args(["verify", "--json"])
+        .arg(&p)
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(0));
+    let report: Value = serde_json::from_slice(&o.stdout).expect("stdout is one JSON document");
+    assert!(report["failure"].is_null(), "{report}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("verified:"));
     // cut the first trajectory back to a step far from stationary, still claiming convergence
     let steps = cert["trajectories"][0]["steps"]
         .as_array_mut()

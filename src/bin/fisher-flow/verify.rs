@@ -39,7 +39,13 @@ pub fn verify(args: &VerifyArgs) -> Result<i32> {
     }
     match &report.failure {
         None => {
-            println!("verified: {} (all claims hold)", args.certificate.display());
+            // with --json, stdout carries the one JSON document only
+            let line = format!("verified: {} (all claims hold)", args.certificate.display());
+            if args.json {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
             Ok(0)
         }
         Some(f) => {
