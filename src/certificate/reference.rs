@@ -236,6 +236,35 @@ impl Density {
         m + ((a - m).exp() + (b - m).exp()).ln() - self.lnorm
     }
 
+    /// The density itself at x = c + u, as e^m·(e^{a−m} + e^{b−m})/(σ√2π) (no logarithm).
+    #[inline]
+    fn pdf(&self, c: f64, u: f64, mu1: f64, mu2: f64) -> f64 {
+        let z1 = ((c - mu1) + u) * self.inv_s;
+        let z2 = ((c - mu2) + u) * self.inv_s;
+        let a = self.lw - 0.5 * z1 * z1;
+        let b = self.l1w - 0.5 * z2 * z2;
+        let m = a.max(b);
+        (m - self.lnorm).exp() * ((a - m).exp() + (b - m).exp())
+    }
+
+    /// The density and the scores at x = c + u (no logarithm).
+    #[inline]
+    fn pdf_scores(&self, c: f64, u: f64, mu1: f64, mu2: f64) -> (f64, f64, f64) {
+        let z1 = ((c - mu1) + u) * self.inv_s;
+        let z2 = ((c - mu2) + u) * self.inv_s;
+        let a = self.lw - 0.5 * z1 * z1;
+        let b = self.l1w - 0.5 * z2 * z2;
+        let m = a.max(b);
+        let ea = (a - m).exp();
+        let eb = (b - m).exp();
+        let tot = ea + eb;
+        (
+            (m - self.lnorm).exp() * tot,
+            ea / tot * z1 * self.inv_s,
+            eb / tot * z2 * self.inv_s,
+        )
+    }
+
     /// Log-density and scores at x = c + u.
     #[inline]
     fn eval(&self, c: f64, u: f64, mu1: f64, mu2: f64) -> (f64, f64, f64) {
@@ -386,9 +415,9 @@ impl RefMixture {
                 let br = self.windows(&[t1, t2], &[t1, t2, m1, m2], [m1, m2]);
                 integrate_windows(
                     |c, u| {
-                        let lt = d.logp(c, u, t1, t2);
+                        let pt = d.pdf(c, u, t1, t2);
                         let lp = d.logp(c, u, m1, m2);
-                        [-lt.exp() * lp]
+                        [-pt * lp]
                     },
                     &br,
                     REF_RELATIVE_ERROR,
@@ -402,18 +431,17 @@ impl RefMixture {
         }
     }
 
-    /// L, ∇L and I at θ.
-    pub fn at(&self, th: &[f64]) -> RefPoint {
+    /// L and ∇L at θ with their scales: (L, ∇L, ∫p*|log p_θ|, ∫p*|sₖ|).
+    pub fn loss_grad_at(&self, th: &[f64]) -> (f64, [f64; 2], f64, [f64; 2]) {
         let d = Density::new(self.sigma, self.w);
         let (m1, m2) = (th[0], th[1]);
-        let (loss, grad, loss_scale, grad_scale) = match &self.samples {
+        match &self.samples {
             None => {
                 let (t1, t2) = (self.target[0], self.target[1]);
                 let br = self.windows(&[t1, t2], &[t1, t2, m1, m2], [m1, m2]);
                 let (v, a) = integrate_windows(
                     |c, u| {
-                        let lt = d.logp(c, u, t1, t2);
-                        let pt = lt.exp();
+                        let pt = d.pdf(c, u, t1, t2);
                         let (lp, s1, s2) = d.eval(c, u, m1, m2);
                         [-pt * lp, -pt * s1, -pt * s2]
                     },
@@ -435,24 +463,35 @@ impl RefMixture {
                 }
                 (v[0], [v[1], v[2]], a[0], [a[1], a[2]])
             }
-        };
+        }
+    }
+
+    /// I at θ (entries I₁₁, I₁₂, I₂₂) and their scales ∫p_θ|sᵢsⱼ|.
+    pub fn fisher_at(&self, th: &[f64]) -> ([f64; 3], [f64; 3]) {
+        let d = Density::new(self.sigma, self.w);
+        let (m1, m2) = (th[0], th[1]);
         let br = self.windows(&[m1, m2], &[m1, m2], [m1, m2]);
-        let (f, fa) = integrate_windows(
+        integrate_windows(
             |c, u| {
-                let (lp, s1, s2) = d.eval(c, u, m1, m2);
-                let p = lp.exp();
+                let (p, s1, s2) = d.pdf_scores(c, u, m1, m2);
                 [p * s1 * s1, p * s1 * s2, p * s2 * s2]
             },
             &br,
             REF_RELATIVE_ERROR,
-        );
+        )
+    }
+
+    /// L, ∇L and I at θ.
+    pub fn at(&self, th: &[f64]) -> RefPoint {
+        let (loss, grad, loss_scale, grad_scale) = self.loss_grad_at(th);
+        let (fisher, fisher_scale) = self.fisher_at(th);
         RefPoint {
             loss,
             grad,
-            fisher: f,
+            fisher,
             loss_scale,
             grad_scale,
-            fisher_scale: fa,
+            fisher_scale,
         }
     }
 }
@@ -463,6 +502,17 @@ impl super::verify::Reference for RefMixture {
     }
     fn rel_error(&self) -> f64 {
         REF_RELATIVE_ERROR
+    }
+    fn loss_point(&self, th: &[f64]) -> super::verify::Point {
+        let (loss, grad, loss_scale, gs) = self.loss_grad_at(th);
+        super::verify::Point {
+            loss,
+            grad: grad.to_vec(),
+            fisher: DMatrix::zeros(0, 0),
+            loss_scale,
+            grad_scale: (gs[0].powi(2) + gs[1].powi(2)).sqrt(),
+            fisher_scale: 0.0,
+        }
     }
     fn point(&self, th: &[f64]) -> super::verify::Point {
         let p = self.at(th);
