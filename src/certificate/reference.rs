@@ -19,7 +19,7 @@
 //! The flow is re-integrated with classical fourth-order Runge–Kutta (fixed sub-steps, step
 //! doubling, Richardson error estimate (θ₂ₘ − θₘ)/15).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{LossKind, StatModel};
 use nalgebra::DMatrix;
 use std::f64::consts::PI;
@@ -328,15 +328,8 @@ impl RefMixture {
     /// From a validated experiment's model (mixture only), with the metric of the certificate.
     pub fn new(model: &crate::model::GaussianMixture, metric: &str, damping: f64) -> Result<Self> {
         let metric = match metric {
-            "exact" => RefMetric::Fisher,
             "euclidean" => RefMetric::Euclidean,
-            other => {
-                return Err(Error::invalid(
-                    "metric",
-                    format!("'{other}'"),
-                    "verify supports exact, euclidean",
-                ));
-            }
+            _ => RefMetric::Fisher,
         };
         Ok(RefMixture {
             sigma: model.sigma,
@@ -481,6 +474,25 @@ impl RefMixture {
         )
     }
 
+    /// The empirical Fisher (1/N)·Σ s(xᵢ)s(xᵢ)ᵀ over the empirical loss's data (entries 11, 12,
+    /// 22) and the Frobenius norm of (1/N)·Σ|s sᵀ| (the scale of its rounding error); None
+    /// for the population loss.
+    pub fn empirical_fisher_at(&self, th: &[f64]) -> Option<([f64; 3], f64)> {
+        let xs = self.samples.as_ref()?;
+        let d = Density::new(self.sigma, self.w);
+        let n = xs.len().max(1) as f64;
+        let mut f = [0.0; 3];
+        let mut a = [0.0; 3];
+        for &x in xs {
+            let (_, s1, s2) = d.pdf_scores(x, 0.0, th[0], th[1]);
+            for (i, q) in [s1 * s1, s1 * s2, s2 * s2].into_iter().enumerate() {
+                f[i] += q / n;
+                a[i] += q.abs() / n;
+            }
+        }
+        Some((f, (a[0] * a[0] + 2.0 * a[1] * a[1] + a[2] * a[2]).sqrt()))
+    }
+
     /// L, ∇L and I at θ.
     pub fn at(&self, th: &[f64]) -> RefPoint {
         let (loss, grad, loss_scale, grad_scale) = self.loss_grad_at(th);
@@ -502,6 +514,17 @@ impl super::verify::Reference for RefMixture {
     }
     fn rel_error(&self) -> f64 {
         REF_RELATIVE_ERROR
+    }
+    /// Rounding of the run's and the reference's sums of N products of two scores (each
+    /// score within a few ulps): γ_{N+8}·(1/N)Σ|s sᵀ|, twice (both sides).
+    fn empirical_fisher(&self, th: &[f64]) -> Option<(DMatrix<f64>, f64)> {
+        let (f, scale) = self.empirical_fisher_at(th)?;
+        let n = self.samples.as_ref().map_or(0, |x| x.len()) as f64;
+        let [a, b, c] = f;
+        Some((
+            DMatrix::from_row_slice(2, 2, &[a, b, b, c]),
+            2.0 * (n + 8.0) * f64::EPSILON * scale,
+        ))
     }
     fn loss_point(&self, th: &[f64]) -> super::verify::Point {
         let (loss, grad, loss_scale, gs) = self.loss_grad_at(th);
