@@ -446,8 +446,8 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
         }
         Box::new(RefMixture::new(m, &cert.metric, cert.damping)?)
     } else if let Some(m) = model.as_mlp() {
-        if base_empirical || !matches!(form, Form::Full) {
-            return unsupported("for the MLP only exact and euclidean are");
+        if base_empirical {
+            return unsupported("for the MLP an empirical base is not");
         }
         Box::new(RefMlp::new(m))
     } else {
