@@ -878,6 +878,27 @@ impl Ctx<'_> {
     /// Checks of step k ≥ 1 (θₖ₋₁ evaluated as `ep`, θₖ as `e`); returns the reasons it fails
     /// and its (loss, continuity, increase) ratios.
     fn step(&self, prev: &CertStep, s: &CertStep, ep: &Eval, e: &Eval) -> (Vec<String>, [f64; 4]) {
+        // A step that fails with the cheap re-integration is judged again with DP5 alone: an
+        // embedded estimate can miss the error where the field is only piecewise smooth (ReLU
+        // kinks of the MLP), and a failure must be the certificate's, not verify's.
+        let (why, ratios, cheap) = self.step_with(prev, s, ep, e, false);
+        if why.is_empty() || !cheap {
+            return (why, ratios);
+        }
+        let (why, ratios, _) = self.step_with(prev, s, ep, e, true);
+        (why, ratios)
+    }
+
+    /// [`Self::step`] with the Bogacki–Shampine attempt (`dp5_only` false) or without; also
+    /// says whether the cheap re-integration was used.
+    fn step_with(
+        &self,
+        prev: &CertStep,
+        s: &CertStep,
+        ep: &Eval,
+        e: &Eval,
+        dp5_only: bool,
+    ) -> (Vec<String>, [f64; 4], bool) {
         let mut why = Vec::new();
         let mut ratios = [0.0f64; 4];
         let h = s.t - prev.t;
@@ -912,9 +933,14 @@ impl Ctx<'_> {
             |r: &Reint| (0..n).all(|i| r.est[i] <= 0.25 * LOCAL_ERROR_FACTOR * self.local(th[i]));
         // First one Bogacki–Shampine 3(2) step: enough for the short steps of a tight run
         // (its estimate is that of the 2nd-order solution), else DP5.
-        let cheap = self.reintegrate_bs3(&prev.theta, ep, h);
-        let re = if small(&cheap) {
-            cheap
+        let cheap = if dp5_only {
+            None
+        } else {
+            Some(self.reintegrate_bs3(&prev.theta, ep, h)).filter(|c| small(c))
+        };
+        let used_cheap = cheap.is_some();
+        let re = if let Some(c) = cheap {
+            c
         } else {
             let mut m = 1;
             loop {
@@ -1000,7 +1026,7 @@ impl Ctx<'_> {
             ratios[2] = rise / s.tolerance.max(f64::MIN_POSITIVE);
         }
         why.extend(cont);
-        (why, ratios)
+        (why, ratios, used_cheap)
     }
 
     /// Checks of the values claimed at one step against the re-evaluation.
