@@ -369,3 +369,69 @@ fn unreadable_input_exits_2() {
 }
 
 use predicates::prelude::PredicateBooleanExt;
+
+/// Every metric `run` accepts on the mixture either verifies (exact, euclidean, empirical,
+/// diagonal and block-diagonal of an exact or empirical base) or is refused with exit 2 naming
+/// `metric` (sampled: a Monte Carlo metric is not re-checked) — never silently accepted. The
+/// diagonal runs stop at the steady state (‖∇L‖ at the integration's noise floor, above
+/// grad_tol), which verify re-derives.
+#[test]
+fn every_mixture_metric_verifies_or_is_refused_naming_metric() {
+    let long = MODEL.replace("t_end = 2.0", "t_end = 40.0\ngrad_tol = 1e-10");
+    let empirical = long.replace(
+        "[flow]",
+        "[loss]\nkind = \"empirical\"\nsamples = 300\n\n[flow]",
+    );
+    let cases = [
+        (
+            long.replace("[flow]", "[flow]\nmetric = \"diagonal\""),
+            true,
+        ),
+        (
+            long.replace("[flow]", "[flow]\nmetric = \"block-diagonal\""),
+            true,
+        ),
+        (
+            empirical.replace("[flow]", "[flow]\nmetric = \"empirical\""),
+            true,
+        ),
+        (
+            format!(
+                "{}\n[metric]\nbase = \"empirical\"\n",
+                empirical.replace("[flow]", "[flow]\nmetric = \"diagonal\"")
+            ),
+            true,
+        ),
+        (
+            long.replace("[flow]", "[flow]\nmetric = \"sampled\""),
+            false,
+        ),
+    ];
+    for (text, supported) in cases {
+        let (dir, _, cert) = certificate_of(&text);
+        let p = write(dir.path(), "c.json", &cert);
+        if supported {
+            bin().arg("verify").arg(&p).assert().code(0);
+        } else {
+            bin()
+                .arg("verify")
+                .arg(&p)
+                .assert()
+                .code(2)
+                .stderr(contains("metric"));
+        }
+    }
+    // The diagonal run did stop at the steady state (so that path is exercised above).
+    let (_, _, mut cert) = certificate_of(&long.replace("[flow]", "[flow]\nmetric = \"diagonal\""));
+    let stop = cert["trajectories"][0]["stop"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    let g = steps(&mut cert).last().expect("steps")["grad_norm"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(
+        stop.starts_with("converged") && g > 1e-10,
+        "{stop}, ‖∇L‖ = {g:e}"
+    );
+}

@@ -61,7 +61,7 @@ pub const EIGEN_LIMIT: usize = 256;
 pub const TOLERANCE_FORMULA: &str = "tol_k = 2*eps_q*max(|L_k-1|,|L_k|) + max(|grad L_k-1|,|grad L_k|)*sqrt(n)*(rtol*max_i|theta_k,i| + atol)";
 
 /// How `verify` bounds the distance between θₖ and its own re-integration of step k.
-pub const CONTINUITY_FORMULA: &str = "|theta_k,i - DP5(theta_k-1; t_k-1 -> t_k)_i| <= 40*sqrt(n)*(rtol*max(|theta_k,i|,|DP5_i|) + atol) + est_i + h*|df|, est_i = the DP5(4) error estimate (sub-steps halved until below a quarter of the first term), |df| <= |M^+|/(1-|M^+|dI)*(dg + dI*|x|) the velocity error from the run's evaluation error; the same for every solver";
+pub const CONTINUITY_FORMULA: &str = "|theta_k,i - R(theta_k-1; t_k-1 -> t_k)_i| <= 25*sqrt(n)*(rtol*max(|theta_k,i|,|R_i|) + atol) + est_i + h*|df|, R = verify's re-integration: one Bogacki-Shampine 3(2) step if its error estimate est_i (that of the 2nd-order solution) is below a quarter of the first term, else Dormand-Prince 5(4) with sub-steps halved until est_i is (at most 64), |df| <= |M^+|/(1-|M^+|dI)*(dg + dI*|x|) the velocity error from the run's evaluation error; 25 = twice the measured reliability factor of the solvers' error estimates; the same for every solver";
 
 /// One certified step.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -19,7 +19,7 @@
 //! The flow is re-integrated with classical fourth-order Runge–Kutta (fixed sub-steps, step
 //! doubling, Richardson error estimate (θ₂ₘ − θₘ)/15).
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{LossKind, StatModel};
 use nalgebra::DMatrix;
 use std::f64::consts::PI;
@@ -236,6 +236,35 @@ impl Density {
         m + ((a - m).exp() + (b - m).exp()).ln() - self.lnorm
     }
 
+    /// The density itself at x = c + u, as e^m·(e^{a−m} + e^{b−m})/(σ√2π) (no logarithm).
+    #[inline]
+    fn pdf(&self, c: f64, u: f64, mu1: f64, mu2: f64) -> f64 {
+        let z1 = ((c - mu1) + u) * self.inv_s;
+        let z2 = ((c - mu2) + u) * self.inv_s;
+        let a = self.lw - 0.5 * z1 * z1;
+        let b = self.l1w - 0.5 * z2 * z2;
+        let m = a.max(b);
+        (m - self.lnorm).exp() * ((a - m).exp() + (b - m).exp())
+    }
+
+    /// The density and the scores at x = c + u (no logarithm).
+    #[inline]
+    fn pdf_scores(&self, c: f64, u: f64, mu1: f64, mu2: f64) -> (f64, f64, f64) {
+        let z1 = ((c - mu1) + u) * self.inv_s;
+        let z2 = ((c - mu2) + u) * self.inv_s;
+        let a = self.lw - 0.5 * z1 * z1;
+        let b = self.l1w - 0.5 * z2 * z2;
+        let m = a.max(b);
+        let ea = (a - m).exp();
+        let eb = (b - m).exp();
+        let tot = ea + eb;
+        (
+            (m - self.lnorm).exp() * tot,
+            ea / tot * z1 * self.inv_s,
+            eb / tot * z2 * self.inv_s,
+        )
+    }
+
     /// Log-density and scores at x = c + u.
     #[inline]
     fn eval(&self, c: f64, u: f64, mu1: f64, mu2: f64) -> (f64, f64, f64) {
@@ -299,15 +328,8 @@ impl RefMixture {
     /// From a validated experiment's model (mixture only), with the metric of the certificate.
     pub fn new(model: &crate::model::GaussianMixture, metric: &str, damping: f64) -> Result<Self> {
         let metric = match metric {
-            "exact" => RefMetric::Fisher,
             "euclidean" => RefMetric::Euclidean,
-            other => {
-                return Err(Error::invalid(
-                    "metric",
-                    format!("'{other}'"),
-                    "verify supports exact, euclidean",
-                ));
-            }
+            _ => RefMetric::Fisher,
         };
         Ok(RefMixture {
             sigma: model.sigma,
@@ -386,9 +408,9 @@ impl RefMixture {
                 let br = self.windows(&[t1, t2], &[t1, t2, m1, m2], [m1, m2]);
                 integrate_windows(
                     |c, u| {
-                        let lt = d.logp(c, u, t1, t2);
+                        let pt = d.pdf(c, u, t1, t2);
                         let lp = d.logp(c, u, m1, m2);
-                        [-lt.exp() * lp]
+                        [-pt * lp]
                     },
                     &br,
                     REF_RELATIVE_ERROR,
@@ -402,18 +424,17 @@ impl RefMixture {
         }
     }
 
-    /// L, ∇L and I at θ.
-    pub fn at(&self, th: &[f64]) -> RefPoint {
+    /// L and ∇L at θ with their scales: (L, ∇L, ∫p*|log p_θ|, ∫p*|sₖ|).
+    pub fn loss_grad_at(&self, th: &[f64]) -> (f64, [f64; 2], f64, [f64; 2]) {
         let d = Density::new(self.sigma, self.w);
         let (m1, m2) = (th[0], th[1]);
-        let (loss, grad, loss_scale, grad_scale) = match &self.samples {
+        match &self.samples {
             None => {
                 let (t1, t2) = (self.target[0], self.target[1]);
                 let br = self.windows(&[t1, t2], &[t1, t2, m1, m2], [m1, m2]);
                 let (v, a) = integrate_windows(
                     |c, u| {
-                        let lt = d.logp(c, u, t1, t2);
-                        let pt = lt.exp();
+                        let pt = d.pdf(c, u, t1, t2);
                         let (lp, s1, s2) = d.eval(c, u, m1, m2);
                         [-pt * lp, -pt * s1, -pt * s2]
                     },
@@ -435,24 +456,54 @@ impl RefMixture {
                 }
                 (v[0], [v[1], v[2]], a[0], [a[1], a[2]])
             }
-        };
+        }
+    }
+
+    /// I at θ (entries I₁₁, I₁₂, I₂₂) and their scales ∫p_θ|sᵢsⱼ|.
+    pub fn fisher_at(&self, th: &[f64]) -> ([f64; 3], [f64; 3]) {
+        let d = Density::new(self.sigma, self.w);
+        let (m1, m2) = (th[0], th[1]);
         let br = self.windows(&[m1, m2], &[m1, m2], [m1, m2]);
-        let (f, fa) = integrate_windows(
+        integrate_windows(
             |c, u| {
-                let (lp, s1, s2) = d.eval(c, u, m1, m2);
-                let p = lp.exp();
+                let (p, s1, s2) = d.pdf_scores(c, u, m1, m2);
                 [p * s1 * s1, p * s1 * s2, p * s2 * s2]
             },
             &br,
             REF_RELATIVE_ERROR,
-        );
+        )
+    }
+
+    /// The empirical Fisher (1/N)·Σ s(xᵢ)s(xᵢ)ᵀ over the empirical loss's data (entries 11, 12,
+    /// 22) and the Frobenius norm of (1/N)·Σ|s sᵀ| (the scale of its rounding error); None
+    /// for the population loss.
+    pub fn empirical_fisher_at(&self, th: &[f64]) -> Option<([f64; 3], f64)> {
+        let xs = self.samples.as_ref()?;
+        let d = Density::new(self.sigma, self.w);
+        let n = xs.len().max(1) as f64;
+        let mut f = [0.0; 3];
+        let mut a = [0.0; 3];
+        for &x in xs {
+            let (_, s1, s2) = d.pdf_scores(x, 0.0, th[0], th[1]);
+            for (i, q) in [s1 * s1, s1 * s2, s2 * s2].into_iter().enumerate() {
+                f[i] += q / n;
+                a[i] += q.abs() / n;
+            }
+        }
+        Some((f, (a[0] * a[0] + 2.0 * a[1] * a[1] + a[2] * a[2]).sqrt()))
+    }
+
+    /// L, ∇L and I at θ.
+    pub fn at(&self, th: &[f64]) -> RefPoint {
+        let (loss, grad, loss_scale, grad_scale) = self.loss_grad_at(th);
+        let (fisher, fisher_scale) = self.fisher_at(th);
         RefPoint {
             loss,
             grad,
-            fisher: f,
+            fisher,
             loss_scale,
             grad_scale,
-            fisher_scale: fa,
+            fisher_scale,
         }
     }
 }
@@ -463,6 +514,28 @@ impl super::verify::Reference for RefMixture {
     }
     fn rel_error(&self) -> f64 {
         REF_RELATIVE_ERROR
+    }
+    /// Rounding of the run's and the reference's sums of N products of two scores (each
+    /// score within a few ulps): γ_{N+8}·(1/N)Σ|s sᵀ|, twice (both sides).
+    fn empirical_fisher(&self, th: &[f64]) -> Option<(DMatrix<f64>, f64)> {
+        let (f, scale) = self.empirical_fisher_at(th)?;
+        let n = self.samples.as_ref().map_or(0, |x| x.len()) as f64;
+        let [a, b, c] = f;
+        Some((
+            DMatrix::from_row_slice(2, 2, &[a, b, b, c]),
+            2.0 * (n + 8.0) * f64::EPSILON * scale,
+        ))
+    }
+    fn loss_point(&self, th: &[f64]) -> super::verify::Point {
+        let (loss, grad, loss_scale, gs) = self.loss_grad_at(th);
+        super::verify::Point {
+            loss,
+            grad: grad.to_vec(),
+            fisher: DMatrix::zeros(0, 0),
+            loss_scale,
+            grad_scale: (gs[0].powi(2) + gs[1].powi(2)).sqrt(),
+            fisher_scale: 0.0,
+        }
     }
     fn point(&self, th: &[f64]) -> super::verify::Point {
         let p = self.at(th);
