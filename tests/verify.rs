@@ -435,3 +435,55 @@ fn every_mixture_metric_verifies_or_is_refused_naming_metric() {
         "{stop}, ‖∇L‖ = {g:e}"
     );
 }
+
+/// Near μ₁ = μ₂ the empirical Fisher's λ_min/λ_max reaches the solve's rank cut: the stages of a
+/// step straddled it, f jumped inside the step, `run` wrote monotone: true and `verify` rejected
+/// the continuity (issue 10). Such a trajectory now ends as Unstable: run exits 1, the
+/// certificate says incomplete, and verify refuses it for that reason.
+#[test]
+fn a_flow_reaching_the_rank_cut_ends_unstable_and_is_not_certified() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/models/gmm-seed.toml"))
+            .expect("demo model")
+            .replace(
+                "kind = \"population\"",
+                "kind = \"empirical\"\nsamples = 500\nseed = 3",
+            );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("m.toml");
+    std::fs::write(&model, text).expect("write");
+    let out = dir.path().join("out");
+    let o = bin()
+        .args([
+            "run",
+            "-q",
+            "--metric",
+            "empirical",
+            "--start=-3,-2.5",
+            "--out",
+        ])
+        .arg(&out)
+        .arg(&model)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("rank cut"));
+    let cert: Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("certificate.json")).expect("certificate"),
+    )
+    .expect("json");
+    assert_eq!(cert["trajectories"][0]["complete"], false);
+    assert_eq!(cert["monotone"], false);
+    let o = bin()
+        .arg("verify")
+        .arg(out.join("certificate.json"))
+        .output()
+        .expect("verify runs");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("incomplete"));
+}

@@ -261,6 +261,19 @@ impl<'m> FlowRhs<'m> {
     }
 
     /// True if f and the exact Jacobian come from the model's fused kernel.
+    /// Whether f's solve can drop a direction at the rank cut ([`RANK_TOL`]) near θ: not when
+    /// the flow is restricted to a singular line, not for the Euclidean metric, and not for the
+    /// exact metric whose model solves cancellation-free near its singular set
+    /// ([`StatModel::exact_geometry`]).
+    pub fn solve_has_rank_cut(&self, theta: &[f64]) -> bool {
+        if self.line.is_some() || matches!(self.metric, MetricKind::Euclidean) {
+            return false;
+        }
+        !(self.uses_kernel()
+            && matches!(self.metric, MetricKind::Exact)
+            && self.model.exact_geometry(theta, self.damping).is_some())
+    }
+
     pub fn uses_kernel(&self) -> bool {
         self.kernel.is_some() && matches!(self.metric, MetricKind::Exact | MetricKind::Euclidean)
     }

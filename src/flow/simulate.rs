@@ -108,6 +108,10 @@ pub struct Simulator<'m> {
     progress: Option<Box<dyn Fn(usize, f64) + Sync + 'm>>,
 }
 
+/// A step whose metric has κ > 1/(RANK_MARGIN·RANK_TOL) ends the trajectory when the solve has
+/// a rank cut there (see [`FlowRhs::solve_has_rank_cut`]).
+pub const RANK_MARGIN: f64 = 100.0;
+
 /// How often (in accepted steps) the progress observer is called.
 pub const PROGRESS_EVERY: usize = 64;
 
@@ -551,6 +555,21 @@ impl<'m> Simulator<'m> {
             }
             if st.record_all {
                 self.save(rhs, st, samples, saves, t, &theta, done.is_some());
+            }
+            // Within RANK_MARGIN of the solve's rank cut the stages of a step can fall on both
+            // sides of it: f is then discontinuous inside the step and the step can be neither
+            // trusted nor certified. End the trajectory there (Unstable) instead of chattering.
+            if st.record_all {
+                let (kappa, _) = rhs.conditioning_at(&theta);
+                if kappa > 1.0 / (RANK_MARGIN * crate::metric::RANK_TOL)
+                    && rhs.solve_has_rank_cut(&theta)
+                {
+                    finish(st, &solver);
+                    return Ok(SegmentEnd::Stop(StopReason::Unstable(format!(
+                        "the metric is within {RANK_MARGIN}× of its rank cut at t = {t:e} (κ = {kappa:.3e} > {:.0e}): its smallest direction is about to be dropped, so f is discontinuous near θ and further steps cannot be certified; use --damping or the exact metric",
+                        1.0 / (RANK_MARGIN * crate::metric::RANK_TOL)
+                    ))));
+                }
             }
             st.end = (t, theta.clone());
             if let Some(r) = done {
