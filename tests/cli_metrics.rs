@@ -50,12 +50,31 @@ fn mlp_runs_with_every_metric_and_reports_quality() {
             .arg(&out)
             .assert()
             .success()
-            .stdout(predicate::str::contains(format!("metric {metric}")))
-            .stdout(predicate::str::contains("monotone: true"));
+            .stdout(predicate::str::contains(format!("metric {metric}")));
+        // verify re-checks exact, euclidean, diagonal and block-diagonal (of the exact Fisher)
+        // for the MLP; run writes no certificate it could not have checked, and says so
+        let checkable = !matches!(*metric, "sampled" | "empirical" | "kfac");
+        let stdout = String::from_utf8_lossy(
+            &bin()
+                .args(["run", model.to_str().unwrap(), "--metric", metric, "--out"])
+                .arg(dir.path().join(format!("again-{metric}")))
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .to_string();
+        if checkable {
+            assert!(stdout.contains("monotone: true"), "{metric}: {stdout}");
+        } else {
+            assert!(
+                stdout.contains("certificate: not written"),
+                "{metric}: {stdout}"
+            );
+        }
+        assert_eq!(out.join("certificate.json").exists(), checkable, "{metric}");
         for f in [
             "trajectory.csv",
             "trajectory.json",
-            "certificate.json",
             "loss.svg",
             "quality.csv",
             "quality-angle.png",

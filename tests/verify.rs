@@ -371,8 +371,8 @@ fn unreadable_input_exits_2() {
 use predicates::prelude::PredicateBooleanExt;
 
 /// Every metric `run` accepts on the mixture either verifies (exact, euclidean, empirical,
-/// diagonal and block-diagonal of an exact or empirical base) or is refused with exit 2 naming
-/// `metric` (sampled: a Monte Carlo metric is not re-checked) — never silently accepted. The
+/// diagonal and block-diagonal of an exact or empirical base) or gets no certificate (sampled:
+/// a Monte Carlo metric has no independent re-check) — never an unverifiable certificate. The
 /// diagonal runs stop at the steady state (‖∇L‖ at the integration's noise floor, above
 /// grad_tol), which verify re-derives.
 #[test]
@@ -408,17 +408,26 @@ fn every_mixture_metric_verifies_or_is_refused_naming_metric() {
         ),
     ];
     for (text, supported) in cases {
-        let (dir, _, cert) = certificate_of(&text);
-        let p = write(dir.path(), "c.json", &cert);
         if supported {
+            let (dir, _, cert) = certificate_of(&text);
+            let p = write(dir.path(), "c.json", &cert);
             bin().arg("verify").arg(&p).assert().code(0);
         } else {
+            // run writes no certificate verify could not re-check, and says why
+            let dir = tempfile::tempdir().expect("tempdir");
+            let model = dir.path().join("m.toml");
+            std::fs::write(&model, &text).expect("write model");
+            let out = dir.path().join("out");
             bin()
-                .arg("verify")
-                .arg(&p)
+                .arg("run")
+                .arg(&model)
+                .arg("--out")
+                .arg(&out)
                 .assert()
-                .code(2)
-                .stderr(contains("metric"));
+                .success()
+                .stdout(contains("certificate: not written").and(contains("Monte Carlo")));
+            assert!(out.join("trajectory.csv").exists());
+            assert!(!out.join("certificate.json").exists());
         }
     }
     // The diagonal run did stop at the steady state (so that path is exercised above).

@@ -170,6 +170,36 @@ fn fail(traj: Option<usize>, step: Option<usize>, reasons: Vec<String>) -> Optio
 /// not read the `solver` label.
 pub const LOCAL_ERROR_FACTOR: f64 = 25.0;
 
+/// Why `verify` cannot re-check a run of `exp` (None when it can): Monte Carlo metrics
+/// (sampled, or a sampled base of diagonal/block-diagonal) and K-FAC have no independent
+/// re-evaluation, nor an empirical metric or base without an empirical loss or on the MLP.
+/// `run` writes no certificate for such runs: a certificate must be checkable.
+pub fn cannot_recheck(exp: &Experiment) -> Option<&'static str> {
+    use crate::metric::{MetricKind, provider::BaseMetric};
+    let fl = &exp.flow;
+    let base_empirical = match fl.metric {
+        MetricKind::Exact | MetricKind::Euclidean => false,
+        MetricKind::Empirical => true,
+        MetricKind::Diagonal | MetricKind::BlockDiagonal => match fl.metric_options.base {
+            BaseMetric::Exact => false,
+            BaseMetric::Empirical => true,
+            BaseMetric::Sampled => return Some("a Monte Carlo (sampled) base"),
+        },
+        MetricKind::Sampled => return Some("a Monte Carlo (sampled) metric"),
+        MetricKind::Kfac => return Some("K-FAC"),
+    };
+    if base_empirical {
+        if let Some(m) = exp.model.as_mixture() {
+            if !matches!(m.loss_kind, crate::model::LossKind::Empirical { .. }) {
+                return Some("an empirical Fisher without an empirical loss");
+            }
+        } else {
+            return Some("an empirical Fisher of the MLP");
+        }
+    }
+    None
+}
+
 /// Read a certificate: missing file, invalid JSON, wrong schema → an input error (exit 2).
 pub fn load(path: &Path) -> Result<Monotone> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {

@@ -191,6 +191,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     // A certificate re-checks every accepted step; thinned output (--save-every, --save-at)
     // records only some of them, so no certificate is written for it.
     let thinned = exp.flow.save_every > 1 || !exp.flow.save_at.is_empty();
+    // Nor for a metric that `verify` has no independent re-evaluation of.
+    let uncheckable = fisher_flow::certificate::verify::cannot_recheck(&exp);
+    let thinned = thinned || uncheckable.is_some();
     if !thinned {
         write_json(&out.join("certificate.json"), &cert)?;
     }
@@ -281,14 +284,16 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
         println!(
             "certificate: {} | wrote {} ({}) | total wall time {:.3} s",
-            if thinned {
-                "not written (--save-every/--save-at record only some steps; a certificate needs every accepted step)"
+            if let Some(why) = uncheckable {
+                format!("not written (verify has no independent re-check of {why})")
+            } else if thinned {
+                "not written (--save-every/--save-at record only some steps; a certificate needs every accepted step)".to_string()
             } else if !cert.complete {
-                "INCOMPLETE (a trajectory did not finish: nothing certified)"
+                "INCOMPLETE (a trajectory did not finish: nothing certified)".to_string()
             } else if cert.monotone {
-                "monotone: true"
+                "monotone: true".to_string()
             } else {
-                "monotone: FALSE"
+                "monotone: FALSE".to_string()
             },
             out.display(),
             files.join(", "),
