@@ -250,6 +250,21 @@ impl Density {
     /// The density and the scores at x = c + u (no logarithm).
     #[inline]
     fn pdf_scores(&self, c: f64, u: f64, mu1: f64, mu2: f64) -> (f64, f64, f64) {
+        let (m, tot, s1, s2) = self.terms(c, u, mu1, mu2);
+        ((m - self.lnorm).exp() * tot, s1, s2)
+    }
+
+    /// Log-density and scores at x = c + u.
+    #[inline]
+    fn eval(&self, c: f64, u: f64, mu1: f64, mu2: f64) -> (f64, f64, f64) {
+        let (m, tot, s1, s2) = self.terms(c, u, mu1, mu2);
+        (m + tot.ln() - self.lnorm, s1, s2)
+    }
+
+    /// The shared part at x = c + u: the larger log component term m, the sum of the two
+    /// terms scaled by e^{−m}, and the scores (responsibility · zᵢ/σ).
+    #[inline]
+    fn terms(&self, c: f64, u: f64, mu1: f64, mu2: f64) -> (f64, f64, f64, f64) {
         let z1 = ((c - mu1) + u) * self.inv_s;
         let z2 = ((c - mu2) + u) * self.inv_s;
         let a = self.lw - 0.5 * z1 * z1;
@@ -259,25 +274,11 @@ impl Density {
         let eb = (b - m).exp();
         let tot = ea + eb;
         (
-            (m - self.lnorm).exp() * tot,
+            m,
+            tot,
             ea / tot * z1 * self.inv_s,
             eb / tot * z2 * self.inv_s,
         )
-    }
-
-    /// Log-density and scores at x = c + u.
-    #[inline]
-    fn eval(&self, c: f64, u: f64, mu1: f64, mu2: f64) -> (f64, f64, f64) {
-        let z1 = ((c - mu1) + u) * self.inv_s;
-        let z2 = ((c - mu2) + u) * self.inv_s;
-        let a = self.lw - 0.5 * z1 * z1;
-        let b = self.l1w - 0.5 * z2 * z2;
-        let m = a.max(b);
-        let ea = (a - m).exp();
-        let eb = (b - m).exp();
-        let tot = ea + eb;
-        let logp = m + tot.ln() - self.lnorm;
-        (logp, ea / tot * z1 * self.inv_s, eb / tot * z2 * self.inv_s)
     }
 }
 

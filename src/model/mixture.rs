@@ -67,10 +67,23 @@ pub fn log_density_scores(x: f64, mu: [f64; 2], sigma: f64, w: f64) -> (f64, [f6
     let inv_s2 = 1.0 / (sigma * sigma);
     let d1 = x - mu[0];
     let d2 = x - mu[1];
+    let (logp, r1, r2) = log_density_responsibilities(d1, d2, inv_s2, sigma, w);
+    (logp, [r1 * d1 * inv_s2, r2 * d2 * inv_s2])
+}
+
+/// log p(x|θ) and the responsibilities (r₁, r₂) from dᵢ = x − μᵢ: log-sum-exp of the two
+/// component terms; r₁ = 1/(1+e^{b−a}), r₂ = 1/(1+e^{a−b}) each computed directly (never as
+/// 1 − r, which would lose all relative accuracy of the small one) and without overflow.
+#[inline]
+fn log_density_responsibilities(
+    d1: f64,
+    d2: f64,
+    inv_s2: f64,
+    sigma: f64,
+    w: f64,
+) -> (f64, f64, f64) {
     let a = -0.5 * d1 * d1 * inv_s2 + w.ln();
     let b = -0.5 * d2 * d2 * inv_s2 + (1.0 - w).ln();
-    // r1 = 1/(1+e^{b−a}), r2 = 1/(1+e^{a−b}), each computed directly (never as 1 − r, which
-    // would lose all relative accuracy of the small one) and without overflow.
     let (lse, r1, r2) = if a >= b {
         let e = (b - a).exp();
         (a + e.ln_1p(), 1.0 / (1.0 + e), e / (1.0 + e))
@@ -78,8 +91,7 @@ pub fn log_density_scores(x: f64, mu: [f64; 2], sigma: f64, w: f64) -> (f64, [f6
         let e = (a - b).exp();
         (b + e.ln_1p(), e / (1.0 + e), 1.0 / (1.0 + e))
     };
-    let logp = lse - (sigma * (2.0 * PI).sqrt()).ln();
-    (logp, [r1 * d1 * inv_s2, r2 * d2 * inv_s2])
+    (lse - (sigma * (2.0 * PI).sqrt()).ln(), r1, r2)
 }
 
 /// Per-node quantities in the chart (M, δ) = (wμ₁ + (1−w)μ₂, μ₂ − μ₁), θ = (M − (1−w)δ, M + wδ).
@@ -111,16 +123,7 @@ pub fn chart_scores(x: f64, mu: [f64; 2], sigma: f64, w: f64) -> ChartScores {
     let d1 = x - mu[0];
     let d2 = x - mu[1];
     let delta = mu[1] - mu[0];
-    let a = -0.5 * d1 * d1 * inv_s2 + w.ln();
-    let b = -0.5 * d2 * d2 * inv_s2 + (1.0 - w).ln();
-    let (lse, r1, r2) = if a >= b {
-        let e = (b - a).exp();
-        (a + e.ln_1p(), 1.0 / (1.0 + e), e / (1.0 + e))
-    } else {
-        let e = (a - b).exp();
-        (b + e.ln_1p(), e / (1.0 + e), 1.0 / (1.0 + e))
-    };
-    let logp = lse - (sigma * (2.0 * PI).sqrt()).ln();
+    let (logp, r1, r2) = log_density_responsibilities(d1, d2, inv_s2, sigma, w);
     let v = 1.0 - w;
     // u/δ = (d₁ + d₂)/(2σ²), exact in the differences (no squares subtracted)
     let k = 0.5 * (d1 + d2) * inv_s2;
