@@ -16,6 +16,7 @@ pub mod model;
 pub mod optimize;
 pub mod plot;
 pub mod quadrature;
+pub mod study;
 pub mod trajectory;
 
 pub use error::{Error, Result};

@@ -73,7 +73,9 @@ enum SegmentEnd {
 }
 
 /// Mutable state of one run shared by its segments.
-struct RunState {
+struct RunState<'p> {
+    /// Per-run progress observer (besides the simulator's own).
+    progress: Option<&'p (dyn Fn(usize, f64) + Sync)>,
     steps: Vec<Step>,
     end: (f64, Vec<f64>),
     stats: Stats,
@@ -153,16 +155,40 @@ impl<'m> Simulator<'m> {
 
     /// Integrate from `start`, recording every accepted step.
     pub fn run(&self, start: &[f64]) -> Result<Trajectory> {
-        self.run_with(start, true)
+        self.run_with(start, true, None)
     }
 
     /// Integrate from `start` recording only the start and the end point (particle fields):
     /// same statistics, no per-step metric evaluations.
     pub fn run_end(&self, start: &[f64]) -> Result<Trajectory> {
-        self.run_with(start, false)
+        self.run_with(start, false, None)
     }
 
-    fn run_with(&self, start: &[f64], record_all: bool) -> Result<Trajectory> {
+    /// [`Simulator::run`], also reporting progress to `observer(accepted steps, t)` every
+    /// [`PROGRESS_EVERY`] accepted steps.
+    pub fn run_observed(
+        &self,
+        start: &[f64],
+        observer: &(dyn Fn(usize, f64) + Sync),
+    ) -> Result<Trajectory> {
+        self.run_with(start, true, Some(observer))
+    }
+
+    /// [`Simulator::run_end`], also reporting progress to `observer`.
+    pub fn run_end_observed(
+        &self,
+        start: &[f64],
+        observer: &(dyn Fn(usize, f64) + Sync),
+    ) -> Result<Trajectory> {
+        self.run_with(start, false, Some(observer))
+    }
+
+    fn run_with(
+        &self,
+        start: &[f64],
+        record_all: bool,
+        observer: Option<&(dyn Fn(usize, f64) + Sync)>,
+    ) -> Result<Trajectory> {
         let n = self.model.dim();
         if start.len() != n {
             return Err(Error::invalid(
@@ -193,6 +219,7 @@ impl<'m> Simulator<'m> {
         let singular = singular_pairs(&rhs, &pairs, start);
         let control = StepControl::new(pairs, s.control_eta, s.zone).with_singular(singular);
         let mut st = RunState {
+            progress: observer,
             steps: Vec::new(),
             end: (0.0, start.to_vec()),
             stats: Stats::default(),
@@ -548,10 +575,13 @@ impl<'m> Simulator<'m> {
                 st.stats.time_near_singular += h;
             }
             st.accepted += 1;
-            if let Some(p) = &self.progress
-                && st.accepted.is_multiple_of(PROGRESS_EVERY)
-            {
-                p(st.accepted, t);
+            if st.accepted.is_multiple_of(PROGRESS_EVERY) {
+                if let Some(p) = &self.progress {
+                    p(st.accepted, t);
+                }
+                if let Some(p) = st.progress {
+                    p(st.accepted, t);
+                }
             }
             if st.record_all {
                 self.save(rhs, st, samples, saves, t, &theta, done.is_some());
