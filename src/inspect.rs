@@ -1,6 +1,7 @@
 //! Everything about the geometry at one point θ: what `fisher-flow metric --at` prints.
 
-use crate::metric::{MetricKind, angle_deg};
+use crate::config::Experiment;
+use crate::metric::{MetricKind, angle_deg, provider};
 use crate::model::StatModel;
 use serde::Serialize;
 
@@ -44,6 +45,22 @@ fn finite_kappa(eig: &[f64], damping: f64) -> Option<f64> {
 }
 
 impl PointReport {
+    /// What `fisher-flow metric --at θ` reports for an experiment: the exact (or Euclidean)
+    /// metric of the mixture through [`PointReport::at`], any other model or metric through
+    /// the experiment's metric provider; damping λ from the experiment. The live page's
+    /// `/api/metric` calls this too, so both print the same numbers.
+    pub fn for_experiment(exp: &Experiment, theta: &[f64]) -> crate::Result<PointReport> {
+        let kind = exp.flow.metric;
+        if exp.model.as_mixture().is_some()
+            && matches!(kind, MetricKind::Exact | MetricKind::Euclidean)
+        {
+            Ok(PointReport::at(&exp.model, kind, exp.flow.damping, theta))
+        } else {
+            let p = provider(kind, &exp.flow.metric_options);
+            PointReport::with_provider(&exp.model, p.as_ref(), exp.flow.damping, theta)
+        }
+    }
+
     fn assemble(
         loss: f64,
         g: &nalgebra::DVector<f64>,

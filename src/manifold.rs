@@ -16,7 +16,8 @@
 
 use crate::config::Experiment;
 use crate::error::{Error, Result};
-use crate::flow::{FlowSettings, Simulator, SolverKind};
+use crate::flow::{FlowSettings, SolverKind};
+use crate::study::{Case, Runner};
 use crate::inspect::PointReport;
 use crate::metric::MetricKind;
 use crate::model::{GaussianMixture, StatModel};
@@ -344,16 +345,16 @@ pub fn num(v: f64) -> String {
     format!("{v}").replace('-', "−")
 }
 
-/// Compute the whole view. `opts` must have passed [`ManifoldOptions::validate`].
-pub fn build(exp: &Experiment, opts: &ManifoldOptions) -> Result<(ManifoldFigure, ViewReport)> {
-    opts.validate(exp)?;
-    let model = view_model(exp, opts)?;
-    let (a, b) = opts.window(exp);
+/// The ellipse tessellation of the window `(a, b)`: N×N cells (N = `opts.grid`), row by row
+/// from the bottom, and the level ε used. Cells where I(θ₀) is not finite are left out.
+pub fn ellipse_field(
+    model: &GaussianMixture,
+    opts: &ManifoldOptions,
+    (a, b): (f64, f64),
+) -> (Vec<Ellipse>, f64) {
     let n = opts.grid;
     let h = (b - a) / n as f64;
-    let eps = epsilon(&model, h, opts.ellipse_scale);
-
-    // Ellipses, one per cell, row by row from the bottom.
+    let eps = epsilon(model, h, opts.ellipse_scale);
     let centres: Vec<[f64; 2]> = (0..n * n)
         .map(|k| {
             [
@@ -362,94 +363,110 @@ pub fn build(exp: &Experiment, opts: &ManifoldOptions) -> Result<(ManifoldFigure
             ]
         })
         .collect();
-    let ellipses: Vec<Ellipse> = centres
+    let ellipses = centres
         .par_iter()
-        .filter_map(|c| fisher_ellipse(&model, *c, eps, h))
+        .filter_map(|c| fisher_ellipse(model, *c, eps, h))
         .collect();
+    (ellipses, eps)
+}
 
-    // Heat map on a node grid.
-    let heat = match opts.background {
-        Background::None => None,
-        kind => {
-            let m = opts.heat_nodes;
-            let d = (b - a) / (m - 1) as f64;
-            let damping = exp.flow.damping;
-            let z: Vec<f64> = (0..m * m)
-                .into_par_iter()
-                .map(|k| {
-                    let theta = [a + (k % m) as f64 * d, a + (k / m) as f64 * d];
-                    match kind {
-                        Background::Kappa => {
-                            let kappa =
-                                MetricKind::Exact.at(&model, &theta, 0.0).condition_number();
-                            if kappa.is_nan() {
-                                f64::NAN
-                            } else {
-                                kappa.max(1.0).log10()
-                            }
-                        }
-                        _ => PointReport::at(&model, MetricKind::Exact, damping, &theta).angle_deg,
-                    }
-                })
-                .collect();
-            Some(match kind {
+/// The heat map of `kind` on an m×m node grid of the window (m = `nodes`), `None` for
+/// [`Background::None`]. κ: log₁₀ κ(I) on the colour scale [0, 98th percentile] (κ = ∞ on
+/// μ₁ = μ₂ saturates); angle: ∠(∇L, (I + λ1)⁺∇L) in degrees on [0, 90], λ the file's damping.
+pub fn heat_map(
+    model: &GaussianMixture,
+    damping: f64,
+    kind: Background,
+    nodes: usize,
+    (a, b): (f64, f64),
+) -> Option<HeatMap> {
+    if kind == Background::None {
+        return None;
+    }
+    let m = nodes;
+    let d = (b - a) / (m - 1) as f64;
+    let z: Vec<f64> = (0..m * m)
+        .into_par_iter()
+        .map(|k| {
+            let theta = [a + (k % m) as f64 * d, a + (k / m) as f64 * d];
+            match kind {
                 Background::Kappa => {
-                    // Colour scale [0, 98th percentile]: κ = ∞ on μ₁ = μ₂ saturates.
-                    let mut finite: Vec<f64> =
-                        z.iter().copied().filter(|v| v.is_finite()).collect();
-                    finite.sort_by(f64::total_cmp);
-                    let hi = finite
-                        .get(finite.len().saturating_sub(1) * 98 / 100)
-                        .copied()
-                        .unwrap_or(1.0)
-                        .max(0.5);
-                    HeatMap {
-                        kind: HeatKind::Kappa,
-                        nodes: m,
-                        z,
-                        lo: 0.0,
-                        hi: (hi * 2.0).ceil() / 2.0,
+                    let kappa = MetricKind::Exact.at(model, &theta, 0.0).condition_number();
+                    if kappa.is_nan() {
+                        f64::NAN
+                    } else {
+                        kappa.max(1.0).log10()
                     }
                 }
-                _ => HeatMap {
-                    kind: HeatKind::Angle,
-                    nodes: m,
-                    z,
-                    lo: 0.0,
-                    hi: 90.0,
-                },
-            })
-        }
-    };
-
-    // Probes: exactly what `metric --at` reports.
-    let probes: Vec<Probe> = opts
-        .probes
-        .iter()
-        .map(|p| {
-            let r = PointReport::at(&model, MetricKind::Exact, exp.flow.damping, p);
-            Probe {
-                at: (p[0], p[1]),
-                gradient: (r.gradient[0], r.gradient[1]),
-                natural: (r.natural_gradient[0], r.natural_gradient[1]),
-                angle_deg: r.angle_deg,
+                _ => PointReport::at(model, MetricKind::Exact, damping, &theta).angle_deg,
             }
         })
         .collect();
+    Some(match kind {
+        Background::Kappa => {
+            let mut finite: Vec<f64> = z.iter().copied().filter(|v| v.is_finite()).collect();
+            finite.sort_by(f64::total_cmp);
+            let hi = finite
+                .get(finite.len().saturating_sub(1) * 98 / 100)
+                .copied()
+                .unwrap_or(1.0)
+                .max(0.5);
+            HeatMap {
+                kind: HeatKind::Kappa,
+                nodes: m,
+                z,
+                lo: 0.0,
+                hi: (hi * 2.0).ceil() / 2.0,
+            }
+        }
+        _ => HeatMap {
+            kind: HeatKind::Angle,
+            nodes: m,
+            z,
+            lo: 0.0,
+            hi: 90.0,
+        },
+    })
+}
 
-    // Particles.
-    let (starts, starts_text) = particle_starts(opts, (a, b));
-    let settings = FlowSettings {
-        metric: MetricKind::Exact,
+/// A probe at `p`: exactly what `metric --at` reports (exact metric, damping λ).
+pub fn probe(model: &GaussianMixture, damping: f64, p: [f64; 2]) -> Probe {
+    let r = PointReport::at(model, MetricKind::Exact, damping, &p);
+    Probe {
+        at: (p[0], p[1]),
+        gradient: (r.gradient[0], r.gradient[1]),
+        natural: (r.natural_gradient[0], r.natural_gradient[1]),
+        angle_deg: r.angle_deg,
+    }
+}
+
+/// The particles' flow settings: the file's, with `metric`, solver `tsit45` and horizon `t_end`.
+pub fn particle_settings(flow: &FlowSettings, metric: MetricKind, t_end: f64) -> FlowSettings {
+    FlowSettings {
+        metric,
         solver: SolverKind::Tsit45,
-        t_end: opts.t_end.unwrap_or(exp.flow.t_end),
-        ..exp.flow.clone()
-    };
-    let sim = Simulator::new(&model, settings.clone())?;
-    let runs: Vec<Result<Particle>> = starts
-        .par_iter()
-        .map(|s| {
-            let tr = sim.run(s)?;
+        t_end,
+        ..flow.clone()
+    }
+}
+
+/// Integrate one particle per start with `settings` through the study layer (parallel
+/// [`Runner`]); each particle is the recorded path (every accepted step, or the `save_at`
+/// times of the settings, plus start and end).
+pub fn particles(
+    model: &GaussianMixture,
+    settings: &FlowSettings,
+    starts: &[[f64; 2]],
+) -> Result<Vec<Particle>> {
+    let cases: Vec<Case<'_>> = starts
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Case::new(format!("particle {i}"), model, settings.clone(), s.to_vec()))
+        .collect();
+    let outcomes = Runner::new().parallel(true).run(&cases, &[])?;
+    crate::study::trajectories(outcomes)?
+        .into_iter()
+        .map(|tr| {
             Ok(Particle {
                 points: tr
                     .steps
@@ -459,27 +476,58 @@ pub fn build(exp: &Experiment, opts: &ManifoldOptions) -> Result<(ManifoldFigure
                 times: tr.steps.iter().map(|st| st.t).collect(),
             })
         })
-        .collect();
-    let particles = runs.into_iter().collect::<Result<Vec<_>>>()?;
-    let t_colour = if particles.is_empty() {
-        settings.t_end
-    } else {
-        settle_time(&particles)
-    };
+        .collect()
+}
 
-    let clipped = ellipses
-        .iter()
-        .filter(|e| e.clipped.iter().any(|&c| c))
-        .count();
-    let title = format!(
+/// The figure's title for a model.
+pub fn title(model: &GaussianMixture) -> String {
+    format!(
         "Fisher manifold of the mixture: σ = {}, w = {}, target θ* = ({}, {})",
         num(model.sigma),
         num(model.w),
         num(model.target[0]),
         num(model.target[1])
+    )
+}
+
+/// Compute the whole view. `opts` must have passed [`ManifoldOptions::validate`].
+pub fn build(exp: &Experiment, opts: &ManifoldOptions) -> Result<(ManifoldFigure, ViewReport)> {
+    opts.validate(exp)?;
+    let model = view_model(exp, opts)?;
+    let (a, b) = opts.window(exp);
+    let n = opts.grid;
+    let h = (b - a) / n as f64;
+    let (ellipses, eps) = ellipse_field(&model, opts, (a, b));
+    let heat = heat_map(
+        &model,
+        exp.flow.damping,
+        opts.background,
+        opts.heat_nodes,
+        (a, b),
     );
+    let probes: Vec<Probe> = opts
+        .probes
+        .iter()
+        .map(|p| probe(&model, exp.flow.damping, *p))
+        .collect();
+    let (starts, starts_text) = particle_starts(opts, (a, b));
+    let settings = particle_settings(
+        &exp.flow,
+        MetricKind::Exact,
+        opts.t_end.unwrap_or(exp.flow.t_end),
+    );
+    let particles = particles(&model, &settings, &starts)?;
+    let t_colour = if particles.is_empty() {
+        settings.t_end
+    } else {
+        settle_time(&particles)
+    };
+    let clipped = ellipses
+        .iter()
+        .filter(|e| e.clipped.iter().any(|&c| c))
+        .count();
     let fig = ManifoldFigure {
-        title,
+        title: title(&model),
         range: (a, b),
         cell: h,
         ellipses,

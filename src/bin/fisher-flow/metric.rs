@@ -4,7 +4,7 @@ use crate::cli::ModelOverrides;
 use clap::Args;
 use fisher_flow::config::{Experiment, parse_pair};
 use fisher_flow::inspect::PointReport;
-use fisher_flow::metric::{MetricKind, provider};
+use fisher_flow::metric::MetricKind;
 use fisher_flow::model::StatModel;
 use fisher_flow::{Error, Result};
 use std::path::PathBuf;
@@ -32,14 +32,7 @@ pub fn metric(args: &MetricArgs) -> Result<()> {
     crate::cli::check_nodes(&exp, args.overrides.nodes)?;
     let at = resolve_point(&exp, &args.at)?;
     let kind: MetricKind = exp.flow.metric;
-    let report = if exp.model.as_mixture().is_some()
-        && matches!(kind, MetricKind::Exact | MetricKind::Euclidean)
-    {
-        PointReport::at(&exp.model, kind, exp.flow.damping, &at)
-    } else {
-        let p = provider(kind, &exp.flow.metric_options);
-        PointReport::with_provider(&exp.model, p.as_ref(), exp.flow.damping, &at)?
-    };
+    let report = PointReport::for_experiment(&exp, &at)?;
     if args.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Error::Numerical(format!("JSON encoding failed: {e}")))?;
