@@ -16,6 +16,7 @@ pub mod model;
 pub mod optimize;
 pub mod plot;
 pub mod quadrature;
+pub mod serve;
 pub mod study;
 pub mod trajectory;
 

@@ -28,6 +28,8 @@ pub enum Command {
     /// Draw the Fisher-manifold figure: ellipses, κ or angle heat map, probes, flow particles;
     /// optionally an animated GIF of the flow.
     Manifold(crate::manifold::ManifoldArgs),
+    /// Serve the interactive manifold page on 127.0.0.1 (ellipses, κ/angle, probes, live particles, exports).
+    Explore(crate::explore::ExploreArgs),
     /// Re-check a certificate independently: exit 0 if all claims hold, 1 if one fails, 2 for bad input.
     Verify(crate::verify::VerifyArgs),
     /// Run the theory property suite: one row per property, exit 1 if any fails.

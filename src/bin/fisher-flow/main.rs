@@ -3,6 +3,7 @@
 mod check;
 mod cli;
 mod compare;
+mod explore;
 mod field;
 mod integrate;
 mod manifold;
@@ -47,6 +48,7 @@ fn main() {
         Some(Command::Field(args)) => field::field(&args),
         Some(Command::Compare(args)) => compare::compare(&args),
         Some(Command::Manifold(args)) => manifold::manifold(&args),
+        Some(Command::Explore(args)) => explore::explore(&args),
         Some(Command::Check(args)) => match check::check(&args) {
             Ok(code) => std::process::exit(code),
             Err(e) => Err(e),
