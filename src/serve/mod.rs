@@ -23,7 +23,13 @@ use std::time::Duration;
 /// Longest a request may compute before it is answered with 503.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Shared = Arc<Base>;
+/// What every handler sees: the model and the per-request time limit.
+pub struct AppState {
+    pub base: Base,
+    pub timeout: Duration,
+}
+
+type Shared = Arc<AppState>;
 
 fn json_response(status: u16, body: &serde_json::Value) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -41,12 +47,12 @@ fn error_response(e: &ApiError) -> Response {
 
 /// Run `work` on the blocking pool under the timeout; a panic or a timeout is an error
 /// response, never a dead server.
-async fn compute<T, F>(work: F) -> std::result::Result<T, ApiError>
+async fn compute<T, F>(limit: Duration, work: F) -> std::result::Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce() -> std::result::Result<T, ApiError> + Send + 'static,
 {
-    match tokio::time::timeout(REQUEST_TIMEOUT, tokio::task::spawn_blocking(work)).await {
+    match tokio::time::timeout(limit, tokio::task::spawn_blocking(work)).await {
         Ok(Ok(r)) => r,
         Ok(Err(join)) => Err(ApiError {
             status: 500,
@@ -56,8 +62,8 @@ where
         Err(_) => Err(ApiError {
             status: 503,
             message: format!(
-                "the computation took longer than {} s; ask for less (grid, n, t_end, frames)",
-                REQUEST_TIMEOUT.as_secs()
+                "the computation took longer than {:.1} s; ask for less (grid, n, t_end, frames)",
+                limit.as_secs_f64()
             ),
             parameter: None,
         }),
@@ -66,7 +72,7 @@ where
 
 /// A JSON endpoint: parse with `allowed`, compute `f` off the async threads.
 async fn json_endpoint(
-    base: Shared,
+    app: Shared,
     query: Option<String>,
     allowed: &'static [&'static str],
     f: fn(&Base, &Params) -> std::result::Result<serde_json::Value, ApiError>,
@@ -75,7 +81,8 @@ async fn json_endpoint(
         Ok(p) => p,
         Err(e) => return error_response(&e),
     };
-    match compute(move || f(&base, &params)).await {
+    let limit = app.timeout;
+    match compute(limit, move || f(&app.base, &params)).await {
         Ok(v) => json_response(200, &v),
         Err(e) => error_response(&e),
     }
@@ -94,7 +101,7 @@ async fn particles(State(b): State<Shared>, RawQuery(q): RawQuery) -> Response {
     json_endpoint(b, q, api::PARTICLE_PARAMS, api::particles).await
 }
 
-async fn export(base: Shared, q: Option<String>, format: ExportFormat) -> Response {
+async fn export(app: Shared, q: Option<String>, format: ExportFormat) -> Response {
     let params = match Params::parse(q.as_deref().unwrap_or(""), api::EXPORT_PARAMS) {
         Ok(p) => p,
         Err(e) => return error_response(&e),
@@ -103,7 +110,8 @@ async fn export(base: Shared, q: Option<String>, format: ExportFormat) -> Respon
         ExportFormat::Svg => ("image/svg+xml", "manifold.svg"),
         ExportFormat::Png => ("image/png", "manifold.png"),
     };
-    match compute(move || api::export(&base, &params, format)).await {
+    let limit = app.timeout;
+    match compute(limit, move || api::export(&app.base, &params, format)).await {
         Ok(bytes) => (
             [
                 (header::CONTENT_TYPE, mime.to_string()),
@@ -129,7 +137,8 @@ async fn model_toml(State(b): State<Shared>, RawQuery(q): RawQuery) -> Response 
         Ok(p) => p,
         Err(e) => return error_response(&e),
     };
-    match compute(move || b.model_toml(&params)).await {
+    let limit = b.timeout;
+    match compute(limit, move || b.base.model_toml(&params)).await {
         Ok(text) => (
             [
                 (header::CONTENT_TYPE, "application/toml; charset=utf-8"),
@@ -151,7 +160,7 @@ async fn not_found() -> Response {
 }
 
 /// The whole application: page, assets and API.
-pub fn router(base: Base) -> Router {
+pub fn router(base: Base, timeout: Duration) -> Router {
     Router::new()
         .route("/", get(page::index))
         .route("/app.js", get(page::script))
@@ -164,7 +173,7 @@ pub fn router(base: Base) -> Router {
         .route("/api/export.png", get(export_png))
         .route("/api/model.toml", get(model_toml))
         .fallback(not_found)
-        .with_state(Arc::new(base))
+        .with_state(Arc::new(AppState { base, timeout }))
 }
 
 /// A running server: its address, and a way to stop it.
@@ -175,8 +184,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Bind 127.0.0.1:`port` (0: an ephemeral port) and serve `base` on a background thread.
+    /// Bind 127.0.0.1:`port` (0: an ephemeral port) and serve `base` on a background thread,
+    /// each request limited to [`REQUEST_TIMEOUT`].
     pub fn start(base: Base, port: u16) -> Result<Server> {
+        Self::start_with(base, port, REQUEST_TIMEOUT)
+    }
+
+    /// [`Server::start`] with another per-request time limit (tests of unoptimized builds).
+    pub fn start_with(base: Base, port: u16, timeout: Duration) -> Result<Server> {
         let listener = std::net::TcpListener::bind(("127.0.0.1", port))
             .map_err(|e| Error::invalid("--port", port, format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
         listener
@@ -186,7 +201,7 @@ impl Server {
             .local_addr()
             .map_err(|e| Error::invalid("--port", port, e.to_string()))?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = router(base);
+        let app = router(base, timeout);
         let thread = std::thread::Builder::new()
             .name("explore-server".into())
             .spawn(move || -> Result<()> {
