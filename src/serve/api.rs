@@ -104,6 +104,10 @@ pub const PARAMETERS: &[(&str, &str)] = &[
     ("frames", "dense-output times per particle, 2…400"),
     ("euclid", "also Euclidean particles: 0 | 1"),
     ("probe", "probe point MU1,MU2 drawn in the export"),
+    (
+        "quad",
+        "K-node Gauss–Hermite quadrature instead of the file's rule (as --nodes K; the page's live field and particles use 32)",
+    ),
 ];
 
 /// The parameters of one request, each checked once. Unset means the endpoint's default.
@@ -124,6 +128,7 @@ pub struct Params {
     pub frames: Option<usize>,
     pub euclid: bool,
     pub probe: Option<[f64; 2]>,
+    pub quad: Option<usize>,
 }
 
 fn finite(name: &str, v: &str) -> Result<f64, ApiError> {
@@ -238,6 +243,11 @@ impl Params {
                         }
                     }
                 }
+                "quad" => {
+                    p.quad = Some(v.trim().parse().map_err(|_| {
+                        ApiError::bad(known, format!("quad = '{v}' is not a whole number"))
+                    })?)
+                }
                 "probe" => {
                     let q = parse_pair(known, v).map_err(|e| ApiError::bad(known, e.to_string()))?;
                     p.probe = Some([q[0], q[1]]);
@@ -258,10 +268,12 @@ impl Params {
 }
 
 /// Parameters of each endpoint.
-pub const METRIC_PARAMS: &[&str] = &["mu1", "mu2", "sigma", "w", "t1", "t2"];
-pub const FIELD_PARAMS: &[&str] = &["sigma", "w", "t1", "t2", "grid", "scale", "heat", "nodes"];
+pub const METRIC_PARAMS: &[&str] = &["mu1", "mu2", "sigma", "w", "t1", "t2", "quad"];
+pub const FIELD_PARAMS: &[&str] = &[
+    "sigma", "w", "t1", "t2", "grid", "scale", "heat", "nodes", "quad",
+];
 pub const PARTICLE_PARAMS: &[&str] = &[
-    "sigma", "w", "t1", "t2", "n", "seed", "t_end", "frames", "euclid",
+    "sigma", "w", "t1", "t2", "n", "seed", "t_end", "frames", "euclid", "quad",
 ];
 pub const EXPORT_PARAMS: &[&str] = &[
     "sigma", "w", "t1", "t2", "grid", "scale", "heat", "n", "seed", "t_end", "probe",
@@ -312,7 +324,12 @@ impl Base {
     /// The experiment with the request's σ, w, θ* (and horizon) in place of the file's,
     /// validated by the model-file code; errors name the query parameter.
     pub fn experiment(&self, p: &Params) -> Result<Experiment, ApiError> {
-        if p.sigma.is_none() && p.w.is_none() && p.t1.is_none() && p.t2.is_none() && p.t_end.is_none()
+        if p.sigma.is_none()
+            && p.w.is_none()
+            && p.t1.is_none()
+            && p.t2.is_none()
+            && p.t_end.is_none()
+            && p.quad.is_none()
         {
             return Ok(self.exp.clone());
         }
@@ -342,13 +359,21 @@ impl Base {
         if let Some(t) = p.t_end {
             file.flow.t_end = Some(t);
         }
-        Experiment::from_file(
-            &self.path,
-            self.hash.clone(),
-            file,
-            &Overrides::default(),
-        )
-        .map_err(ApiError::from_lib)
+        let ov = Overrides {
+            nodes: p.quad,
+            ..Overrides::default()
+        };
+        Experiment::from_file(&self.path, self.hash.clone(), file, &ov).map_err(|e| match e {
+            Error::Invalid {
+                field,
+                value,
+                expected,
+            } if field.starts_with("quadrature") => ApiError::bad(
+                "quad",
+                format!("invalid quad = {value}: {expected}"),
+            ),
+            e => ApiError::from_lib(e),
+        })
     }
 
     /// The model file of the view: the resolved file with the request's overrides, as TOML
@@ -383,6 +408,7 @@ pub fn config(base: &Base) -> Result<Value, ApiError> {
             "grid": d.grid, "scale": d.ellipse_scale, "n": d.particles, "seed": d.seed,
             "t_end": base.exp.flow.t_end.min(MAX_T_END), "frames": 120, "nodes": 61,
             "probe": d.probes.first(),
+            "quad": 32,
         },
         "limits": {
             "grid": MAX_GRID, "n": MAX_PARTICLES, "t_end": MAX_T_END, "frames": MAX_FRAMES,

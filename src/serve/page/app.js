@@ -89,11 +89,11 @@
   }
   function metricQuery(p) { return "mu1=" + round(p[0], 4) + "&mu2=" + round(p[1], 4) + "&" + modelQuery(); }
   function fieldQuery() {
-    return modelQuery() + "&grid=" + state.grid + "&scale=" + state.scale + "&heat=" + state.heat + "&nodes=" + cfg.defaults.nodes;
+    return modelQuery() + "&grid=" + state.grid + "&scale=" + state.scale + "&heat=" + state.heat + "&nodes=" + cfg.defaults.nodes + "&quad=" + cfg.defaults.quad;
   }
   function particleQuery() {
     return modelQuery() + "&n=" + state.n + "&seed=" + cfg.defaults.seed + "&t_end=" + cfg.defaults.t_end +
-      "&frames=" + cfg.defaults.frames + "&euclid=" + (state.euclid ? 1 : 0);
+      "&frames=" + cfg.defaults.frames + "&euclid=" + (state.euclid ? 1 : 0) + "&quad=" + cfg.defaults.quad;
   }
   function exportQuery() {
     var q = modelQuery() + "&grid=" + state.grid + "&scale=" + state.scale + "&heat=" + state.heat +
