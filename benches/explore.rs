@@ -2,7 +2,8 @@
 //! API's handler functions (no HTTP): the panel (`/api/metric`), the field (`/api/field`, grid
 //! 15, κ heat map on 61×61 nodes) and the flow (`/api/particles`, 24 particles, 120 frames),
 //! each at the page's defaults (live field and particles with 32-node Gauss–Hermite
-//! quadrature) and, for comparison, with the model file's composite rule (what the exports use).
+//! quadrature, particles at rtol 1e-6) and, for comparison, with the model file's composite
+//! rule and rtol 1e-8 (what the exports use).
 //! The budget: ≤ 50 ms for the whole move.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -13,7 +14,10 @@ fn slider_move(c: &mut Criterion) {
     let base = Base::load(None).expect("the built-in model loads");
     let mut g = c.benchmark_group("explore");
     g.sample_size(20);
-    for (name, quad) in [("page (quad=32)", "&quad=32"), ("file's quadrature", "")] {
+    for (name, quad, rtol) in [
+        ("page (quad=32, rtol=1e-6)", "&quad=32", "&rtol=1e-6"),
+        ("file's quadrature and rtol", "", ""),
+    ] {
         // σ moved: every endpoint recomputes
         let metric = Params::parse("mu1=1.5&mu2=1&sigma=0.9", api::METRIC_PARAMS).unwrap();
         let field = Params::parse(
@@ -22,7 +26,7 @@ fn slider_move(c: &mut Criterion) {
         )
         .unwrap();
         let parts = Params::parse(
-            &format!("sigma=0.9&n=24&seed=42&t_end=20&frames=120{quad}"),
+            &format!("sigma=0.9&n=24&seed=42&t_end=20&frames=120{quad}{rtol}"),
             api::PARTICLE_PARAMS,
         )
         .unwrap();

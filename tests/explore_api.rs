@@ -83,6 +83,17 @@ fn metric_equals_the_command_line_including_overrides() {
         let cli = cli_metric(&model(), &format!("{mu1},{mu2}"));
         assert_eq!(api, cli, "at ({mu1}, {mu2})");
     }
+    // quad=K is --nodes K
+    let (_, api) = get_json(addr, "/api/metric?mu1=0.5&mu2=-0.25&quad=16");
+    let out = Command::cargo_bin("fisher-flow")
+        .unwrap()
+        .arg("metric")
+        .arg(model())
+        .args(["--at", "0.5,-0.25", "--nodes", "16", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(api, serde_json::from_slice::<Value>(&out.stdout).unwrap());
+    assert_ne!(api, cli_metric(&model(), "0.5,-0.25"));
     // overrides: the exported model file (σ, w, θ*) given to `metric` gives the API's numbers
     let q = "sigma=0.7&w=0.3&t1=-1&t2=2.5";
     let (status, _, toml) = get(addr, &format!("/api/model.toml?{q}"));
@@ -140,6 +151,10 @@ fn bad_parameters_are_400s_naming_the_parameter() {
         ("/api/particles?frames=1", "frames"),
         ("/api/particles?euclid=yes", "euclid"),
         ("/api/particles?seed=-1", "seed"),
+        ("/api/particles?rtol=2", "rtol"),
+        ("/api/particles?rtol=0", "rtol"),
+        ("/api/field?quad=0", "quad"),
+        ("/api/metric?mu1=1&mu2=1&quad=100000", "quad"),
         ("/api/export.svg?probe=1", "probe"),
         ("/api/export.svg?probe=9,9", "--probe"),
         ("/api/model.toml?sigma=1e-200", "sigma"),

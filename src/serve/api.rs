@@ -105,6 +105,10 @@ pub const PARAMETERS: &[(&str, &str)] = &[
     ("euclid", "also Euclidean particles: 0 | 1"),
     ("probe", "probe point MU1,MU2 drawn in the export"),
     (
+        "rtol",
+        "relative tolerance of the particles' solver replacing the file's (the page uses 1e-6)",
+    ),
+    (
         "quad",
         "K-node Gauss–Hermite quadrature instead of the file's rule (as --nodes K; the page's live field and particles use 32)",
     ),
@@ -129,6 +133,7 @@ pub struct Params {
     pub euclid: bool,
     pub probe: Option<[f64; 2]>,
     pub quad: Option<usize>,
+    pub rtol: Option<f64>,
 }
 
 fn finite(name: &str, v: &str) -> Result<f64, ApiError> {
@@ -243,6 +248,7 @@ impl Params {
                         }
                     }
                 }
+                "rtol" => p.rtol = Some(finite(known, v)?),
                 "quad" => {
                     p.quad = Some(v.trim().parse().map_err(|_| {
                         ApiError::bad(known, format!("quad = '{v}' is not a whole number"))
@@ -273,7 +279,7 @@ pub const FIELD_PARAMS: &[&str] = &[
     "sigma", "w", "t1", "t2", "grid", "scale", "heat", "nodes", "quad",
 ];
 pub const PARTICLE_PARAMS: &[&str] = &[
-    "sigma", "w", "t1", "t2", "n", "seed", "t_end", "frames", "euclid", "quad",
+    "sigma", "w", "t1", "t2", "n", "seed", "t_end", "frames", "euclid", "quad", "rtol",
 ];
 pub const EXPORT_PARAMS: &[&str] = &[
     "sigma", "w", "t1", "t2", "grid", "scale", "heat", "n", "seed", "t_end", "probe",
@@ -330,6 +336,7 @@ impl Base {
             && p.t2.is_none()
             && p.t_end.is_none()
             && p.quad.is_none()
+            && p.rtol.is_none()
         {
             return Ok(self.exp.clone());
         }
@@ -361,6 +368,7 @@ impl Base {
         }
         let ov = Overrides {
             nodes: p.quad,
+            rtol: p.rtol,
             ..Overrides::default()
         };
         Experiment::from_file(&self.path, self.hash.clone(), file, &ov).map_err(|e| match e {
@@ -372,6 +380,13 @@ impl Base {
                 "quad",
                 format!("invalid quad = {value}: {expected}"),
             ),
+            Error::Invalid {
+                field,
+                value,
+                expected,
+            } if field == "flow.rtol" => {
+                ApiError::bad("rtol", format!("invalid rtol = {value}: {expected}"))
+            }
             e => ApiError::from_lib(e),
         })
     }
@@ -409,6 +424,7 @@ pub fn config(base: &Base) -> Result<Value, ApiError> {
             "t_end": base.exp.flow.t_end.min(MAX_T_END), "frames": 120, "nodes": 61,
             "probe": d.probes.first(),
             "quad": 32,
+            "rtol": 1e-6,
         },
         "limits": {
             "grid": MAX_GRID, "n": MAX_PARTICLES, "t_end": MAX_T_END, "frames": MAX_FRAMES,

@@ -93,7 +93,7 @@
   }
   function particleQuery() {
     return modelQuery() + "&n=" + state.n + "&seed=" + cfg.defaults.seed + "&t_end=" + cfg.defaults.t_end +
-      "&frames=" + cfg.defaults.frames + "&euclid=" + (state.euclid ? 1 : 0) + "&quad=" + cfg.defaults.quad;
+      "&frames=" + cfg.defaults.frames + "&euclid=" + (state.euclid ? 1 : 0) + "&quad=" + cfg.defaults.quad + "&rtol=" + cfg.defaults.rtol;
   }
   function exportQuery() {
     var q = modelQuery() + "&grid=" + state.grid + "&scale=" + state.scale + "&heat=" + state.heat +
