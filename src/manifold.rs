@@ -17,11 +17,11 @@
 use crate::config::Experiment;
 use crate::error::{Error, Result};
 use crate::flow::{FlowSettings, SolverKind};
-use crate::study::{Case, Runner};
 use crate::inspect::PointReport;
 use crate::metric::MetricKind;
 use crate::model::{GaussianMixture, StatModel};
 use crate::plot::manifold::{Ellipse, HeatKind, HeatMap, ManifoldFigure, Particle, Probe};
+use crate::study::{Case, Runner};
 use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 

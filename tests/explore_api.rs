@@ -18,7 +18,12 @@ fn model() -> PathBuf {
 
 fn server() -> Server {
     // unoptimized test builds are slow: a generous limit (the binary uses 10 s)
-    Server::start_with(Base::load(Some(&model())).unwrap(), 0, Duration::from_secs(120)).unwrap()
+    Server::start_with(
+        Base::load(Some(&model())).unwrap(),
+        0,
+        Duration::from_secs(120),
+    )
+    .unwrap()
 }
 
 /// One HTTP/1.1 GET: (status, content type, body).
@@ -48,7 +53,9 @@ fn get(addr: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
         })
         .unwrap_or_default();
     assert!(
-        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
         "bodies are sent whole"
     );
     (status, ctype, body)
@@ -68,7 +75,11 @@ fn cli_metric(model: &std::path::Path, at: &str) -> Value {
         .args(["--at", at, "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -108,7 +119,10 @@ fn metric_equals_the_command_line_including_overrides() {
     assert_ne!(api["loss"], plain["loss"]);
     // the model file has the overrides and `run` accepts it (short horizon)
     let text = String::from_utf8(toml).unwrap();
-    assert!(text.contains("sigma = 0.7") && text.contains("weight = 0.3"), "{text}");
+    assert!(
+        text.contains("sigma = 0.7") && text.contains("weight = 0.3"),
+        "{text}"
+    );
     Command::cargo_bin("fisher-flow")
         .unwrap()
         .arg("run")
@@ -186,7 +200,10 @@ fn bad_parameters_are_400s_naming_the_parameter() {
 fn field_ellipses_are_level_sets_of_the_reported_metric() {
     let srv = server();
     let addr = srv.addr();
-    let (status, f) = get_json(addr, "/api/field?grid=5&scale=0.8&sigma=1.3&heat=angle&nodes=9");
+    let (status, f) = get_json(
+        addr,
+        "/api/field?grid=5&scale=0.8&sigma=1.3&heat=angle&nodes=9",
+    );
     assert_eq!(status, 200);
     let eps = f["epsilon"].as_f64().unwrap();
     let ellipses = f["ellipses"].as_array().unwrap();
@@ -203,8 +220,12 @@ fn field_ellipses_are_level_sets_of_the_reported_metric() {
             if e["clipped"][k].as_bool().unwrap() {
                 continue;
             }
-            let v = [e["a"][k][0].as_f64().unwrap(), e["a"][k][1].as_f64().unwrap()];
-            let q = v[0] * (i(0, 0) * v[0] + i(0, 1) * v[1]) + v[1] * (i(1, 0) * v[0] + i(1, 1) * v[1]);
+            let v = [
+                e["a"][k][0].as_f64().unwrap(),
+                e["a"][k][1].as_f64().unwrap(),
+            ];
+            let q =
+                v[0] * (i(0, 0) * v[0] + i(0, 1) * v[1]) + v[1] * (i(1, 0) * v[0] + i(1, 1) * v[1]);
             assert!((q - eps).abs() < 1e-9 * eps, "q = {q}, ε = {eps}");
             checked += 1;
         }
@@ -227,23 +248,30 @@ fn field_ellipses_are_level_sets_of_the_reported_metric() {
 fn particles_descend_and_sample_the_requested_times() {
     let srv = server();
     let addr = srv.addr();
-    let (status, d) = get_json(
-        addr,
-        "/api/particles?n=3&seed=7&t_end=4&frames=9&euclid=1",
-    );
+    let (status, d) = get_json(addr, "/api/particles?n=3&seed=7&t_end=4&frames=9&euclid=1");
     assert_eq!(status, 200, "{d}");
     for set in ["natural", "euclidean"] {
         let ps = d[set].as_array().unwrap();
         assert_eq!(ps.len(), 3);
         for p in ps {
-            let t: Vec<f64> = p["t"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            let t: Vec<f64> = p["t"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
             // start, the 8 times 0.5, 1, …, 4 (the last is the end)
             assert_eq!(t.len(), 9, "{set}: {t:?}");
             for (k, tk) in t.iter().enumerate() {
                 assert!((tk - 0.5 * k as f64).abs() < 1e-12, "{set}: {t:?}");
             }
             // the loss at the last point is below the loss at the start
-            let pt = |k: usize| (p["p"][k][0].as_f64().unwrap(), p["p"][k][1].as_f64().unwrap());
+            let pt = |k: usize| {
+                (
+                    p["p"][k][0].as_f64().unwrap(),
+                    p["p"][k][1].as_f64().unwrap(),
+                )
+            };
             let loss = |q: (f64, f64)| {
                 get_json(addr, &format!("/api/metric?mu1={}&mu2={}", q.0, q.1)).1["loss"]
                     .as_f64()
@@ -277,13 +305,29 @@ fn exports_equal_what_manifold_writes() {
             .arg("manifold")
             .arg(&file)
             .args([
-                "--grid", "6", "--ellipse-scale", "1.2", "--heatmap", "none", "--particles", "3",
-                "--seed", "5", "--t-end", "2", "--probe", "1,-0.5", "--out",
+                "--grid",
+                "6",
+                "--ellipse-scale",
+                "1.2",
+                "--heatmap",
+                "none",
+                "--particles",
+                "3",
+                "--seed",
+                "5",
+                "--t-end",
+                "2",
+                "--probe",
+                "1,-0.5",
+                "--out",
             ])
             .arg(&out)
             .assert()
             .success();
-        assert!(body == std::fs::read(&out).unwrap(), "{ext} differs from manifold's");
+        assert!(
+            body == std::fs::read(&out).unwrap(),
+            "{ext} differs from manifold's"
+        );
     }
     srv.stop().unwrap();
 }
@@ -299,7 +343,13 @@ fn several_clients_at_once() {
                 let (s1, m) = get_json(addr, &format!("/api/metric?mu1={mu1}&mu2=1"));
                 let (s2, f) = get_json(addr, "/api/field?grid=7&nodes=11");
                 let (s3, _) = get_json(addr, "/api/metric?mu1=1&mu2=1&sigma=nan");
-                (s1, s2, s3, m["loss"].as_f64(), f["ellipses"].as_array().map(Vec::len))
+                (
+                    s1,
+                    s2,
+                    s3,
+                    m["loss"].as_f64(),
+                    f["ellipses"].as_array().map(Vec::len),
+                )
             })
         })
         .collect();
@@ -341,8 +391,19 @@ fn the_binary_serves_on_an_ephemeral_port_and_prints_the_url() {
         .unwrap();
     let (status, ctype, body) = get(addr, "/");
     let page = String::from_utf8(body).unwrap();
-    for id in ["kappa-panel", "angle-label", "flow-toggle", "sigma", "grid", "ellipse-scale", "weight"] {
-        assert!(page.contains(&format!("id=\"{id}\"")) || id == "angle-label", "{id}");
+    for id in [
+        "kappa-panel",
+        "angle-label",
+        "flow-toggle",
+        "sigma",
+        "grid",
+        "ellipse-scale",
+        "weight",
+    ] {
+        assert!(
+            page.contains(&format!("id=\"{id}\"")) || id == "angle-label",
+            "{id}"
+        );
     }
     assert_eq!((status, ctype.starts_with("text/html")), (200, true));
     let (status, _, js) = get(addr, "/app.js");

@@ -24,7 +24,11 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn api_json(addr: SocketAddr, path: &str) -> Value {
     let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
@@ -59,7 +63,10 @@ fn start_driver() -> Driver {
         .expect("chromedriver (apt-get install chromium-driver)");
     let t0 = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     Driver { child, port }
@@ -74,7 +81,10 @@ async fn settle(c: &Client) {
     let t0 = Instant::now();
     let mut quiet = 0;
     while quiet < 2 {
-        assert!(t0.elapsed() < Duration::from_secs(60), "the page did not settle");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the page did not settle"
+        );
         tokio::time::sleep(Duration::from_millis(150)).await;
         let d = js(c, "return window.__explore;").await;
         if d["sent"] == d["received"] {
@@ -99,9 +109,18 @@ async fn check_panel(c: &Client, addr: SocketAddr, step: &str) -> String {
     match api["condition_number"].as_f64() {
         Some(k) => {
             assert_eq!(shown.parse::<f64>().unwrap(), k, "{step}: κ for {query}");
-            let text = c.find(Locator::Id("kappa-value")).await.unwrap().text().await.unwrap();
+            let text = c
+                .find(Locator::Id("kappa-value"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
             let v: f64 = text.trim().parse().unwrap();
-            assert!((v - k).abs() <= 1e-5 * k, "{step}: panel text {text} vs κ {k}");
+            assert!(
+                (v - k).abs() <= 1e-5 * k,
+                "{step}: panel text {text} vs κ {k}"
+            );
         }
         None => assert_eq!(shown, "inf", "{step}"),
     }
@@ -111,7 +130,13 @@ async fn check_panel(c: &Client, addr: SocketAddr, step: &str) -> String {
 async fn check_angle(c: &Client, addr: SocketAddr, step: &str) -> String {
     let label = c.find(Locator::Id("angle-label")).await.unwrap();
     let query = label.attr("data-query").await.unwrap().unwrap();
-    let shown: f64 = label.attr("data-angle").await.unwrap().unwrap().parse().unwrap();
+    let shown: f64 = label
+        .attr("data-angle")
+        .await
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap();
     let api = api_json(addr, &format!("/api/metric?{query}"));
     let angle = api["angle_deg"].as_f64().unwrap();
     assert_eq!(shown, angle, "{step}: angle for {query}");
@@ -166,7 +191,7 @@ async fn the_page_in_a_real_browser() {
             "args": [
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1200,1010", "--hide-scrollbars",
+                "--window-size=1200,1150", "--hide-scrollbars",
                 format!("--user-data-dir={}", profile.path().display()),
             ],
         }),
@@ -180,13 +205,20 @@ async fn the_page_in_a_real_browser() {
     c.goto(&srv.url()).await.unwrap();
     let t0 = Instant::now();
     while js(&c, "return document.body.dataset.ready === '1';").await != json!(true) {
-        assert!(t0.elapsed() < Duration::from_secs(30), "the page did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the page did not start"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     settle(&c).await;
     let q0 = check_panel(&c, addr, "load").await;
     check_angle(&c, addr, "load").await;
-    let ellipses = js(&c, "return document.querySelectorAll('#plane .ell').length;").await;
+    let ellipses = js(
+        &c,
+        "return document.querySelectorAll('#plane .ell').length;",
+    )
+    .await;
     assert_eq!(ellipses, json!(225), "15×15 ellipses");
 
     // drag the θ handle: the panel follows
@@ -211,7 +243,12 @@ async fn the_page_in_a_real_browser() {
     ] {
         let s = c.find(Locator::Id(id)).await.unwrap();
         let before = s.prop("value").await.unwrap();
-        s.click().await.unwrap();
+        // focus without clicking (a click would first jump the thumb to the click point)
+        js(
+            &c,
+            &format!("document.getElementById('{id}').focus(); return 0;"),
+        )
+        .await;
         s.send_keys(&key.repeat(3)).await.unwrap();
         let after = s.prop("value").await.unwrap();
         assert_ne!(before, after, "slider {id} moved");
@@ -219,10 +256,22 @@ async fn the_page_in_a_real_browser() {
         check_panel(&c, addr, id).await;
         no_errors(&c, id).await;
     }
-    let ellipses = js(&c, "return document.querySelectorAll('#plane .ell').length;").await;
-    let grid = js(&c, "return parseInt(document.getElementById('grid').value, 10);").await;
+    let ellipses = js(
+        &c,
+        "return document.querySelectorAll('#plane .ell').length;",
+    )
+    .await;
+    let grid = js(
+        &c,
+        "return parseInt(document.getElementById('grid').value, 10);",
+    )
+    .await;
     let g = grid.as_u64().unwrap();
-    assert_eq!(ellipses.as_u64(), Some(g * g), "grid slider redraws the tessellation");
+    assert_eq!(
+        ellipses.as_u64(),
+        Some(g * g),
+        "grid slider redraws the tessellation"
+    );
 
     // a probe: click in the plane (offsets from the centre of the SVG)
     let plane = c.find(Locator::Id("plane")).await.unwrap();
@@ -246,18 +295,43 @@ async fn the_page_in_a_real_browser() {
     no_errors(&c, "probe").await;
 
     // heat map: κ → angle
-    c.find(Locator::Id("heat-toggle")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("heat-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     settle(&c).await;
-    let legend = c.find(Locator::Id("legend")).await.unwrap().text().await.unwrap();
+    let legend = c
+        .find(Locator::Id("legend"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(legend.contains("angle"), "{legend}");
 
     // flow, then Euclidean particles beside them
-    c.find(Locator::Id("flow-toggle")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("flow-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     settle(&c).await;
-    c.find(Locator::Id("euclid-toggle")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Id("euclid-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     settle(&c).await;
     tokio::time::sleep(Duration::from_millis(1500)).await; // let the particles move
-    let n = js(&c, "return document.querySelectorAll('#plane .particle').length;").await;
+    let n = js(
+        &c,
+        "return document.querySelectorAll('#plane .particle').length;",
+    )
+    .await;
     assert_eq!(n, json!(48), "24 natural + 24 Euclidean particles");
     let moved = js(
         &c,
@@ -285,7 +359,10 @@ async fn the_page_in_a_real_browser() {
         .await
         .unwrap()
         .unwrap();
-    assert!(href.contains("heat=angle") && href.contains("probe="), "{href}");
+    assert!(
+        href.contains("heat=angle") && href.contains("probe="),
+        "{href}"
+    );
 
     let debug = js(&c, "return window.__explore;").await;
     eprintln!("requests: {debug}");

@@ -255,7 +255,8 @@ impl Params {
                     })?)
                 }
                 "probe" => {
-                    let q = parse_pair(known, v).map_err(|e| ApiError::bad(known, e.to_string()))?;
+                    let q =
+                        parse_pair(known, v).map_err(|e| ApiError::bad(known, e.to_string()))?;
                     p.probe = Some([q[0], q[1]]);
                 }
                 _ => {}
@@ -350,7 +351,9 @@ impl Base {
             if !(w > 0.0 && w < 1.0) {
                 return Err(ApiError::bad(
                     "w",
-                    format!("w = {w} is out of range: the weight must lie strictly between 0 and 1"),
+                    format!(
+                        "w = {w} is out of range: the weight must lie strictly between 0 and 1"
+                    ),
                 ));
             }
             file.model.weight = w;
@@ -376,10 +379,9 @@ impl Base {
                 field,
                 value,
                 expected,
-            } if field.starts_with("quadrature") => ApiError::bad(
-                "quad",
-                format!("invalid quad = {value}: {expected}"),
-            ),
+            } if field.starts_with("quadrature") => {
+                ApiError::bad("quad", format!("invalid quad = {value}: {expected}"))
+            }
             Error::Invalid {
                 field,
                 value,
@@ -409,7 +411,8 @@ impl Base {
 
 /// `GET /api/config`: the model's values, the window, the defaults and every limit.
 pub fn config(base: &Base) -> Result<Value, ApiError> {
-    let m = manifold::view_model(&base.exp, &ManifoldOptions::default()).map_err(ApiError::from_lib)?;
+    let m =
+        manifold::view_model(&base.exp, &ManifoldOptions::default()).map_err(ApiError::from_lib)?;
     let d = ManifoldOptions::default();
     let (a, b) = d.window(&base.exp);
     Ok(json!({
@@ -439,9 +442,12 @@ pub fn config(base: &Base) -> Result<Value, ApiError> {
 /// --json` for the model with the overrides.
 pub fn metric(base: &Base, p: &Params) -> Result<Value, ApiError> {
     let exp = base.experiment(p)?;
-    let mu = p.mu.ok_or_else(|| ApiError::bad("mu1", "mu1 is required"))?;
-    exp.check_point("mu1", &mu[..1]).map_err(ApiError::from_lib)?;
-    exp.check_point("mu2", &mu[1..]).map_err(ApiError::from_lib)?;
+    let mu =
+        p.mu.ok_or_else(|| ApiError::bad("mu1", "mu1 is required"))?;
+    exp.check_point("mu1", &mu[..1])
+        .map_err(ApiError::from_lib)?;
+    exp.check_point("mu2", &mu[1..])
+        .map_err(ApiError::from_lib)?;
     let report = PointReport::for_experiment(&exp, &mu).map_err(ApiError::from_lib)?;
     serde_json::to_value(&report).map_err(|e| ApiError {
         status: 500,

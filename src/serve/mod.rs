@@ -35,7 +35,10 @@ fn json_response(status: u16, body: &serde_json::Value) -> Response {
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (
         code,
-        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")],
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
         body.to_string(),
     )
         .into_response()
@@ -142,7 +145,10 @@ async fn model_toml(State(b): State<Shared>, RawQuery(q): RawQuery) -> Response 
         Ok(text) => (
             [
                 (header::CONTENT_TYPE, "application/toml; charset=utf-8"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"explore.toml\""),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"explore.toml\"",
+                ),
             ],
             text,
         )
@@ -192,8 +198,13 @@ impl Server {
 
     /// [`Server::start`] with another per-request time limit (tests of unoptimized builds).
     pub fn start_with(base: Base, port: u16, timeout: Duration) -> Result<Server> {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
-            .map_err(|e| Error::invalid("--port", port, format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
+            Error::invalid(
+                "--port",
+                port,
+                format!("cannot listen on 127.0.0.1:{port}: {e}"),
+            )
+        })?;
         listener
             .set_nonblocking(true)
             .map_err(|e| Error::invalid("--port", port, e.to_string()))?;
@@ -209,7 +220,9 @@ impl Server {
                     .worker_threads(2)
                     .enable_all()
                     .build()
-                    .map_err(|e| Error::Numerical(format!("cannot start the server runtime: {e}")))?;
+                    .map_err(|e| {
+                        Error::Numerical(format!("cannot start the server runtime: {e}"))
+                    })?;
                 rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)
                         .map_err(|e| Error::Numerical(format!("cannot listen: {e}")))?;

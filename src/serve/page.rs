@@ -11,7 +11,14 @@ pub const APP_JS: &str = include_str!("page/app.js");
 pub const STYLE_CSS: &str = include_str!("page/style.css");
 
 fn asset(mime: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 pub async fn index() -> Response {

@@ -170,8 +170,10 @@ impl Runner {
 }
 
 fn same_setup(a: &Case<'_>, b: &Case<'_>) -> bool {
-    std::ptr::addr_eq(a.model as *const dyn StatModel, b.model as *const dyn StatModel)
-        && a.settings == b.settings
+    std::ptr::addr_eq(
+        a.model as *const dyn StatModel,
+        b.model as *const dyn StatModel,
+    ) && a.settings == b.settings
 }
 
 fn run_one(
