@@ -188,6 +188,29 @@ fn bad_parameters_are_400s_naming_the_parameter() {
     assert_eq!((status, body["parameter"].as_str()), (400, Some("query")));
     let (status, body) = get_json(addr, "/nope");
     assert_eq!(status, 404, "{body}");
+    // not HTTP at all, and a POST
+    {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"\x00\x01garbage \xff\r\n\r\n").unwrap();
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink);
+    }
+    {
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "POST /api/metric?mu1=1&mu2=1 HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        assert!(
+            raw.starts_with(b"HTTP/1.1 405"),
+            "{}",
+            String::from_utf8_lossy(&raw)
+        );
+    }
     // after all that the server still answers
     let (status, _) = get_json(addr, "/api/metric?mu1=1&mu2=2");
     assert_eq!(status, 200);
@@ -425,5 +448,23 @@ fn a_port_in_use_is_a_bad_input_error() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("--port"));
+    srv.stop().unwrap();
+}
+
+#[test]
+fn a_request_over_the_time_limit_is_a_503_and_the_server_goes_on() {
+    let srv = Server::start_with(
+        Base::load(Some(&model())).unwrap(),
+        0,
+        Duration::from_millis(1),
+    )
+    .unwrap();
+    let addr = srv.addr();
+    let (status, body) = get_json(addr, "/api/field?grid=15&nodes=61");
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("longer than"));
+    // parameters are checked before any work: still a 400
+    let (status, _) = get_json(addr, "/api/particles?n=201");
+    assert_eq!(status, 400);
     srv.stop().unwrap();
 }

@@ -165,6 +165,14 @@ async fn not_found() -> Response {
     })
 }
 
+async fn not_allowed() -> Response {
+    error_response(&ApiError {
+        status: 405,
+        message: "only GET is served".into(),
+        parameter: None,
+    })
+}
+
 /// The whole application: page, assets and API.
 pub fn router(base: Base, timeout: Duration) -> Router {
     Router::new()
@@ -179,6 +187,7 @@ pub fn router(base: Base, timeout: Duration) -> Router {
         .route("/api/export.png", get(export_png))
         .route("/api/model.toml", get(model_toml))
         .fallback(not_found)
+        .method_not_allowed_fallback(not_allowed)
         .with_state(Arc::new(AppState { base, timeout }))
 }
 
@@ -223,7 +232,7 @@ impl Server {
                     .map_err(|e| {
                         Error::Numerical(format!("cannot start the server runtime: {e}"))
                     })?;
-                rt.block_on(async move {
+                let served = rt.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)
                         .map_err(|e| Error::Numerical(format!("cannot listen: {e}")))?;
                     let shutdown = async move {
@@ -236,7 +245,10 @@ impl Server {
                         .with_graceful_shutdown(shutdown)
                         .await
                         .map_err(|e| Error::Numerical(format!("the server stopped: {e}")))
-                })
+                });
+                // a computation past its time limit may still run: do not wait for it long
+                rt.shutdown_timeout(Duration::from_secs(1));
+                served
             })
             .map_err(|e| Error::Numerical(format!("cannot start the server thread: {e}")))?;
         Ok(Server {
