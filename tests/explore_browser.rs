@@ -231,6 +231,12 @@ async fn the_page_in_a_real_browser() {
     settle(&c).await;
     let q2 = check_panel(&c, addr, "dragging μ₂").await;
     assert_ne!(q1, q2);
+    // drag the target θ*: the loss (and the query) change, κ is still the API's
+    drag(&c, "target-handle", 60.0, -40.0).await;
+    settle(&c).await;
+    let q3 = check_panel(&c, addr, "dragging θ*").await;
+    assert_ne!(q2, q3, "the target moved");
+    assert!(!q3.contains("t1=-1.5&t2=2&"), "{q3}");
     no_errors(&c, "dragging").await;
 
     // every slider, by keyboard
