@@ -577,6 +577,8 @@ impl Experiment {
         if starts.is_empty() {
             starts.push(ViSection::start_point(&model, "vi (prior as start)", &prior)?);
         }
+        let mut model = model;
+        model.restate_error(&starts);
         let model = AnyModel::Variational(Box::new(model));
         crate::metric::provider(flow.metric, &flow.metric_options).check(&model)?;
         Ok(Experiment {

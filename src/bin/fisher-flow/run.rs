@@ -102,6 +102,10 @@ pub const RUN_OUTPUTS: &[&str] = &[
     "quality-frobenius.png",
     "manifold.svg",
     "manifold.png",
+    "vi-ellipses.svg",
+    "vi-ellipses.png",
+    "vi-elbo.svg",
+    "vi-elbo.png",
     "timings.json",
 ];
 
@@ -213,6 +217,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
         plot::loss(&out.join(format!("loss.{ext}")), &loss)?;
     }
     files.extend(["loss.svg", "loss.png"]);
+    if let Some(vi) = model.as_variational() {
+        vi_figures(&exp, vi, &trajectories, out)?;
+        files.extend(["vi-ellipses.svg", "vi-ellipses.png", "vi-elbo.svg", "vi-elbo.png"]);
+    }
     if let Some(q) = &quality {
         crate::quality::write(out, &exp, &trajectories, q)?;
         files.extend([
@@ -301,6 +309,54 @@ pub fn run(args: &RunArgs) -> Result<()> {
         );
     }
     unfinished(&trajectories)
+}
+
+/// The variational family's figures: q's ellipses over the exact posterior's 2-D marginal
+/// (the last two coordinates of z), and KL[q‖p] against t for this run's flow and the
+/// Euclidean flow from the same starts (integrated here with the same settings).
+fn vi_figures(
+    exp: &Experiment,
+    vi: &fisher_flow::model::VariationalGaussian,
+    trajectories: &[Trajectory],
+    out: &std::path::Path,
+) -> Result<()> {
+    use fisher_flow::metric::MetricKind;
+    let d = vi.d();
+    let dims = if d >= 2 { (d - 2, d - 1) } else { (0, 0) };
+    if d >= 2 {
+        let title = format!(
+            "q = N(m, S) along the {} ({} chart) over the posterior's (z{}, z{}) marginal, heat map L = −log p",
+            lower_first(&flow_title(exp.flow.metric)),
+            vi.coords.chart.name(),
+            dims.0 + 1,
+            dims.1 + 1
+        );
+        let fig = plot::vi::posterior_plane(vi, dims, trajectories, &title);
+        for ext in ["svg", "png"] {
+            plot::plane(&out.join(format!("vi-ellipses.{ext}")), &fig)?;
+        }
+    }
+    let (natural, euclidean): (Vec<Trajectory>, Vec<Trajectory>) =
+        if exp.flow.metric == MetricKind::Euclidean {
+            (Vec::new(), trajectories.to_vec())
+        } else {
+            let settings = fisher_flow::flow::FlowSettings {
+                metric: MetricKind::Euclidean,
+                ..exp.flow.clone()
+            };
+            let sim = Simulator::new(vi, settings)?;
+            let other = exp
+                .starts
+                .iter()
+                .map(|s| sim.run(s))
+                .collect::<Result<Vec<Trajectory>>>()?;
+            (trajectories.to_vec(), other)
+        };
+    let fig = plot::vi::elbo_figure(vi, &natural, &euclidean);
+    for ext in ["svg", "png"] {
+        plot::loss(&out.join(format!("vi-elbo.{ext}")), &fig)?;
+    }
+    Ok(())
 }
 
 /// A spinner with a message on stderr, hidden when `hide` or when stderr is not a terminal.

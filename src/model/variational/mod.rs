@@ -53,7 +53,7 @@ impl VariationalGaussian {
     /// The family over `coords` for `target`; `rule` is required iff the target is not
     /// closed-form. The stated error is measured: the loss and gradient with `rule` against
     /// a rule with 8 more nodes per axis (tensor rules), at q = N(0, I) and at the posterior's
-    /// Laplace approximation, ×10; Monte Carlo rules state none (1e-2: verify re-checks none).
+    /// Laplace approximation (and at the starts, [`Self::restate_error`]), ×10; Monte Carlo rules state none (1e-2: verify re-checks none).
     pub fn new(coords: Coords, target: Target, rule: Option<Rule>) -> VariationalGaussian {
         let mut m = VariationalGaussian {
             coords,
@@ -62,11 +62,19 @@ impl VariationalGaussian {
             eval_error: f64::EPSILON * 64.0,
             posterior: None,
         };
-        m.eval_error = m.measure_error();
+        m.eval_error = m.measure_error(&[]);
         m
     }
 
-    fn measure_error(&self) -> f64 {
+    /// Re-measure the stated error including the points `phis` (the starts: the widest q's
+    /// of a run, where a tensor rule is least accurate).
+    pub fn restate_error(&mut self, phis: &[Vec<f64>]) {
+        let extra: Vec<(DVector<f64>, DMatrix<f64>)> =
+            phis.iter().filter_map(|p| self.coords.mean_cov(p)).collect();
+        self.eval_error = self.measure_error(&extra);
+    }
+
+    fn measure_error(&self, extra: &[(DVector<f64>, DMatrix<f64>)]) -> f64 {
         let Some(rule) = &self.rule else {
             return f64::EPSILON * 64.0;
         };
@@ -86,6 +94,7 @@ impl VariationalGaussian {
         if let Some(lap) = self.target.laplace() {
             points.push(lap);
         }
+        points.extend(extra.iter().cloned());
         let mut worst = 0.0f64;
         for (m, s) in points {
             let a = self.base_loss_with(&m, &s, Some(rule));

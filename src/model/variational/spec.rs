@@ -328,13 +328,7 @@ impl ViSection {
         let path = base.join(file);
         let (mut x, y) = read_two_classes(&path, &label, classes, features)?;
         if self.standardize.unwrap_or(true) {
-            for j in 0..x.ncols() {
-                let n = x.nrows() as f64;
-                let mean = x.column(j).sum() / n;
-                let sd = (x.column(j).map(|v| (v - mean).powi(2)).sum() / n).sqrt();
-                let sd = if sd > 0.0 { sd } else { 1.0 };
-                x.column_mut(j).apply(|v| *v = (*v - mean) / sd);
-            }
+            standardize(&mut x);
         }
         if intercept {
             x = x.insert_column(0, 1.0);
@@ -435,6 +429,17 @@ impl ViSection {
     }
 }
 
+/// Every column to mean 0, standard deviation 1 (constant columns only centred).
+pub fn standardize(x: &mut DMatrix<f64>) {
+    for j in 0..x.ncols() {
+        let n = x.nrows() as f64;
+        let mean = x.column(j).sum() / n;
+        let sd = (x.column(j).map(|v| (v - mean).powi(2)).sum() / n).sqrt();
+        let sd = if sd > 0.0 { sd } else { 1.0 };
+        x.column_mut(j).apply(|v| *v = (*v - mean) / sd);
+    }
+}
+
 /// Rows of the two classes: features (N × k) and labels ±1 (second class +1).
 fn read_two_classes(
     path: &Path,
@@ -447,6 +452,17 @@ fn read_two_classes(
         path: path.to_path_buf(),
         source,
     })?;
+    parse_two_classes(&text, path, label, classes, features)
+}
+
+/// [`read_two_classes`] on the file's text (`path` names it in errors).
+pub fn parse_two_classes(
+    text: &str,
+    path: &Path,
+    label: &str,
+    classes: &[String],
+    features: &[String],
+) -> Result<(DMatrix<f64>, Vec<f64>)> {
     let bad = |message: String| Error::Parse {
         path: path.to_path_buf(),
         message,

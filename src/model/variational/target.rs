@@ -170,21 +170,36 @@ impl Target {
                     - 0.5 * df * (2.0 * PI * prior_var).ln();
                 let mut gm = -m / *prior_var;
                 let mut gs = DMatrix::identity(d, d) * (-0.5 / prior_var);
-                if let Some(rule) = rule {
+                if let (Some(rule), Target::Logistic { x, y, .. }) = (rule, self) {
+                    // tᵢₖ = xᵢᵀ(m + Lεₖ) = aᵢ + rᵢ·εₖ with aᵢ = xᵢᵀm, rᵢ = Lᵀxᵢ; per example
+                    // cᵢ = Σₖ wₖ f'(tᵢₖ) and eᵢ = Σₖ wₖ f'(tᵢₖ) εₖ give ∂/∂m += cᵢxᵢ and
+                    // ∂/∂L += xᵢeᵢᵀ (lower part), f(t) = log σ(yᵢt), f'(t) = yᵢσ(−yᵢt).
                     let mut gl = DMatrix::zeros(d, d);
-                    let mut z = DVector::zeros(d);
-                    for k in 0..rule.len() {
-                        let e = rule.node(k);
-                        let w = rule.weights[k];
-                        for i in 0..d {
-                            z[i] = m[i] + (0..=i).map(|j| l[(i, j)] * e[j]).sum::<f64>();
+                    let mut r = vec![0.0; d];
+                    let mut e_acc = vec![0.0; d];
+                    for (i, &yi) in y.iter().enumerate() {
+                        let xi: Vec<f64> = (0..d).map(|j| x[(i, j)]).collect();
+                        let a: f64 = (0..d).map(|j| xi[j] * m[j]).sum();
+                        for (q, rq) in r.iter_mut().enumerate() {
+                            *rq = (q..d).map(|p| l[(p, q)] * xi[p]).sum();
                         }
-                        let (lk, gk) = self.likelihood_grad(&z);
-                        v += w * lk;
-                        for i in 0..d {
-                            gm[i] += w * gk[i];
-                            for j in 0..=i {
-                                gl[(i, j)] += w * gk[i] * e[j];
+                        e_acc.iter_mut().for_each(|v| *v = 0.0);
+                        let mut c = 0.0;
+                        for k in 0..rule.len() {
+                            let e = rule.node(k);
+                            let w = rule.weights[k];
+                            let t = a + r.iter().zip(e).map(|(u, v)| u * v).sum::<f64>();
+                            v += w * log_sigmoid(yi * t);
+                            let fp = w * yi * sigmoid(-yi * t);
+                            c += fp;
+                            for (acc, ej) in e_acc.iter_mut().zip(e) {
+                                *acc += fp * ej;
+                            }
+                        }
+                        for p in 0..d {
+                            gm[p] += c * xi[p];
+                            for q in 0..=p {
+                                gl[(p, q)] += xi[p] * e_acc[q];
                             }
                         }
                     }
