@@ -579,6 +579,7 @@ impl Experiment {
         }
         let mut model = model;
         model.restate_error(&starts);
+        model.ensure_posterior();
         let model = AnyModel::Variational(Box::new(model));
         crate::metric::provider(flow.metric, &flow.metric_options).check(&model)?;
         Ok(Experiment {

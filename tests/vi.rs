@@ -16,7 +16,7 @@ use std::path::Path;
 fn models(chart: VariationalChart, cov: Covariance) -> Vec<VariationalGaussian> {
     vec![
         conjugate(chart, cov),
-        iris_logistic(chart, cov, &["petal_length", "petal_width"], 6).expect("iris"),
+        iris_logistic(chart, cov, &["petal_length", "petal_width"], 6, false).expect("iris"),
     ]
 }
 
@@ -128,6 +128,7 @@ fn logistic_evidence_matches_brute_force() {
         Covariance::Full,
         &["petal_width"],
         8,
+        true,
     )
     .expect("iris");
     let post = m.posterior.clone().expect("d = 2");
@@ -167,7 +168,7 @@ fn shipped_model_files_load() {
     let l = load("models/vi-logistic.toml");
     let v = l.model.as_variational().expect("vi");
     assert_eq!(v.d(), 3);
-    assert!(v.evaluation_error() < 1e-6, "{}", v.evaluation_error());
+    assert!(v.evaluation_error() < 1e-5, "{}", v.evaluation_error());
     assert!(v.posterior.is_some());
 }
 

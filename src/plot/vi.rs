@@ -68,8 +68,7 @@ fn neg_log_marginal(model: &VariationalGaussian, (a, b): (usize, usize), x: f64,
                 None => f64::NAN,
             }
         }
-        (Target::Logistic { .. }, post) if d == 2 => {
-            let _ = post;
+        (Target::Logistic { .. }, _) if d == 2 => {
             -model.target.log_density_grad(&DVector::from_column_slice(&[x, y])).0
         }
         (Target::Logistic { .. }, Some(p)) if d == 3 => {
@@ -104,6 +103,7 @@ pub fn posterior_plane(
     let mut series = Vec::new();
     let mut styles = Vec::new();
     let mut legend = Vec::new();
+    let mut unmarked = Vec::new();
     let (mut xlo, mut xhi, mut ylo, mut yhi) = (
         f64::INFINITY,
         f64::NEG_INFINITY,
@@ -141,6 +141,7 @@ pub fn posterior_plane(
                 colour: k,
                 dash: if j + 1 == snaps.len() { Dash::Solid } else { Dash::Dashed },
             });
+            unmarked.push(true);
         }
         legend.push(LegendEntry {
             label: format!("start {k}: q's 2-sd ellipse at t = {} (last solid)", times.join(", ")),
@@ -158,7 +159,12 @@ pub fn posterior_plane(
         });
         styles.push(SeriesStyle {
             colour: k,
-            dash: Dash::Solid,
+            dash: Dash::Dotted,
+        });
+        unmarked.push(false);
+        legend.push(LegendEntry {
+            label: format!("start {k}: path of q's mean"),
+            glyph: LegendGlyph::Line(Some(k), Dash::Dotted),
         });
     }
     let mut targets = Vec::new();
@@ -179,11 +185,12 @@ pub fn posterior_plane(
         });
         styles.push(SeriesStyle {
             colour: 7,
-            dash: Dash::Dotted,
+            dash: Dash::DashDot,
         });
+        unmarked.push(true);
         legend.push(LegendEntry {
-            label: "exact posterior's 2-sd ellipse (its mean and covariance)".into(),
-            glyph: LegendGlyph::Line(Some(7), Dash::Dotted),
+            label: "exact posterior's 2-sd ellipse (its mean and covariance; star: its mean)".into(),
+            glyph: LegendGlyph::Line(Some(7), Dash::DashDot),
         });
         targets.push((p.mean[a], p.mean[b]));
     }
@@ -206,8 +213,6 @@ pub fn posterior_plane(
     } else {
         Vec::new()
     };
-    let names = model.param_names();
-    let _ = names;
     PlaneFigure {
         title: title.into(),
         x_label: format!("z{}", a + 1),
@@ -220,6 +225,8 @@ pub fn posterior_plane(
         trajectories: series,
         styles,
         legend,
+        unmarked,
+        colour_label: Some("log₁₀(L − min L), L = −log p(z_a, z_b | data)".into()),
     }
 }
 
@@ -241,8 +248,21 @@ pub fn elbo_figure(
     let mut styles = Vec::new();
     for (flows, dash, name) in [(natural, Dash::Solid, "natural"), (euclidean, Dash::Dashed, "Euclidean")] {
         for (k, tr) in flows.iter().enumerate() {
+            let stopped = match &tr.stop {
+                crate::trajectory::StopReason::TEnd | crate::trajectory::StopReason::Converged => {
+                    String::new()
+                }
+                other => format!(
+                    " (stopped at t = {:.3}: {})",
+                    tr.last().map_or(0.0, |s| s.t),
+                    match other {
+                        crate::trajectory::StopReason::MaxSteps => "step cap".to_string(),
+                        o => format!("{o:?}").chars().take(40).collect(),
+                    }
+                ),
+            };
             series.push(Series {
-                label: format!("{name} flow, start {k}"),
+                label: format!("{name} flow, start {k}{stopped}"),
                 points: tr.steps.iter().map(|s| (s.t, s.loss + shift)).collect(),
             });
             styles.push(SeriesStyle { colour: k, dash });

@@ -311,6 +311,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     unfinished(&trajectories)
 }
 
+/// Step cap of the Euclidean comparison flow in the VI figure.
+const EUCLIDEAN_STEPS_MAX: usize = 500;
+
 /// The variational family's figures: q's ellipses over the exact posterior's 2-D marginal
 /// (the last two coordinates of z), and KL[q‖p] against t for this run's flow and the
 /// Euclidean flow from the same starts (integrated here with the same settings).
@@ -325,11 +328,9 @@ fn vi_figures(
     let dims = if d >= 2 { (d - 2, d - 1) } else { (0, 0) };
     if d >= 2 {
         let title = format!(
-            "q = N(m, S) along the {} ({} chart) over the posterior's (z{}, z{}) marginal, heat map L = −log p",
+            "q = N(m, S) over the posterior, {} ({} chart)",
             lower_first(&flow_title(exp.flow.metric)),
             vi.coords.chart.name(),
-            dims.0 + 1,
-            dims.1 + 1
         );
         let fig = plot::vi::posterior_plane(vi, dims, trajectories, &title);
         for ext in ["svg", "png"] {
@@ -340,8 +341,11 @@ fn vi_figures(
         if exp.flow.metric == MetricKind::Euclidean {
             (Vec::new(), trajectories.to_vec())
         } else {
+            // Capped: in badly scaled charts the Euclidean flow is stiff and an explicit
+            // solver would crawl (the curve then ends where the cap stopped it).
             let settings = fisher_flow::flow::FlowSettings {
                 metric: MetricKind::Euclidean,
+                max_steps: exp.flow.max_steps.min(EUCLIDEAN_STEPS_MAX),
                 ..exp.flow.clone()
             };
             let sim = Simulator::new(vi, settings)?;

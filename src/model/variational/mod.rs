@@ -111,6 +111,14 @@ impl VariationalGaussian {
         (10.0 * worst).max(1e-13)
     }
 
+    /// Compute the exact posterior if it is not known yet: closed form (conjugate) or the
+    /// [`spec::EXACT_NODES`]ᵈ Gauss–Hermite rule (logistic, d ≤ 3; none beyond).
+    pub fn ensure_posterior(&mut self) {
+        if self.posterior.is_none() && self.d() <= cubature::GH_DIM_MAX {
+            self.posterior = self.target.posterior(spec::EXACT_NODES);
+        }
+    }
+
     /// Dimension d of z.
     pub fn d(&self) -> usize {
         self.coords.d

@@ -394,10 +394,9 @@ impl ViSection {
             y,
             prior_var: tau * tau,
         };
-        let mut model = VariationalGaussian::new(self.coords(d)?, target, Some(rule));
-        if d <= GH_DIM_MAX {
-            model.posterior = model.target.posterior(EXACT_NODES);
-        }
+        // The exact posterior is computed once the starts are valid
+        // ([`VariationalGaussian::ensure_posterior`]).
+        let model = VariationalGaussian::new(self.coords(d)?, target, Some(rule));
         let start = StartSpec {
             mean: vec![0.0; d],
             cov: (0..d)
