@@ -550,7 +550,11 @@ impl Experiment {
             )
         })?;
         if file.mlp.is_some() {
-            return Err(Error::invalid("mlp", "set", "[mlp] applies only to model.family = \"mlp\""));
+            return Err(Error::invalid(
+                "mlp",
+                "set",
+                "[mlp] applies only to model.family = \"mlp\"",
+            ));
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let flow = flow_settings(&file)?;
@@ -563,19 +567,35 @@ impl Experiment {
                 return Err(Error::invalid(
                     field,
                     format!("{} values", s.len()),
-                    format!("the {} chart has {n} parameters ({}); or give [[vi.start]] mean and cov", model.coords.chart.name(), model.param_names().join(", ")),
+                    format!(
+                        "the {} chart has {n} parameters ({}); or give [[vi.start]] mean and cov",
+                        model.coords.chart.name(),
+                        model.param_names().join(", ")
+                    ),
                 ));
             }
             if model.coords.mean_cov(s).is_none() {
-                return Err(Error::invalid(field, format!("{s:?}"), "outside the chart's domain (the covariance must be positive definite)"));
+                return Err(Error::invalid(
+                    field,
+                    format!("{s:?}"),
+                    "outside the chart's domain (the covariance must be positive definite)",
+                ));
             }
             starts.push(s.clone());
         }
         for (i, s) in sec.start.iter().enumerate() {
-            starts.push(ViSection::start_point(&model, &format!("vi.start[{i}]"), s)?);
+            starts.push(ViSection::start_point(
+                &model,
+                &format!("vi.start[{i}]"),
+                s,
+            )?);
         }
         if starts.is_empty() {
-            starts.push(ViSection::start_point(&model, "vi (prior as start)", &prior)?);
+            starts.push(ViSection::start_point(
+                &model,
+                "vi (prior as start)",
+                &prior,
+            )?);
         }
         let mut model = model;
         model.restate_error(&starts);

@@ -66,7 +66,10 @@ fn conjugate_loss_is_the_kl_up_to_log_evidence() {
         let phi = m.coords.from_mean_cov(&mean, &cov).expect("pd");
         let kl = kl_gauss(&mean, &cov, &post.mean, &post.cov).expect("pd");
         let got = m.kl(&phi).expect("log Z known");
-        assert!((got - kl).abs() < 1e-12 * (1.0 + kl), "{chart:?}: {got} vs {kl}");
+        assert!(
+            (got - kl).abs() < 1e-12 * (1.0 + kl),
+            "{chart:?}: {got} vs {kl}"
+        );
         let opt = m.optima().remove(0);
         assert!(m.kl(&opt).expect("known").abs() < 1e-12);
         assert!(m.gradient(&opt).amax() < 1e-11);
@@ -183,19 +186,54 @@ fn write(dir: &Path, text: &str) -> std::path::PathBuf {
 fn bad_input_is_refused_with_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let base = std::fs::read_to_string("models/vi-logistic.toml").expect("read");
-    let base = base.replace("data = \"data/iris.csv\"", &format!("data = \"{}\"", std::fs::canonicalize("models/data/iris.csv").expect("iris").display()));
+    let base = base.replace(
+        "data = \"data/iris.csv\"",
+        &format!(
+            "data = \"{}\"",
+            std::fs::canonicalize("models/data/iris.csv")
+                .expect("iris")
+                .display()
+        ),
+    );
     let cases: Vec<(String, &[&str])> = vec![
         (
-            base.replace("features = [\"petal_length\", \"petal_width\"]", "features = [\"petal_length\", \"petal_width\", \"sepal_length\"]"),
+            base.replace(
+                "features = [\"petal_length\", \"petal_width\"]",
+                "features = [\"petal_length\", \"petal_width\", \"sepal_length\"]",
+            ),
             &["vi.nodes", "d ≤ 3", "Monte Carlo"],
         ),
-        (base.replace("chart = \"natural\"", "chart = \"polar\""), &["vi.chart", "mean-cholesky"]),
-        (base.replace("features = [\"petal_length\", \"petal_width\"]", "features = [\"petal_size\"]"), &["vi.features", "petal_size"]),
-        (base.replace("classes = [\"Iris-versicolor\", \"Iris-virginica\"]", "classes = [\"Iris-versicolor\", \"Iris-rosea\"]"), &["vi.classes", "Iris-rosea"]),
-        (base.replace("cov = [[4.0, 0.0, 0.0],", "cov = [[-4.0, 0.0, 0.0],"), &["vi.start[0].cov", "positive definite"]),
-        (base.replace("prior_sd = 2.0", "prior_sd = 0.0"), &["vi.prior_sd"]),
+        (
+            base.replace("chart = \"natural\"", "chart = \"polar\""),
+            &["vi.chart", "mean-cholesky"],
+        ),
+        (
+            base.replace(
+                "features = [\"petal_length\", \"petal_width\"]",
+                "features = [\"petal_size\"]",
+            ),
+            &["vi.features", "petal_size"],
+        ),
+        (
+            base.replace(
+                "classes = [\"Iris-versicolor\", \"Iris-virginica\"]",
+                "classes = [\"Iris-versicolor\", \"Iris-rosea\"]",
+            ),
+            &["vi.classes", "Iris-rosea"],
+        ),
+        (
+            base.replace("cov = [[4.0, 0.0, 0.0],", "cov = [[-4.0, 0.0, 0.0],"),
+            &["vi.start[0].cov", "positive definite"],
+        ),
+        (
+            base.replace("prior_sd = 2.0", "prior_sd = 0.0"),
+            &["vi.prior_sd"],
+        ),
         (base.replace("nodes = 16", "nodes = 0"), &["vi.nodes"]),
-        (base.replace("target = \"logistic\"", "target = \"probit\""), &["vi.target", "logistic"]),
+        (
+            base.replace("target = \"logistic\"", "target = \"probit\""),
+            &["vi.target", "logistic"],
+        ),
     ];
     for (text, needles) in cases {
         let p = write(dir.path(), &text);
@@ -222,11 +260,22 @@ fn conjugate_run_certificate_verifies_and_tampering_is_caught() {
     let out = dir.path().join("out");
     let st = Command::cargo_bin("fisher-flow")
         .expect("binary")
-        .args(["run", "models/vi-conjugate.toml", "--t-end", "3", "-q", "--out"])
+        .args([
+            "run",
+            "models/vi-conjugate.toml",
+            "--t-end",
+            "3",
+            "-q",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .expect("run");
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     for f in ["vi-ellipses.png", "vi-elbo.svg", "certificate.json"] {
         assert!(out.join(f).exists(), "{f}");
     }
@@ -237,7 +286,11 @@ fn conjugate_run_certificate_verifies_and_tampering_is_caught() {
         .arg(&cert)
         .output()
         .expect("verify");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&cert).expect("read")).expect("json");
     let l = &mut v["trajectories"][0]["steps"][3]["loss"];
@@ -250,5 +303,10 @@ fn conjugate_run_certificate_verifies_and_tampering_is_caught() {
         .arg(&bad)
         .output()
         .expect("verify");
-    assert_eq!(no.status.code(), Some(1), "{}", String::from_utf8_lossy(&no.stdout));
+    assert_eq!(
+        no.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&no.stdout)
+    );
 }

@@ -189,10 +189,12 @@ pub fn cannot_recheck(exp: &Experiment) -> Option<&'static str> {
         MetricKind::Sampled => return Some("a Monte Carlo (sampled) metric"),
         MetricKind::Kfac => return Some("K-FAC"),
     };
-    if let Some(v) = exp.model.as_variational() {
-        if v.rule.as_ref().is_some_and(|r| r.describe.starts_with("Monte Carlo")) {
-            return Some("Monte Carlo expectations of the variational family (d > 3 or vi.samples)");
-        }
+    if let Some(v) = exp.model.as_variational()
+        && v.rule
+            .as_ref()
+            .is_some_and(|r| r.describe.starts_with("Monte Carlo"))
+    {
+        return Some("Monte Carlo expectations of the variational family (d > 3 or vi.samples)");
     }
     if base_empirical {
         if let Some(m) = exp.model.as_mixture() {

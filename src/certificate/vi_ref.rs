@@ -15,6 +15,9 @@
 //! * Fisher: the Hessian in φ' of KL[q_φ ‖ q_φ'] at φ' = φ (second-order dual numbers through
 //!   the closed-form Gaussian KL) — a different formula from the run's JᵀI_θJ.
 
+// Plain index loops on purpose: the reference reads like the formulas it checks.
+#![allow(clippy::needless_range_loop)]
+
 use super::verify::{Point, Reference};
 use crate::model::variational::{Covariance, Target, VariationalChart, VariationalGaussian};
 use nalgebra::{DMatrix, DVector};

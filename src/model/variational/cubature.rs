@@ -58,7 +58,12 @@ impl Rule {
         let pts: Vec<(f64, f64)> = one
             .as_node_weight_pairs()
             .iter()
-            .map(|&(x, w)| (std::f64::consts::SQRT_2 * x, w / std::f64::consts::PI.sqrt()))
+            .map(|&(x, w)| {
+                (
+                    std::f64::consts::SQRT_2 * x,
+                    w / std::f64::consts::PI.sqrt(),
+                )
+            })
             .collect();
         let mut nodes = Vec::with_capacity(total * d);
         let mut weights = Vec::with_capacity(total);
@@ -107,7 +112,11 @@ mod tests {
     fn tensor_rule_integrates_normal_moments() {
         let r = Rule::gauss_hermite(3, 6).expect("small");
         assert_eq!(r.len(), 216);
-        let e = |f: &dyn Fn(&[f64]) -> f64| (0..r.len()).map(|k| r.weights[k] * f(r.node(k))).sum::<f64>();
+        let e = |f: &dyn Fn(&[f64]) -> f64| {
+            (0..r.len())
+                .map(|k| r.weights[k] * f(r.node(k)))
+                .sum::<f64>()
+        };
         assert!((e(&|_| 1.0) - 1.0).abs() < 1e-14);
         // E[x²y²z⁴] = 1·1·3, E[x⁴] = 3, E[xy] = 0.
         assert!((e(&|z| z[0] * z[0] * z[1] * z[1] * z[2].powi(4)) - 3.0).abs() < 1e-12);

@@ -69,8 +69,10 @@ impl VariationalGaussian {
     /// Re-measure the stated error including the points `phis` (the starts: the widest q's
     /// of a run, where a tensor rule is least accurate).
     pub fn restate_error(&mut self, phis: &[Vec<f64>]) {
-        let extra: Vec<(DVector<f64>, DMatrix<f64>)> =
-            phis.iter().filter_map(|p| self.coords.mean_cov(p)).collect();
+        let extra: Vec<(DVector<f64>, DMatrix<f64>)> = phis
+            .iter()
+            .filter_map(|p| self.coords.mean_cov(p))
+            .collect();
         self.eval_error = self.measure_error(&extra);
     }
 
@@ -255,7 +257,10 @@ impl VariationalGaussian {
         );
         match &self.rule {
             None => format!("{head}: closed-form expectations"),
-            Some(r) => format!("{head}: {} (stated error {:.1e})", r.describe, self.eval_error),
+            Some(r) => format!(
+                "{head}: {} (stated error {:.1e})",
+                r.describe, self.eval_error
+            ),
         }
     }
 }

@@ -99,7 +99,10 @@ pub struct ViSection {
 }
 
 fn finite_vec(field: &str, v: &[f64]) -> Result<DVector<f64>> {
-    if let Some(x) = v.iter().find(|x| !(x.is_finite() && x.abs() <= VALUE_ABS_MAX)) {
+    if let Some(x) = v
+        .iter()
+        .find(|x| !(x.is_finite() && x.abs() <= VALUE_ABS_MAX))
+    {
         return Err(Error::invalid(
             field,
             format!("{x:?}"),
@@ -143,7 +146,11 @@ fn spd(field: &str, rows: &[Vec<f64>], d: usize) -> Result<DMatrix<f64>> {
     }
     let m = matrix(field, rows, d)?;
     if (&m - m.transpose()).amax() > 1e-12 * m.amax() {
-        return Err(Error::invalid(field, "not symmetric", "a covariance must be symmetric"));
+        return Err(Error::invalid(
+            field,
+            "not symmetric",
+            "a covariance must be symmetric",
+        ));
     }
     let cond_ok = m.clone().cholesky().is_some_and(|c| {
         let dg = c.l_dirty().diagonal();
@@ -234,7 +241,10 @@ impl ViSection {
                 "the linear-Gaussian target needs prior_mean, prior_cov, noise_sd, design and observations",
             )
         };
-        let mu0 = finite_vec("vi.prior_mean", self.prior_mean.as_ref().ok_or_else(|| need("prior_mean"))?)?;
+        let mu0 = finite_vec(
+            "vi.prior_mean",
+            self.prior_mean.as_ref().ok_or_else(|| need("prior_mean"))?,
+        )?;
         let d = mu0.len();
         if d == 0 || d > MC_DIM_MAX {
             return Err(Error::invalid(
@@ -243,7 +253,11 @@ impl ViSection {
                 format!("the dimension d must be between 1 and {MC_DIM_MAX}"),
             ));
         }
-        let s0 = spd("vi.prior_cov", self.prior_cov.as_ref().ok_or_else(|| need("prior_cov"))?, d)?;
+        let s0 = spd(
+            "vi.prior_cov",
+            self.prior_cov.as_ref().ok_or_else(|| need("prior_cov"))?,
+            d,
+        )?;
         let noise = self.noise_sd.ok_or_else(|| need("noise_sd"))?;
         if !(noise.is_finite() && (1e-6..=1e6).contains(&noise)) {
             return Err(Error::invalid(
@@ -252,8 +266,17 @@ impl ViSection {
                 "must lie in [1e-6, 1e6]",
             ));
         }
-        let a = matrix("vi.design", self.design.as_ref().ok_or_else(|| need("design"))?, d)?;
-        let y = finite_vec("vi.observations", self.observations.as_ref().ok_or_else(|| need("observations"))?)?;
+        let a = matrix(
+            "vi.design",
+            self.design.as_ref().ok_or_else(|| need("design"))?,
+            d,
+        )?;
+        let y = finite_vec(
+            "vi.observations",
+            self.observations
+                .as_ref()
+                .ok_or_else(|| need("observations"))?,
+        )?;
         if y.len() != a.nrows() {
             return Err(Error::invalid(
                 "vi.observations",
@@ -275,7 +298,9 @@ impl ViSection {
         }
         let start = StartSpec {
             mean: mu0.iter().copied().collect(),
-            cov: (0..d).map(|i| s0.row(i).iter().copied().collect()).collect(),
+            cov: (0..d)
+                .map(|i| s0.row(i).iter().copied().collect())
+                .collect(),
         };
         Ok((model, start))
     }
@@ -292,7 +317,11 @@ impl ViSection {
             unused(f, set, t)?;
         }
         let file = self.data.as_ref().ok_or_else(|| {
-            Error::invalid("vi.data", "missing", "the logistic target needs a CSV file (vi.data)")
+            Error::invalid(
+                "vi.data",
+                "missing",
+                "the logistic target needs a CSV file (vi.data)",
+            )
         })?;
         let label = self.label.clone().unwrap_or_else(|| "species".into());
         let classes = self.classes.as_ref().ok_or_else(|| {
@@ -323,7 +352,11 @@ impl ViSection {
         }
         let tau = self.prior_sd.unwrap_or(2.0);
         if !(tau.is_finite() && (1e-3..=1e3).contains(&tau)) {
-            return Err(Error::invalid("vi.prior_sd", format!("{tau:?}"), "must lie in [1e-3, 1e3]"));
+            return Err(Error::invalid(
+                "vi.prior_sd",
+                format!("{tau:?}"),
+                "must lie in [1e-3, 1e3]",
+            ));
         }
         let path = base.join(file);
         let (mut x, y) = read_two_classes(&path, &label, classes, features)?;
@@ -356,16 +389,19 @@ impl ViSection {
                     return Err(Error::invalid("vi.nodes", n, "must be between 1 and 64"));
                 }
                 Rule::gauss_hermite(d, n).ok_or_else(|| {
-                    Error::invalid("vi.nodes", n, format!("n^d must be at most {}", cubature::NODES_MAX))
+                    Error::invalid(
+                        "vi.nodes",
+                        n,
+                        format!("n^d must be at most {}", cubature::NODES_MAX),
+                    )
                 })?
             }
             (_, samples) => {
                 let n = samples.unwrap_or(4096);
                 crate::config::check_count("vi.samples", n, cubature::NODES_MAX)?;
                 let seed = self.seed.unwrap_or(7);
-                Rule::monte_carlo(d, n, seed).ok_or_else(|| {
-                    Error::invalid("vi.samples", n, "too many draws")
-                })?
+                Rule::monte_carlo(d, n, seed)
+                    .ok_or_else(|| Error::invalid("vi.samples", n, "too many draws"))?
             }
         };
         if self.seed.is_some() && rule.describe.starts_with("Gauss") {
@@ -400,7 +436,11 @@ impl ViSection {
         let start = StartSpec {
             mean: vec![0.0; d],
             cov: (0..d)
-                .map(|i| (0..d).map(|j| if i == j { tau * tau } else { 0.0 }).collect())
+                .map(|i| {
+                    (0..d)
+                        .map(|j| if i == j { tau * tau } else { 0.0 })
+                        .collect()
+                })
                 .collect(),
         };
         Ok((model, start))
@@ -423,7 +463,11 @@ impl ViSection {
         let m = finite_vec(&format!("{field}.mean"), &s.mean)?;
         let c = spd(&format!("{field}.cov"), &s.cov, d)?;
         model.coords.from_mean_cov(&m, &c).ok_or_else(|| {
-            Error::invalid(format!("{field}.cov"), "its value", "must be positive definite")
+            Error::invalid(
+                format!("{field}.cov"),
+                "its value",
+                "must be positive definite",
+            )
         })
     }
 }
@@ -477,7 +521,11 @@ pub fn parse_two_classes(
             Error::invalid(
                 field,
                 format!("'{name}'"),
-                format!("not a column of {} (columns: {})", path.display(), cols.join(", ")),
+                format!(
+                    "not a column of {} (columns: {})",
+                    path.display(),
+                    cols.join(", ")
+                ),
             )
         })
     };
@@ -506,12 +554,23 @@ pub fn parse_two_classes(
             continue;
         };
         if y.len() >= DESIGN_ROWS_MAX {
-            return Err(bad(format!("more than {DESIGN_ROWS_MAX} rows of the two classes")));
+            return Err(bad(format!(
+                "more than {DESIGN_ROWS_MAX} rows of the two classes"
+            )));
         }
         for &j in &fi {
-            let x: f64 = v[j].parse().ok().filter(|x: &f64| x.is_finite() && x.abs() <= VALUE_ABS_MAX).ok_or_else(|| {
-                bad(format!("line {}, column '{}': '{}' is not a finite number", ln + 1, cols[j], v[j]))
-            })?;
+            let x: f64 = v[j]
+                .parse()
+                .ok()
+                .filter(|x: &f64| x.is_finite() && x.abs() <= VALUE_ABS_MAX)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "line {}, column '{}': '{}' is not a finite number",
+                        ln + 1,
+                        cols[j],
+                        v[j]
+                    ))
+                })?;
             rows.push(x);
         }
         y.push(sign);

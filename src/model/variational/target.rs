@@ -286,7 +286,12 @@ impl Target {
 
     /// Z, mean, covariance of p̃ by the n^d Gauss–Hermite rule on z = mode + Cu·ε, C = chol(cov):
     /// Z = |det C|·(2π)^{d/2}·E_ε[p̃(z)e^{|ε|²/2}].
-    fn tensor_moments(&self, mode: &DVector<f64>, cov: &DMatrix<f64>, n: usize) -> Option<Posterior> {
+    fn tensor_moments(
+        &self,
+        mode: &DVector<f64>,
+        cov: &DMatrix<f64>,
+        n: usize,
+    ) -> Option<Posterior> {
         let d = mode.len();
         let rule = Rule::gauss_hermite(d, n)?;
         let c = cov.clone().cholesky()?.l();
