@@ -211,14 +211,14 @@ fn chart_invariance() -> Result<Outcome> {
     ))
 }
 
-/// Natural flow to t = 30 on iris (d = 3, 12³ nodes): KL gap KL[q*‖p] = L(q*) + log Z and
+/// Natural flow to t = 20 on iris (d = 3, 10³ nodes; 10 debug-build seconds): KL gap KL[q*‖p] = L(q*) + log Z and
 /// the largest |m*ᵢ − E_p[zᵢ]| / sd_p(zᵢ).
 fn logistic_vs_exact() -> Result<Outcome> {
     let m = iris_logistic(
         VariationalChart::Natural,
         Covariance::Full,
         &["petal_length", "petal_width"],
-        12,
+        10,
         true,
     )?;
     let post = m
@@ -226,7 +226,7 @@ fn logistic_vs_exact() -> Result<Outcome> {
         .clone()
         .ok_or_else(|| Error::Numerical("no exact posterior".into()))?;
     let q0 = (DVector::zeros(3), DMatrix::identity(3, 3) * 4.0);
-    let tr = Simulator::new(&m, settings(1e-8, 1e-10, 30.0))?.run(&start_of(&m, &q0)?)?;
+    let tr = Simulator::new(&m, settings(1e-8, 1e-10, 20.0))?.run(&start_of(&m, &q0)?)?;
     let phi = tr
         .last()
         .map(|s| s.theta.clone())
@@ -250,10 +250,11 @@ fn logistic_vs_exact() -> Result<Outcome> {
     Ok(Outcome::new(
         "vi-logistic-vs-exact-posterior",
         format!(
-            "KL gap KL[q*||p] = {gap:.4e} (log Z = {:.6}, error {:.1e}); max |m* - E_p z|/sd_p = {mean_err:.3}; var ratios q*/p = [{}]; |grad| at t = 30: {grad:.1e}",
+            "KL gap KL[q*||p] = {gap:.4e} (log Z = {:.6}, error {:.1e}); max |m* - E_p z|/sd_p = {mean_err:.3}; var ratios q*/p = [{}]; |grad| at t = 20: {grad:.1e}; cubature {}",
             post.log_z,
             post.log_z_error,
-            var_ratio.join(", ")
+            var_ratio.join(", "),
+            m.describe()
         ),
         gap,
         "0 <= KL gap <= 0.1, mean error <= 0.1 sd, variance ratios in (0.5, 1]".into(),

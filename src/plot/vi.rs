@@ -68,12 +68,9 @@ fn neg_log_marginal(model: &VariationalGaussian, (a, b): (usize, usize), x: f64,
                 None => f64::NAN,
             }
         }
-        (Target::Logistic { .. }, _) if d == 2 => {
-            -model
-                .target
-                .log_density_grad(&DVector::from_column_slice(&[x, y]))
-                .0
-        }
+        (Target::Logistic { .. }, _) if d == 2 => -model
+            .target
+            .log_density(&DVector::from_column_slice(&[x, y])),
         (Target::Logistic { .. }, Some(p)) if d == 3 => {
             let c = (0..3).find(|&i| i != a && i != b).unwrap_or(0);
             let (mu, sd) = (p.mean[c], 1.5 * p.cov[(c, c)].sqrt());
@@ -86,7 +83,7 @@ fn neg_log_marginal(model: &VariationalGaussian, (a, b): (usize, usize), x: f64,
                 z[b] = y;
                 z[c] = zc;
                 // ∫ p̃ dz_c = √2·sd·Σ w e^{u²} p̃.
-                logs.push(w.ln() + u * u + model.target.log_density_grad(&z).0);
+                logs.push(w.ln() + u * u + model.target.log_density(&z));
             }
             let mx = logs.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             -(mx + logs.iter().map(|v| (v - mx).exp()).sum::<f64>().ln())

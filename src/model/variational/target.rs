@@ -125,6 +125,23 @@ impl Target {
         }
     }
 
+    /// log p̃(z) alone.
+    pub fn log_density(&self, z: &DVector<f64>) -> f64 {
+        match self {
+            Target::Logistic { x, y, prior_var } => {
+                let d = z.len();
+                let mut l =
+                    -0.5 * z.dot(z) / prior_var - 0.5 * d as f64 * (2.0 * PI * prior_var).ln();
+                for (i, &yi) in y.iter().enumerate() {
+                    let t: f64 = (0..d).map(|j| x[(i, j)] * z[j]).sum();
+                    l += log_sigmoid(yi * t);
+                }
+                l
+            }
+            Target::LinearGaussian { .. } => self.log_density_grad(z).0,
+        }
+    }
+
     /// The logistic log-likelihood Σ log σ(yᵢxᵢᵀz) and its gradient (zero for other targets).
     pub fn likelihood_grad(&self, z: &DVector<f64>) -> (f64, DVector<f64>) {
         let d = z.len();
@@ -300,7 +317,7 @@ impl Target {
         for k in 0..rule.len() {
             let e = DVector::from_column_slice(rule.node(k));
             let z = mode + &c * &e;
-            let (lp, _) = self.log_density_grad(&z);
+            let lp = self.log_density(&z);
             logs.push(rule.weights[k].ln() + lp + 0.5 * e.dot(&e));
             zs.push(z);
         }
