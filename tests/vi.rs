@@ -310,3 +310,58 @@ fn conjugate_run_certificate_verifies_and_tampering_is_caught() {
         String::from_utf8_lossy(&no.stdout)
     );
 }
+
+/// Beyond d = 3 the expectations are seeded Monte Carlo: the rule names its seed, the
+/// gradient is still the exact derivative of the (fixed-draw) loss, and verify declines to
+/// re-check it (no certificate is written).
+#[test]
+fn monte_carlo_beyond_three_dimensions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = std::fs::read_to_string("models/vi-logistic.toml").expect("read");
+    let text = base
+        .replace(
+            "data = \"data/iris.csv\"",
+            &format!(
+                "data = \"{}\"",
+                std::fs::canonicalize("models/data/iris.csv")
+                    .expect("iris")
+                    .display()
+            ),
+        )
+        .replace(
+            "features = [\"petal_length\", \"petal_width\"]",
+            "features = [\"petal_length\", \"petal_width\", \"sepal_length\", \"sepal_width\"]",
+        )
+        .replace("nodes = 16", "samples = 256\nseed = 11")
+        .replace("chart = \"natural\"", "chart = \"mean-cholesky\"")
+        .replace(
+            "mean = [0.0, 0.0, 0.0]\ncov = [[4.0, 0.0, 0.0],\n       [0.0, 4.0, 0.0],\n       [0.0, 0.0, 4.0]]",
+            "mean = [0.0, 0.0, 0.0, 0.0, 0.0]\ncov = [[1.0, 0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0, 1.0]]",
+        );
+    let p = write(dir.path(), &text);
+    let exp = Experiment::load(&p, &Overrides::default()).expect("loads");
+    let v = exp.model.as_variational().expect("vi");
+    assert_eq!(v.d(), 5);
+    assert!(
+        v.describe().contains("Monte Carlo, 256"),
+        "{}",
+        v.describe()
+    );
+    assert!(v.describe().contains("seed 11"), "{}", v.describe());
+    assert!(v.posterior.is_none());
+    assert!(fisher_flow::certificate::verify::cannot_recheck(&exp).is_some());
+    let phi = exp.starts[0].clone();
+    let g = v.gradient(&phi);
+    for k in [0, 4, 5, 9, 19] {
+        let h = 1e-5;
+        let (mut a, mut b) = (phi.clone(), phi.clone());
+        a[k] += h;
+        b[k] -= h;
+        let fd = (v.loss(&a) - v.loss(&b)) / (2.0 * h);
+        assert!(
+            (fd - g[k]).abs() < 1e-6 * (1.0 + g[k].abs()),
+            "k={k}: {fd} vs {}",
+            g[k]
+        );
+    }
+}

@@ -328,8 +328,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
 const EUCLIDEAN_STEPS_MAX: usize = 500;
 
 /// The variational family's figures: q's ellipses over the exact posterior's 2-D marginal
-/// (the last two coordinates of z), and KL[q‖p] against t for this run's flow and the
-/// Euclidean flow from the same starts (integrated here with the same settings).
+/// (the last two coordinates of z), and KL[q‖p] against t for the natural and the Euclidean
+/// flow from the same starts (the one this run did not integrate is integrated here with the
+/// same settings).
 fn vi_figures(
     exp: &Experiment,
     vi: &fisher_flow::model::VariationalGaussian,
@@ -350,25 +351,35 @@ fn vi_figures(
             plot::plane(&out.join(format!("vi-ellipses.{ext}")), &fig)?;
         }
     }
-    let (natural, euclidean): (Vec<Trajectory>, Vec<Trajectory>) =
-        if exp.flow.metric == MetricKind::Euclidean {
-            (Vec::new(), trajectories.to_vec())
+    // The other flow from the same starts: Euclidean beside a natural run, the exact
+    // natural flow beside a Euclidean run. The Euclidean one is capped: in badly scaled
+    // charts it is stiff and an explicit solver would crawl (its curve then ends where the
+    // cap stopped it, and the legend says so).
+    let euclidean_run = exp.flow.metric == MetricKind::Euclidean;
+    let settings = fisher_flow::flow::FlowSettings {
+        metric: if euclidean_run {
+            MetricKind::Exact
         } else {
-            // Capped: in badly scaled charts the Euclidean flow is stiff and an explicit
-            // solver would crawl (the curve then ends where the cap stopped it).
-            let settings = fisher_flow::flow::FlowSettings {
-                metric: MetricKind::Euclidean,
-                max_steps: exp.flow.max_steps.min(EUCLIDEAN_STEPS_MAX),
-                ..exp.flow.clone()
-            };
-            let sim = Simulator::new(vi, settings)?;
-            let other = exp
-                .starts
-                .iter()
-                .map(|s| sim.run(s))
-                .collect::<Result<Vec<Trajectory>>>()?;
-            (trajectories.to_vec(), other)
-        };
+            MetricKind::Euclidean
+        },
+        max_steps: if euclidean_run {
+            exp.flow.max_steps
+        } else {
+            exp.flow.max_steps.min(EUCLIDEAN_STEPS_MAX)
+        },
+        ..exp.flow.clone()
+    };
+    let sim = Simulator::new(vi, settings)?;
+    let other = exp
+        .starts
+        .iter()
+        .map(|s| sim.run(s))
+        .collect::<Result<Vec<Trajectory>>>()?;
+    let (natural, euclidean) = if euclidean_run {
+        (other, trajectories.to_vec())
+    } else {
+        (trajectories.to_vec(), other)
+    };
     let fig = plot::vi::elbo_figure(vi, &natural, &euclidean);
     for ext in ["svg", "png"] {
         plot::loss(&out.join(format!("vi-elbo.{ext}")), &fig)?;
