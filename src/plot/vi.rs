@@ -35,6 +35,9 @@ pub fn ellipse(mean: (f64, f64), cov: [[f64; 2]; 2], k: f64, n: usize) -> Vec<(f
 
 /// Indices of the steps closest after t = 0, 0.5, 1, 2, 4, 8, … and the last.
 fn snapshot_steps(tr: &Trajectory) -> Vec<usize> {
+    if tr.steps.is_empty() {
+        return Vec::new();
+    }
     let mut out = vec![0];
     let mut next = 0.5;
     for (i, s) in tr.steps.iter().enumerate() {

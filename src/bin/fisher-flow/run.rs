@@ -219,12 +219,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
     files.extend(["loss.svg", "loss.png"]);
     if let Some(vi) = model.as_variational() {
         vi_figures(&exp, vi, &trajectories, out)?;
-        files.extend([
-            "vi-ellipses.svg",
-            "vi-ellipses.png",
-            "vi-elbo.svg",
-            "vi-elbo.png",
-        ]);
+        if vi.d() >= 2 {
+            files.extend(["vi-ellipses.svg", "vi-ellipses.png"]);
+        }
+        files.extend(["vi-elbo.svg", "vi-elbo.png"]);
     }
     if let Some(q) = &quality {
         crate::quality::write(out, &exp, &trajectories, q)?;
@@ -328,7 +326,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
 const EUCLIDEAN_STEPS_MAX: usize = 500;
 
 /// The variational family's figures: q's ellipses over the exact posterior's 2-D marginal
-/// (the last two coordinates of z), and KL[q‖p] against t for the natural and the Euclidean
+/// (the last two coordinates of z; none for d = 1), and KL[q‖p] against t for the natural and the Euclidean
 /// flow from the same starts (the one this run did not integrate is integrated here with the
 /// same settings).
 fn vi_figures(
