@@ -121,6 +121,9 @@ pub struct ModelFile {
     /// The network, for `model.family = "mlp"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mlp: Option<MlpSection>,
+    /// The variational family, for `model.family = "variational-gaussian"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vi: Option<crate::model::variational::spec::ViSection>,
 }
 
 fn default_family() -> String {
@@ -321,11 +324,21 @@ impl Experiment {
         if m.family == "mlp" {
             return Self::from_file_mlp(path, file_hash, file);
         }
+        if m.family == "variational-gaussian" {
+            return Self::from_file_vi(path, file_hash, file);
+        }
+        if file.vi.is_some() {
+            return Err(Error::invalid(
+                "vi",
+                "set",
+                "[vi] applies only to model.family = \"variational-gaussian\"",
+            ));
+        }
         if m.family != "gaussian-mixture" {
             return Err(Error::invalid(
                 "model.family",
                 format!("'{}'", m.family),
-                "expected \"gaussian-mixture\" or \"mlp\"",
+                "expected \"gaussian-mixture\", \"mlp\" or \"variational-gaussian\"",
             ));
         }
         if file.mlp.is_some() {
@@ -512,6 +525,83 @@ impl Experiment {
                 ),
             ));
         }
+        Ok(Experiment {
+            path: path.to_path_buf(),
+            file_hash,
+            resolved: file,
+            model,
+            flow,
+            starts,
+            plot_range: None,
+        })
+    }
+}
+
+impl Experiment {
+    /// Validate a file of family `"variational-gaussian"`: `[vi]` builds the family and its
+    /// target; starts are `flow.starts` (chart vectors), `[[vi.start]]` (mean, cov) or the prior.
+    fn from_file_vi(path: &Path, file_hash: String, file: ModelFile) -> Result<Experiment> {
+        use crate::model::variational::spec::ViSection;
+        let sec = file.vi.as_ref().ok_or_else(|| {
+            Error::invalid(
+                "vi",
+                "missing",
+                "model.family = \"variational-gaussian\" needs a [vi] section",
+            )
+        })?;
+        if file.mlp.is_some() {
+            return Err(Error::invalid(
+                "mlp",
+                "set",
+                "[mlp] applies only to model.family = \"mlp\"",
+            ));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let flow = flow_settings(&file)?;
+        let (model, prior) = sec.build(base)?;
+        let n = model.dim();
+        let mut starts = Vec::new();
+        for (i, s) in file.flow.starts.iter().enumerate() {
+            let field = format!("flow.starts[{i}]");
+            if s.len() != n {
+                return Err(Error::invalid(
+                    field,
+                    format!("{} values", s.len()),
+                    format!(
+                        "the {} chart has {n} parameters ({}); or give [[vi.start]] mean and cov",
+                        model.coords.chart.name(),
+                        model.param_names().join(", ")
+                    ),
+                ));
+            }
+            if model.coords.mean_cov(s).is_none() {
+                return Err(Error::invalid(
+                    field,
+                    format!("{s:?}"),
+                    "outside the chart's domain (the covariance must be positive definite)",
+                ));
+            }
+            starts.push(s.clone());
+        }
+        for (i, s) in sec.start.iter().enumerate() {
+            starts.push(ViSection::start_point(
+                &model,
+                &format!("vi.start[{i}]"),
+                s,
+            )?);
+        }
+        if starts.is_empty() {
+            starts.push(ViSection::start_point(
+                &model,
+                "vi (prior as start)",
+                &prior,
+            )?);
+        }
+        let mut model = model;
+        model.restate_error(&starts);
+        model.ensure_posterior();
+        let model = AnyModel::Variational(Box::new(model));
+        crate::metric::provider(flow.metric, &flow.metric_options).check(&model)?;
         Ok(Experiment {
             path: path.to_path_buf(),
             file_hash,

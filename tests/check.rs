@@ -49,6 +49,9 @@ property! {
     angle_near_singular_line => "angle-near-singular-line",
     fisher_rao_normal => "fisher-rao-normal",
     fisher_rao_one_parameter => "fisher-rao-one-parameter",
+    vi_conjugate_natural_params => "vi-conjugate-natural-params",
+    vi_chart_invariance => "vi-chart-invariance",
+    vi_logistic_vs_exact_posterior => "vi-logistic-vs-exact-posterior",
 }
 
 #[test]

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 const IRIS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/data/iris.csv");
 
-/// Seed files: the demos (the Iris file with an absolute data path) and small variants that
+/// Seed files: the demos (the Iris file with an absolute data path, the conjugate VI file) and small variants that
 /// reach the other branches (empirical loss, Gauss–Hermite, sampled metrics, K-FAC, ReLU).
 fn corpus() -> Vec<String> {
     let root = env!("CARGO_MANIFEST_DIR");
@@ -29,6 +29,7 @@ fn corpus() -> Vec<String> {
     let gmm = read("models/gmm-seed.toml");
     let synth = read("models/mlp-synthetic.toml");
     let iris = read("models/mlp-iris.toml").replace("data/iris.csv", IRIS);
+    let vi = read("models/vi-conjugate.toml");
     vec![
         gmm.clone(),
         synth.clone(),
@@ -36,6 +37,7 @@ fn corpus() -> Vec<String> {
         "[model]\nsigma = 0.7\nweight = 0.3\ntarget = [-1.0, 1.5]\n[loss]\nkind = \"empirical\"\nsamples = 200\nseed = 3\n[quadrature]\nscheme = \"gauss-hermite\"\nnodes = 32\n[flow]\nmetric = \"sampled\"\nsolver = \"bdf\"\nrtol = 1e-6\natol = 1e-8\nt_end = 1.0\nmax_steps = 30\ninterior_points = 3\nstarts = [[0.2, 0.3], [-2.0, 2.5]]\n[metric]\nsamples = 40\nseed = 5\n[plot]\nrange = [-3.0, 3.0]\n".into(),
         "[model]\nfamily = \"mlp\"\n[mlp]\nlayers = [2, 5, 1]\nactivation = \"relu\"\noutput = \"gaussian\"\nnoise = 0.2\ninit_seeds = [1, 2]\n[mlp.synthetic]\nn = 30\nnoise = 0.1\nseed = 4\n[flow]\nmetric = \"kfac\"\ndamping = 1e-3\nt_end = 0.5\nmax_steps = 40\n[metric]\nkfac_targets = \"sampled\"\nkfac_samples = 2\nbase = \"empirical\"\n".into(),
         "[model]\nfamily = \"mlp\"\n[mlp]\nlayers = [2, 3, 1]\noutput = \"gaussian\"\n[mlp.synthetic]\nn = 10\n[flow]\nmetric = \"block-diagonal\"\ndamping = 1e-2\ndamping_floor = 0.1\nstarts = [[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3]]\n[metric]\nbase = \"sampled\"\nsamples = 3\n".into(),
+        vi,
     ]
 }
 

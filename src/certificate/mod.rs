@@ -42,6 +42,7 @@
 pub mod mlp_ref;
 pub mod reference;
 pub mod verify;
+pub mod vi_ref;
 
 pub use verify::{Finding, VerifyReport, verify};
 

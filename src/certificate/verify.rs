@@ -172,7 +172,8 @@ pub const LOCAL_ERROR_FACTOR: f64 = 25.0;
 
 /// Why `verify` cannot re-check a run of `exp` (None when it can): Monte Carlo metrics
 /// (sampled, or a sampled base of diagonal/block-diagonal) and K-FAC have no independent
-/// re-evaluation, nor an empirical metric or base without an empirical loss or on the MLP.
+/// re-evaluation, nor an empirical metric or base without an empirical loss or on the MLP, nor
+/// the variational family's Monte Carlo expectations (their error is statistical).
 /// `run` writes no certificate for such runs: a certificate must be checkable.
 pub fn cannot_recheck(exp: &Experiment) -> Option<&'static str> {
     use crate::metric::{MetricKind, provider::BaseMetric};
@@ -188,6 +189,13 @@ pub fn cannot_recheck(exp: &Experiment) -> Option<&'static str> {
         MetricKind::Sampled => return Some("a Monte Carlo (sampled) metric"),
         MetricKind::Kfac => return Some("K-FAC"),
     };
+    if let Some(v) = exp.model.as_variational()
+        && v.rule
+            .as_ref()
+            .is_some_and(|r| r.describe.starts_with("Monte Carlo"))
+    {
+        return Some("Monte Carlo expectations of the variational family (d > 3 or vi.samples)");
+    }
     if base_empirical {
         if let Some(m) = exp.model.as_mixture() {
             if !matches!(m.loss_kind, crate::model::LossKind::Empirical { .. }) {
@@ -480,9 +488,17 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
             return unsupported("for the MLP an empirical base is not");
         }
         Box::new(RefMlp::new(m))
+    } else if let Some(m) = model.as_variational() {
+        if base_empirical {
+            return unsupported("for the variational family an empirical base is not");
+        }
+        if let Some(why) = cannot_recheck(&exp_cert) {
+            return unsupported(why);
+        }
+        Box::new(super::vi_ref::RefVi::new(m))
     } else {
         return Err(bad(format!(
-            "verify supports gaussian-mixture and mlp models, not '{}'",
+            "verify supports gaussian-mixture, mlp and variational-gaussian models, not '{}'",
             cert.model_family
         )));
     };

@@ -9,11 +9,14 @@
 //! * [`flow`] — flows: dL/dt along trajectories and certificate verification, reparametrization
 //!   invariance, the normal family's exact flow, local convergence rates, escape from the
 //!   singular line;
-//! * [`geometry`] — steepest descent in a KL ball, gradient angles, Fisher–Rao distances.
+//! * [`geometry`] — steepest descent in a KL ball, gradient angles, Fisher–Rao distances;
+//! * [`vi`] — natural-gradient variational inference: the conjugate natural-parameter flow,
+//!   chart invariance, the VI optimum against the exact logistic posterior.
 
 pub mod fisher;
 pub mod flow;
 pub mod geometry;
+pub mod vi;
 
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -72,6 +75,7 @@ pub fn registry() -> Vec<Property> {
     let mut v = fisher::properties();
     v.extend(flow::properties());
     v.extend(geometry::properties());
+    v.extend(vi::properties());
     v
 }
 

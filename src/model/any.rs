@@ -1,7 +1,7 @@
 //! The model of an experiment: one of the families the model file can name.
 
 use super::layers::{DenseLayers, FisherSource};
-use super::{GaussianMixture, Mlp, StatModel};
+use super::{GaussianMixture, Mlp, StatModel, VariationalGaussian};
 use nalgebra::{DMatrix, DVector};
 
 /// A model chosen by `model.family` in the model file.
@@ -11,6 +11,8 @@ pub enum AnyModel {
     Mixture(GaussianMixture),
     /// `mlp`: a dense network on a data set.
     Mlp(Box<Mlp>),
+    /// `variational-gaussian`: natural-gradient VI, q = N(m, S) against a posterior.
+    Variational(Box<VariationalGaussian>),
 }
 
 impl AnyModel {
@@ -18,7 +20,7 @@ impl AnyModel {
     pub fn as_mixture(&self) -> Option<&GaussianMixture> {
         match self {
             AnyModel::Mixture(m) => Some(m),
-            AnyModel::Mlp(_) => None,
+            _ => None,
         }
     }
 
@@ -26,7 +28,15 @@ impl AnyModel {
     pub fn as_mlp(&self) -> Option<&Mlp> {
         match self {
             AnyModel::Mlp(m) => Some(m),
-            AnyModel::Mixture(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The variational family, if it is one.
+    pub fn as_variational(&self) -> Option<&VariationalGaussian> {
+        match self {
+            AnyModel::Variational(m) => Some(m),
+            _ => None,
         }
     }
 
@@ -38,6 +48,7 @@ impl AnyModel {
             AnyModel::Mlp(m) => {
                 format!("data set {} ({} examples)", m.data().source, m.data().len())
             }
+            AnyModel::Variational(m) => m.describe(),
         }
     }
 
@@ -45,6 +56,7 @@ impl AnyModel {
         match self {
             AnyModel::Mixture(m) => m,
             AnyModel::Mlp(m) => m.as_ref(),
+            AnyModel::Variational(m) => m.as_ref(),
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod exponential_family;
 pub mod mixture;
 pub mod mixture_kernel;
 pub mod normal;
+pub mod variational;
 
 pub mod any;
 pub mod data;
@@ -16,6 +17,7 @@ pub use any::AnyModel;
 pub use layers::{DenseLayers, FisherSource, KfacFactors, KfacTargets, LayerShape};
 pub use mixture::{GaussianMixture, LossKind};
 pub use mlp::{Activation, Mlp, OutputKind};
+pub use variational::VariationalGaussian;
 
 use nalgebra::{DMatrix, DVector};
 

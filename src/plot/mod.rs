@@ -10,6 +10,7 @@ pub mod loss;
 pub mod manifold;
 pub mod plane;
 pub mod raster;
+pub mod vi;
 
 pub use loss::{LossFigure, SeriesStyle, draw_loss_on, loss};
 

@@ -45,6 +45,11 @@ pub struct PlaneFigure {
     /// ten, then "… and N more"). The marker entries follow. A legend of more than ten rows is
     /// placed right of the plot, out of the data.
     pub legend: Vec<LegendEntry>,
+    /// Trajectories k with `unmarked[k]` = true are drawn without start/end markers (closed
+    /// curves such as covariance ellipses); missing entries mean marked.
+    pub unmarked: Vec<bool>,
+    /// Label of the colour bar (default "log₁₀(L − min L)").
+    pub colour_label: Option<String>,
 }
 
 /// Draw `fig` into `path` (`.svg` or `.png`, [`PLANE_SIZE`] pixels), atomically.
@@ -640,6 +645,9 @@ pub fn draw_plane_on<DB: DrawingBackend>(
             let b = chart.backend_coord(p);
             pixel_points.push((b.0 - base.0, b.1 - base.1));
         }
+        if fig.unmarked.get(k).copied().unwrap_or(false) {
+            continue;
+        }
         if let Some(start) = pts.first().filter(|p| inside(p)) {
             chart.draw_series([
                 Circle::new(*start, 6, WHITE.filled()),
@@ -686,7 +694,11 @@ pub fn draw_plane_on<DB: DrawingBackend>(
     }
 
     if let (Some(f), Some(bar)) = (&field, &bar) {
-        draw_colour_bar(bar, f)?;
+        draw_colour_bar(
+            bar,
+            f,
+            fig.colour_label.as_deref().unwrap_or("log₁₀(L − min L)"),
+        )?;
     }
     Ok(())
 }
@@ -695,6 +707,7 @@ pub fn draw_plane_on<DB: DrawingBackend>(
 fn draw_colour_bar<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     f: &Field,
+    label: &str,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let mut bar = ChartBuilder::on(area)
         .margin_top(MARGIN)
@@ -719,7 +732,7 @@ fn draw_colour_bar<DB: DrawingBackend>(
         .set_tick_mark_size(LabelAreaPosition::Right, 5)
         .y_labels(8)
         .y_label_formatter(&|v| super::tick_label(*v, f.hi - f.lo))
-        .y_desc("log₁₀(L − min L)")
+        .y_desc(label)
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))
         .draw()?;

@@ -102,6 +102,10 @@ pub const RUN_OUTPUTS: &[&str] = &[
     "quality-frobenius.png",
     "manifold.svg",
     "manifold.png",
+    "vi-ellipses.svg",
+    "vi-ellipses.png",
+    "vi-elbo.svg",
+    "vi-elbo.png",
     "timings.json",
 ];
 
@@ -213,6 +217,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
         plot::loss(&out.join(format!("loss.{ext}")), &loss)?;
     }
     files.extend(["loss.svg", "loss.png"]);
+    if let Some(vi) = model.as_variational() {
+        vi_figures(&exp, vi, &trajectories, out)?;
+        if vi.d() >= 2 {
+            files.extend(["vi-ellipses.svg", "vi-ellipses.png"]);
+        }
+        files.extend(["vi-elbo.svg", "vi-elbo.png"]);
+    }
     if let Some(q) = &quality {
         crate::quality::write(out, &exp, &trajectories, q)?;
         files.extend([
@@ -277,6 +288,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
             );
             for (i, (tr, ct)) in trajectories.iter().zip(&cert.trajectories).enumerate() {
                 println!("{}", summary_line(i, tr, ct.monotone, gap_ref));
+                if let (Some(vi), Some(end)) = (model.as_variational(), tr.last())
+                    && let (Some(kl), Some(p)) = (vi.kl(&end.theta), &vi.posterior)
+                {
+                    println!(
+                        "[{i}] KL[q||p] = -ELBO + log Z = {kl:.6e} at t = {:.3} (log Z = {:.9}, {})",
+                        end.t, p.log_z, p.method
+                    );
+                }
                 for e in tr.events.iter().filter(|e| e.kind == "on-singular-line") {
                     println!("[{i}] {}", e.detail);
                 }
@@ -301,6 +320,69 @@ pub fn run(args: &RunArgs) -> Result<()> {
         );
     }
     unfinished(&trajectories)
+}
+
+/// Step cap of the Euclidean comparison flow in the VI figure.
+const EUCLIDEAN_STEPS_MAX: usize = 500;
+
+/// The variational family's figures: q's ellipses over the exact posterior's 2-D marginal
+/// (the last two coordinates of z; none for d = 1), and KL[q‖p] against t for the natural and the Euclidean
+/// flow from the same starts (the one this run did not integrate is integrated here with the
+/// same settings).
+fn vi_figures(
+    exp: &Experiment,
+    vi: &fisher_flow::model::VariationalGaussian,
+    trajectories: &[Trajectory],
+    out: &std::path::Path,
+) -> Result<()> {
+    use fisher_flow::metric::MetricKind;
+    let d = vi.d();
+    let dims = if d >= 2 { (d - 2, d - 1) } else { (0, 0) };
+    if d >= 2 {
+        let title = format!(
+            "q = N(m, S) over the posterior, {} ({} chart)",
+            lower_first(&flow_title(exp.flow.metric)),
+            vi.coords.chart.name(),
+        );
+        let fig = plot::vi::posterior_plane(vi, dims, trajectories, &title);
+        for ext in ["svg", "png"] {
+            plot::plane(&out.join(format!("vi-ellipses.{ext}")), &fig)?;
+        }
+    }
+    // The other flow from the same starts: Euclidean beside a natural run, the exact
+    // natural flow beside a Euclidean run. The Euclidean one is capped: in badly scaled
+    // charts it is stiff and an explicit solver would crawl (its curve then ends where the
+    // cap stopped it, and the legend says so).
+    let euclidean_run = exp.flow.metric == MetricKind::Euclidean;
+    let settings = fisher_flow::flow::FlowSettings {
+        metric: if euclidean_run {
+            MetricKind::Exact
+        } else {
+            MetricKind::Euclidean
+        },
+        max_steps: if euclidean_run {
+            exp.flow.max_steps
+        } else {
+            exp.flow.max_steps.min(EUCLIDEAN_STEPS_MAX)
+        },
+        ..exp.flow.clone()
+    };
+    let sim = Simulator::new(vi, settings)?;
+    let other = exp
+        .starts
+        .iter()
+        .map(|s| sim.run(s))
+        .collect::<Result<Vec<Trajectory>>>()?;
+    let (natural, euclidean) = if euclidean_run {
+        (other, trajectories.to_vec())
+    } else {
+        (trajectories.to_vec(), other)
+    };
+    let fig = plot::vi::elbo_figure(vi, &natural, &euclidean);
+    for ext in ["svg", "png"] {
+        plot::loss(&out.join(format!("vi-elbo.{ext}")), &fig)?;
+    }
+    Ok(())
 }
 
 /// A spinner with a message on stderr, hidden when `hide` or when stderr is not a terminal.
