@@ -9,12 +9,14 @@
 //! * [`grid`] — the cell-centred grid, masses, normalization;
 //! * [`shape`] — the targets and start densities of the model file;
 //! * [`flow`] — the three right-hand sides, the Fisher–Rao closed form, the diffsol driver;
-//! * [`config`] — `[density]` and its validation.
+//! * [`config`] — `[density]` and its validation;
+//! * [`study`] — the bimodal rate contrast and the bridge to the mixture flow.
 
 pub mod config;
 pub mod flow;
 pub mod grid;
 pub mod shape;
+pub mod study;
 
 pub use config::{DensityExperiment, is_density_file};
 pub use flow::{DensityPath, DensitySettings, FlowKind, fisher_rao_exact, integrate, kl};

@@ -45,6 +45,8 @@ pub struct PlaneFigure {
     /// ten, then "… and N more"). The marker entries follow. A legend of more than ten rows is
     /// placed right of the plot, out of the data.
     pub legend: Vec<LegendEntry>,
+    /// Label of the colour bar; empty: "log₁₀(L − min L)".
+    pub z_label: String,
 }
 
 /// Draw `fig` into `path` (`.svg` or `.png`, [`PLANE_SIZE`] pixels), atomically.
@@ -686,7 +688,7 @@ pub fn draw_plane_on<DB: DrawingBackend>(
     }
 
     if let (Some(f), Some(bar)) = (&field, &bar) {
-        draw_colour_bar(bar, f)?;
+        draw_colour_bar(bar, f, &fig.z_label)?;
     }
     Ok(())
 }
@@ -695,7 +697,13 @@ pub fn draw_plane_on<DB: DrawingBackend>(
 fn draw_colour_bar<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     f: &Field,
+    label: &str,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let label = if label.is_empty() {
+        "log₁₀(L − min L)"
+    } else {
+        label
+    };
     let mut bar = ChartBuilder::on(area)
         .margin_top(MARGIN)
         .margin_bottom(MARGIN + X_LABEL_AREA)
@@ -719,7 +727,7 @@ fn draw_colour_bar<DB: DrawingBackend>(
         .set_tick_mark_size(LabelAreaPosition::Right, 5)
         .y_labels(8)
         .y_label_formatter(&|v| super::tick_label(*v, f.hi - f.lo))
-        .y_desc("log₁₀(L − min L)")
+        .y_desc(label)
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 16))
         .draw()?;

@@ -3,6 +3,7 @@
 mod check;
 mod cli;
 mod compare;
+mod density;
 mod field;
 mod integrate;
 mod manifold;
