@@ -49,6 +49,9 @@ property! {
     angle_near_singular_line => "angle-near-singular-line",
     fisher_rao_normal => "fisher-rao-normal",
     fisher_rao_one_parameter => "fisher-rao-one-parameter",
+    density_fisher_rao_closed_form => "density-fisher-rao-closed-form",
+    density_mass_positivity => "density-mass-positivity",
+    density_fisher_rao_vs_wasserstein_bimodal => "density-fisher-rao-vs-wasserstein-bimodal",
 }
 
 #[test]

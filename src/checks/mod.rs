@@ -9,8 +9,11 @@
 //! * [`flow`] — flows: dL/dt along trajectories and certificate verification, reparametrization
 //!   invariance, the normal family's exact flow, local convergence rates, escape from the
 //!   singular line;
-//! * [`geometry`] — steepest descent in a KL ball, gradient angles, Fisher–Rao distances.
+//! * [`geometry`] — steepest descent in a KL ball, gradient angles, Fisher–Rao distances;
+//! * [`density`] — the density flows: Fisher–Rao closed form, mass and positivity, the
+//!   Fisher–Rao/Wasserstein contrast on a bimodal target.
 
+pub mod density;
 pub mod fisher;
 pub mod flow;
 pub mod geometry;
@@ -72,6 +75,7 @@ pub fn registry() -> Vec<Property> {
     let mut v = fisher::properties();
     v.extend(flow::properties());
     v.extend(geometry::properties());
+    v.extend(density::properties());
     v
 }
 

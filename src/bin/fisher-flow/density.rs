@@ -325,10 +325,11 @@ fn kl_figure(title: &str, paths: &[DensityPath]) -> LossFigure {
 fn bridge_figure(exp: &DensityExperiment, b: &Bridge) -> LossFigure {
     LossFigure {
         title: format!(
-            "Parametric vs non-parametric Fisher flow of KL(π‖·), start ({}, {}), {}",
-            b.start[0], b.start[1], exp.target.describe()
+            "Parametric and non-parametric Fisher flow of KL(π‖·) from ({}, {})",
+            b.start[0], b.start[1]
         )
-        .replace('-', "−"),
+        .replace("(-", "(−")
+        .replace(", -", ", −"),
         x_label: "t".into(),
         y_label: "KL(π‖ρ)".into(),
         series: vec![
@@ -414,9 +415,8 @@ fn snapshot_figures(
         });
         let fig = LossFigure {
             title: format!(
-                "{} flow of densities: ρₜ from {} towards π = {}",
+                "{} flow of densities ρₜ → π ({})",
                 exp.flow.title(),
-                exp.start.describe(),
                 exp.target.describe()
             ),
             x_label: "x".into(),
