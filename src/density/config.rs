@@ -170,7 +170,9 @@ fn shape(field: &str, s: &ShapeSection, dim: usize, defaults: Option<&Shape>) ->
             return Err(Error::invalid(
                 f("kind"),
                 format!("'{kind}'"),
-                format!("is a density on R; the grid has {dim} axes (use bimodal, banana or gaussian)"),
+                format!(
+                    "is a density on R; the grid has {dim} axes (use bimodal, banana or gaussian)"
+                ),
             ));
         }
         Ok(())
@@ -215,7 +217,11 @@ fn shape(field: &str, s: &ShapeSection, dim: usize, defaults: Option<&Shape>) ->
         "bimodal" => Shape::Bimodal {
             separation: finite_in(
                 &f("separation"),
-                need(&f("separation"), &s.separation, "the distance s ≥ 0 of the modes")?,
+                need(
+                    &f("separation"),
+                    &s.separation,
+                    "the distance s ≥ 0 of the modes",
+                )?,
                 0.0,
                 COORD_ABS_MAX,
                 "the separation",
@@ -443,9 +449,20 @@ impl DensityExperiment {
             ("flow.jacobian", fl.jacobian.is_some()),
             ("flow.step_control", fl.step_control.is_some()),
             ("flow.damping_floor", fl.damping_floor.is_some()),
-            ("flow.save_every", fl.save_every.is_some() || ov.save_every.is_some()),
-            ("flow.starts", !fl.starts.is_empty() || !ov.starts.is_empty()),
-            ("quadrature", file.quadrature.scheme.is_some() || file.quadrature.nodes.is_some() || ov.nodes.is_some()),
+            (
+                "flow.save_every",
+                fl.save_every.is_some() || ov.save_every.is_some(),
+            ),
+            (
+                "flow.starts",
+                !fl.starts.is_empty() || !ov.starts.is_empty(),
+            ),
+            (
+                "quadrature",
+                file.quadrature.scheme.is_some()
+                    || file.quadrature.nodes.is_some()
+                    || ov.nodes.is_some(),
+            ),
             ("mlp", file.mlp.is_some()),
             ("plot.range", file.plot.range.is_some()),
             ("flow.damping (--damping)", ov.damping.is_some()),
@@ -509,7 +526,10 @@ impl DensityExperiment {
                         format!("give 1 to {SAVE_TIMES_MAX} times"),
                     ));
                 }
-                if let Some(t) = v.iter().find(|t| !(t.is_finite() && **t >= 0.0 && **t <= t_end)) {
+                if let Some(t) = v
+                    .iter()
+                    .find(|t| !(t.is_finite() && **t >= 0.0 && **t <= t_end))
+                {
                     return Err(Error::invalid(
                         "flow.save_at",
                         format!("{t:?}"),
@@ -559,5 +579,4 @@ impl DensityExperiment {
             log_rho0,
         })
     }
-
 }

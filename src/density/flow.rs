@@ -485,7 +485,8 @@ fn drive<'a, Eqn, S>(
         let done = matches!(reason, OdeSolverStopReason::TstopReached) || t >= s.t_end;
         if done {
             while next < s.save_at.len() && s.save_at[next] <= t {
-                path.saved.push((s.save_at[next], super::grid::normalized(&y, vol)));
+                path.saved
+                    .push((s.save_at[next], super::grid::normalized(&y, vol)));
                 next += 1;
             }
             break;
@@ -509,7 +510,9 @@ mod tests {
             &g.eval(|x| -0.5 * x[0] * x[0] - x[1] * x[1] * 0.7 + 0.3 * x[0] * x[1]),
             g.volume(),
         );
-        let th: Vec<f64> = (0..g.len()).map(|i| (i as f64 * 0.37).sin() - 1.0).collect();
+        let th: Vec<f64> = (0..g.len())
+            .map(|i| (i as f64 * 0.37).sin() - 1.0)
+            .collect();
         let v: Vec<f64> = (0..g.len()).map(|i| (i as f64 * 1.3).cos()).collect();
         for flow in FlowKind::ALL {
             let r = DensityRhs::new(flow, &g, &lp);

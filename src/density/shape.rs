@@ -70,10 +70,7 @@ impl Shape {
                 sigma,
                 dim,
             } => {
-                let rest: f64 = x[1..*dim]
-                    .iter()
-                    .map(|&y| log_normal(y, 0.0, *sigma))
-                    .sum();
+                let rest: f64 = x[1..*dim].iter().map(|&y| log_normal(y, 0.0, *sigma)).sum();
                 let h = 0.5 * separation;
                 rest + log_add(
                     0.5f64.ln() + log_normal(x[0], -h, *sigma),

@@ -159,7 +159,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
 
     out_dir.clear(&crate::cli::known_outputs())?;
     let out = out_dir.path();
-    write_atomic(&out.join("density.csv"), density_csv(&exp, chosen).as_bytes())?;
+    write_atomic(
+        &out.join("density.csv"),
+        density_csv(&exp, chosen).as_bytes(),
+    )?;
     write_atomic(&out.join("kl.csv"), kl_csv(&paths).as_bytes())?;
     let summaries: Vec<serde_json::Value> = paths.iter().map(|p| flow_summary(&exp, p)).collect();
     let mut doc = serde_json::json!({
@@ -449,7 +452,10 @@ fn snapshot_figures(
             ..PlaneFigure::default()
         }
     };
-    for (slot, k) in pick(p.saved.len(), SNAPSHOT_FIGURES_MAX).into_iter().enumerate() {
+    for (slot, k) in pick(p.saved.len(), SNAPSHOT_FIGURES_MAX)
+        .into_iter()
+        .enumerate()
+    {
         let (t, lr) = &p.saved[k];
         let fig = heat(
             format!("{} flow, ρ at t = {}", exp.flow.title(), num(*t, 3)),
@@ -625,7 +631,10 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     if args.json {
         let mut doc = doc;
         if let Some(map) = doc.as_object_mut() {
-            map.insert("succeeded".into(), serde_json::json!(paths.iter().all(|p| p.finished())));
+            map.insert(
+                "succeeded".into(),
+                serde_json::json!(paths.iter().all(|p| p.finished())),
+            );
             map.insert("out".into(), serde_json::json!(out.display().to_string()));
         }
         crate::cli::print_json(&doc)?;
