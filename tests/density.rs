@@ -237,6 +237,7 @@ fn run_writes_densities_kl_and_figures_reproducibly() {
         );
     }
     assert!(!out.join("certificate.json").exists());
+    svg_font_covers(&out, &["density.svg", "kl.svg", "bridge.svg"]);
     // KL falls along every flow in kl.csv
     let kl = std::fs::read_to_string(out.join("kl.csv")).expect("kl.csv");
     let mut last: Option<(String, f64)> = None;
@@ -378,5 +379,26 @@ fn bad_input_is_exit_2_naming_the_field() {
             .clone();
         let err = String::from_utf8_lossy(&o);
         assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+/// Every character the figures write is in the SVG font subset (else an SVG viewer shows a
+/// missing glyph).
+fn svg_font_covers(dir: &Path, names: &[&str]) {
+    use ab_glyph::Font;
+    let font = ab_glyph::FontRef::try_from_slice(fisher_flow::plot::font::DEJAVU_SANS_SUBSET)
+        .expect("font");
+    for name in names {
+        let svg = std::fs::read_to_string(dir.join(name)).expect("svg");
+        for text in svg.split("<text").skip(1) {
+            let body = text.split_once('>').map(|x| x.1).unwrap_or("");
+            let body = body.split("</text>").next().unwrap_or("");
+            for c in body
+                .chars()
+                .filter(|c| !c.is_whitespace() && *c != '&' && *c != ';')
+            {
+                assert_ne!(font.glyph_id(c).0, 0, "{name}: '{c}' (U+{:04X})", c as u32);
+            }
+        }
     }
 }

@@ -342,7 +342,7 @@ fn bridge_figure(exp: &DensityExperiment, b: &Bridge) -> LossFigure {
             },
             Series {
                 label: format!(
-                    "Fisher–Rao flow on all densities ({} cells), ρₜ = e⁻ᵗρ₀ + (1 − e⁻ᵗ)π",
+                    "Fisher–Rao flow on all densities ({} cells), ρₜ = exp(−t)ρ₀ + (1 − exp(−t))π",
                     exp.grid.len()
                 ),
                 points: b.nonparametric.clone(),
