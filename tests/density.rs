@@ -159,9 +159,9 @@ const TINY_2D: &str = r#"
 [model]
 family = "density"
 [density]
-lo = [-7.0, -6.3]
-hi = [7.0, 6.3]
-points = [20, 18]
+lo = [-6.5, -5.5]
+hi = [6.5, 5.5]
+points = [14, 12]
 [density.target]
 kind = "bimodal"
 separation = 3.0
@@ -270,7 +270,7 @@ fn run_2d_writes_t_x_y_rho_and_heat_maps() {
         .code(0);
     let csv = std::fs::read_to_string(out.join("density.csv")).expect("density.csv");
     assert!(csv.starts_with("t,x,y,rho\n"));
-    assert_eq!(rows(&csv).len(), 6 * 360);
+    assert_eq!(rows(&csv).len(), 6 * 168);
     for f in [
         "density-0.png",
         "density-5.svg",
