@@ -102,7 +102,7 @@ pub struct DensitySettings {
     pub max_steps: usize,
     /// Times at which log ρ is saved (sorted, within [0, t_end]).
     pub save_at: Vec<f64>,
-    /// Solver; `None`: [`FlowKind::default_solver`].
+    /// Solver; `None` (or `auto`): [`FlowKind::default_solver`].
     pub solver: Option<SolverKind>,
 }
 
@@ -343,7 +343,10 @@ pub fn integrate(
     settings: &DensitySettings,
 ) -> Result<DensityPath> {
     let rhs = DensityRhs::new(flow, grid, log_pi);
-    let solver = settings.solver.unwrap_or(flow.default_solver());
+    let solver = match settings.solver {
+        None | Some(SolverKind::Auto) => flow.default_solver(),
+        Some(k) => k,
+    };
     let n = log_rho0.len();
     if solver.is_implicit() && n > IMPLICIT_CELLS_MAX {
         return Err(Error::invalid(

@@ -10,8 +10,6 @@
 //! Every shape but `potential` is normalized analytically, so the mass the grid captures can be
 //! compared with 1 (see [`super::config`]).
 
-use std::f64::consts::PI;
-
 /// ln √(2π).
 const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
 
@@ -143,11 +141,6 @@ impl Shape {
     }
 }
 
-/// √(2π), for tests of the normalization.
-pub fn sqrt_2pi() -> f64 {
-    (2.0 * PI).sqrt()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +197,6 @@ mod tests {
             coefficients: vec![0.0, 0.0, 0.5],
         };
         let m: f64 = xs.iter().map(|&x| h * p.log_density(&[x]).exp()).sum();
-        assert!((m - sqrt_2pi()).abs() < 1e-10);
+        assert!((m - (2.0 * std::f64::consts::PI).sqrt()).abs() < 1e-10);
     }
 }
