@@ -124,6 +124,9 @@ pub struct ModelFile {
     /// The variational family, for `model.family = "variational-gaussian"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vi: Option<crate::model::variational::spec::ViSection>,
+    /// Grid, target and start density, for `model.family = "density"` (see
+    /// [`crate::density::config`]).
+    pub density: Option<crate::density::config::DensitySection>,
 }
 
 fn default_family() -> String {
@@ -234,6 +237,60 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// Read and parse a model file (size-checked, UTF-8, TOML with the schema's keys): the file and
+/// the SHA-256 of its bytes.
+pub fn read_model_file(path: &Path) -> Result<(ModelFile, String)> {
+    check_regular_file(path, limits::MODEL_FILE_BYTES_MAX)?;
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = String::from_utf8(bytes.clone()).map_err(|_| Error::Parse {
+        path: path.to_path_buf(),
+        message: "not valid UTF-8 text".into(),
+    })?;
+    let file: ModelFile = toml::from_str(&text).map_err(|e| {
+        let msg = e.message().trim().replace('\n', " ");
+        let message = match e.span() {
+            Some(span) => {
+                let (l, c) = line_col(&text, span.start);
+                format!("line {l}, column {c}: {msg}")
+            }
+            None => msg,
+        };
+        Error::Parse {
+            path: path.to_path_buf(),
+            message,
+        }
+    })?;
+    Ok((file, sha256_hex(&bytes)))
+}
+
+/// Map a validation error of a model file to one naming the file (or, when a command-line
+/// override set the field, the flag).
+pub fn blame(path: &Path, overrides: &Overrides, e: Error) -> Error {
+    match e {
+        Error::Invalid {
+            field,
+            value,
+            expected,
+        } if overrides.flag_for(&field).is_some() => Error::Invalid {
+            field: overrides.flag_for(&field).unwrap_or_default().into(),
+            value,
+            expected,
+        },
+        Error::Invalid {
+            field,
+            value,
+            expected,
+        } => Error::Parse {
+            path: path.to_path_buf(),
+            message: format!("invalid {field} = {value}: {expected}"),
+        },
+        other => other,
+    }
+}
+
 impl Experiment {
     /// Read, parse, override and validate a model file.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Experiment> {
@@ -244,49 +301,8 @@ impl Experiment {
         if let Some(s) = &overrides.solver {
             SolverKind::parse("--solver", s)?;
         }
-        check_regular_file(path, limits::MODEL_FILE_BYTES_MAX)?;
-        let bytes = std::fs::read(path).map_err(|source| Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let text = String::from_utf8(bytes.clone()).map_err(|_| Error::Parse {
-            path: path.to_path_buf(),
-            message: "not valid UTF-8 text".into(),
-        })?;
-        let file: ModelFile = toml::from_str(&text).map_err(|e| {
-            let msg = e.message().trim().replace('\n', " ");
-            let message = match e.span() {
-                Some(span) => {
-                    let (l, c) = line_col(&text, span.start);
-                    format!("line {l}, column {c}: {msg}")
-                }
-                None => msg,
-            };
-            Error::Parse {
-                path: path.to_path_buf(),
-                message,
-            }
-        })?;
-        Self::from_file(path, sha256_hex(&bytes), file, overrides).map_err(|e| match e {
-            Error::Invalid {
-                field,
-                value,
-                expected,
-            } if overrides.flag_for(&field).is_some() => Error::Invalid {
-                field: overrides.flag_for(&field).unwrap_or_default().into(),
-                value,
-                expected,
-            },
-            Error::Invalid {
-                field,
-                value,
-                expected,
-            } => Error::Parse {
-                path: path.to_path_buf(),
-                message: format!("invalid {field} = {value}: {expected}"),
-            },
-            other => other,
-        })
+        let (file, hash) = read_model_file(path)?;
+        Self::from_file(path, hash, file, overrides).map_err(|e| blame(path, overrides, e))
     }
 
     /// Validate an already parsed file.
@@ -321,6 +337,20 @@ impl Experiment {
         }
 
         let m = &file.model;
+        if m.family == "density" {
+            return Err(Error::invalid(
+                "model.family",
+                "\"density\"",
+                "the density family is handled by `run`, `compare` and `check` only (this command needs a parametric model: \"gaussian-mixture\" or \"mlp\")",
+            ));
+        }
+        if file.density.is_some() {
+            return Err(Error::invalid(
+                "density",
+                "set",
+                "[density] applies only to model.family = \"density\"",
+            ));
+        }
         if m.family == "mlp" {
             return Self::from_file_mlp(path, file_hash, file);
         }
@@ -338,7 +368,7 @@ impl Experiment {
             return Err(Error::invalid(
                 "model.family",
                 format!("'{}'", m.family),
-                "expected \"gaussian-mixture\", \"mlp\" or \"variational-gaussian\"",
+                "expected \"gaussian-mixture\", \"mlp\", \"variational-gaussian\" or \"density\"",
             ));
         }
         if file.mlp.is_some() {

@@ -2,6 +2,7 @@
 pub mod certificate;
 pub mod checks;
 pub mod config;
+pub mod density;
 pub mod error;
 pub mod export;
 pub mod field;

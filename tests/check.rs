@@ -52,6 +52,9 @@ property! {
     vi_conjugate_natural_params => "vi-conjugate-natural-params",
     vi_chart_invariance => "vi-chart-invariance",
     vi_logistic_vs_exact_posterior => "vi-logistic-vs-exact-posterior",
+    density_fisher_rao_closed_form => "density-fisher-rao-closed-form",
+    density_mass_positivity => "density-mass-positivity",
+    density_fisher_rao_vs_wasserstein_bimodal => "density-fisher-rao-vs-wasserstein-bimodal",
 }
 
 #[test]

@@ -12,7 +12,10 @@
 //! * [`geometry`] — steepest descent in a KL ball, gradient angles, Fisher–Rao distances;
 //! * [`vi`] — natural-gradient variational inference: the conjugate natural-parameter flow,
 //!   chart invariance, the VI optimum against the exact logistic posterior.
+//! * [`density`] — the density flows: Fisher–Rao closed form, mass and positivity, the
+//!   Fisher–Rao/Wasserstein contrast on a bimodal target.
 
+pub mod density;
 pub mod fisher;
 pub mod flow;
 pub mod geometry;
@@ -76,6 +79,7 @@ pub fn registry() -> Vec<Property> {
     v.extend(flow::properties());
     v.extend(geometry::properties());
     v.extend(vi::properties());
+    v.extend(density::properties());
     v
 }
 

@@ -50,6 +50,8 @@ pub struct PlaneFigure {
     pub unmarked: Vec<bool>,
     /// Label of the colour bar (default "log₁₀(L − min L)").
     pub colour_label: Option<String>,
+    /// Label of the colour bar; empty: "log₁₀(L − min L)".
+    pub z_label: String,
 }
 
 /// Draw `fig` into `path` (`.svg` or `.png`, [`PLANE_SIZE`] pixels), atomically.
@@ -697,7 +699,7 @@ pub fn draw_plane_on<DB: DrawingBackend>(
         draw_colour_bar(
             bar,
             f,
-            fig.colour_label.as_deref().unwrap_or("log₁₀(L − min L)"),
+            fig.colour_label.as_deref().unwrap_or(&fig.z_label),
         )?;
     }
     Ok(())
@@ -709,6 +711,11 @@ fn draw_colour_bar<DB: DrawingBackend>(
     f: &Field,
     label: &str,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let label = if label.is_empty() {
+        "log₁₀(L − min L)"
+    } else {
+        label
+    };
     let mut bar = ChartBuilder::on(area)
         .margin_top(MARGIN)
         .margin_bottom(MARGIN + X_LABEL_AREA)

@@ -166,6 +166,7 @@ pub fn known_outputs() -> Vec<&'static str> {
         .chain(crate::optimize::OPTIMIZE_OUTPUTS)
         .chain(crate::field::FIELD_OUTPUTS)
         .chain(crate::compare::COMPARE_OUTPUTS)
+        .chain(crate::density::DENSITY_OUTPUTS)
         .copied()
         .collect();
     all.sort_unstable();

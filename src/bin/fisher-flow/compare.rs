@@ -111,6 +111,9 @@ pub const COMPARE_OUTPUTS: &[&str] = &[
 ];
 
 pub fn compare(args: &CompareArgs) -> Result<()> {
+    if crate::density::is_density(&args.model) {
+        return crate::density::compare(args);
+    }
     let clock = std::time::Instant::now();
     crate::cli::set_json_mode(args.json);
     if !(args.eps.is_finite() && args.eps > 0.0) {

@@ -4,6 +4,7 @@ mod check;
 mod cli;
 mod compare;
 mod explore;
+mod density;
 mod field;
 mod integrate;
 mod manifold;

@@ -110,6 +110,9 @@ pub const RUN_OUTPUTS: &[&str] = &[
 ];
 
 pub fn run(args: &RunArgs) -> Result<()> {
+    if crate::density::is_density(&args.model) {
+        return crate::density::run(args);
+    }
     let clock = Instant::now();
     crate::cli::set_json_mode(args.json);
     let starts = crate::cli::parse_starts(&args.starts)?;
