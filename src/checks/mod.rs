@@ -9,11 +9,14 @@
 //! * [`flow`] — flows: dL/dt along trajectories and certificate verification, reparametrization
 //!   invariance, the normal family's exact flow, local convergence rates, escape from the
 //!   singular line;
-//! * [`geometry`] — steepest descent in a KL ball, gradient angles, Fisher–Rao distances.
+//! * [`geometry`] — steepest descent in a KL ball, gradient angles, Fisher–Rao distances;
+//! * [`third_order`] — the Amari–Chentsov tensor, α-connections and their duality, the normal
+//!   family's closed forms, the third-order flow at the saddle.
 
 pub mod fisher;
 pub mod flow;
 pub mod geometry;
+pub mod third_order;
 
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -72,6 +75,7 @@ pub fn registry() -> Vec<Property> {
     let mut v = fisher::properties();
     v.extend(flow::properties());
     v.extend(geometry::properties());
+    v.extend(third_order::properties());
     v
 }
 

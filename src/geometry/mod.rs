@@ -22,6 +22,7 @@
 //! * [`correction`] — the geodesic-acceleration correction of the natural flow.
 
 pub mod correction;
+pub mod escape;
 pub mod mixture;
 pub mod normal;
 
