@@ -49,6 +49,11 @@ property! {
     angle_near_singular_line => "angle-near-singular-line",
     fisher_rao_normal => "fisher-rao-normal",
     fisher_rao_one_parameter => "fisher-rao-one-parameter",
+    amari_chentsov_symmetric => "amari-chentsov-symmetric",
+    dual_connections_identity => "dual-connections-identity",
+    normal_skewness_closed_form => "normal-skewness-closed-form",
+    levi_civita_is_alpha_zero => "levi-civita-is-alpha-zero",
+    saddle_escape_third_order => "saddle-escape-third-order",
 }
 
 #[test]
