@@ -21,12 +21,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let variants = [
         Variant::Euclidean,
         Variant::Natural,
-        Variant::Geodesic { alpha: 0.0, tau: 1.0 },
-        Variant::Geodesic { alpha: 1.0, tau: 1.0 },
-        Variant::Geodesic { alpha: -1.0, tau: 1.0 },
+        Variant::Geodesic {
+            alpha: 0.0,
+            tau: 1.0,
+        },
+        Variant::Geodesic {
+            alpha: 1.0,
+            tau: 1.0,
+        },
+        Variant::Geodesic {
+            alpha: -1.0,
+            tau: 1.0,
+        },
     ];
     let mut rows: Vec<Escape> = Vec::new();
-    println!("| σ | w | δ₀ | flow | escape t (|δ| ≥ σ) | t to L−L* < 1e-6 | rhs evals | steps | wall ms | stop |");
+    println!(
+        "| σ | w | δ₀ | flow | escape t (|δ| ≥ σ) | t to L−L* < 1e-6 | rhs evals | steps | wall ms | stop |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for &(sigma, w) in &configs {
         for &d in &deltas {
@@ -66,8 +77,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .filter(|r| r.variant == v.label() && r.sigma == sigma && r.w == w)
                 .filter_map(|r| r.t_escape.map(|t| ((1.0 / r.delta).log10(), t)))
                 .collect();
-            fig.series.push(Series { label: String::new(), points: pts });
-            fig.styles.push(SeriesStyle { colour: vi, dash: Dash::nth(ci) });
+            fig.series.push(Series {
+                label: String::new(),
+                points: pts,
+            });
+            fig.styles.push(SeriesStyle {
+                colour: vi,
+                dash: Dash::nth(ci),
+            });
         }
     }
     for (ci, &(sigma, w)) in configs.iter().enumerate() {

@@ -62,7 +62,13 @@ fn mixture_points() -> Vec<(GaussianMixture, [f64; 2])> {
             loss_kind: LossKind::Population,
             scheme: Scheme::default(),
         };
-        for th in [[-1.0, 1.5], [0.2, 0.25], [1.0, -0.4], [-2.0, 1.0], [0.5, 1.1]] {
+        for th in [
+            [-1.0, 1.5],
+            [0.2, 0.25],
+            [1.0, -0.4],
+            [-2.0, 1.0],
+            [0.5, 1.1],
+        ] {
             v.push((m.clone(), th));
         }
     }

@@ -192,7 +192,10 @@ pub struct FlowSettings {
     pub metric_options: MetricOptions,
     /// Third-order correction of the velocity (`[flow] correction`; default none, omitted
     /// from JSON then).
-    #[serde(default, skip_serializing_if = "crate::geometry::correction::Correction::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::geometry::correction::Correction::is_none"
+    )]
     pub correction: crate::geometry::correction::Correction,
 }
 

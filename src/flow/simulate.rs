@@ -131,8 +131,7 @@ impl<'m> Simulator<'m> {
             ));
         }
         crate::metric::provider(settings.metric, &settings.metric_options).check(model)?;
-        if !settings.correction.is_none() && model.flow_correction(&settings.correction).is_none()
-        {
+        if !settings.correction.is_none() && model.flow_correction(&settings.correction).is_none() {
             return Err(Error::invalid(
                 "flow.correction",
                 settings.correction.name(),

@@ -81,14 +81,19 @@ impl Correction {
                     return Err(crate::Error::invalid(
                         "flow.correction_alpha",
                         alpha,
-                        format!("must be a finite number in [-{ALPHA_ABS_MAX}, {ALPHA_ABS_MAX}] (0: Levi-Civita, 1: e-, -1: m-connection)"),
+                        format!(
+                            "must be a finite number in [-{ALPHA_ABS_MAX}, {ALPHA_ABS_MAX}] (0: Levi-Civita, 1: e-, -1: m-connection)"
+                        ),
                     ));
                 }
                 if !(tau.is_finite() && (TAU_RANGE.0..=TAU_RANGE.1).contains(&tau)) {
                     return Err(crate::Error::invalid(
                         "flow.correction_tau",
                         tau,
-                        format!("must be a finite number in [{:e}, {:e}]", TAU_RANGE.0, TAU_RANGE.1),
+                        format!(
+                            "must be a finite number in [{:e}, {:e}]",
+                            TAU_RANGE.0, TAU_RANGE.1
+                        ),
                     ));
                 }
                 Ok(Correction::GeodesicAcceleration { alpha, tau })

@@ -59,9 +59,7 @@ pub fn third_order(model: &GaussianMixture, theta: &[f64], chart: MixtureChart) 
     let mut h = DMatrix::zeros(2, 2);
     for (&x, &wt) in rule.x.iter().zip(&rule.w) {
         let (_, s, hs) = match chart {
-            MixtureChart::Theta => {
-                num_dual::hessian(|v| log_density(x, v[0], v[1], sigma, w), &at)
-            }
+            MixtureChart::Theta => num_dual::hessian(|v| log_density(x, v[0], v[1], sigma, w), &at),
             MixtureChart::MeanDifference => num_dual::hessian(
                 |v| {
                     let (m, d) = (v[0], v[1]);

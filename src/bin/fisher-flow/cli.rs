@@ -121,7 +121,11 @@ pub struct CorrectionOverrides {
     #[arg(long, value_name = "NAME")]
     pub correction: Option<String>,
     /// α of the correction's connection, in [-10, 10] (0 Levi-Civita, 1 e-, -1 m-connection) [default: the file's flow.correction_alpha, else 0]
-    #[arg(long = "correction-alpha", value_name = "A", allow_hyphen_values = true)]
+    #[arg(
+        long = "correction-alpha",
+        value_name = "A",
+        allow_hyphen_values = true
+    )]
     pub correction_alpha: Option<f64>,
     /// Time scale τ of the geodesic secant, in [1e-12, 1e3] [default: the file's flow.correction_tau, else 1]
     #[arg(long = "correction-tau", value_name = "T")]

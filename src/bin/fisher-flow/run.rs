@@ -115,10 +115,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     crate::run::check_l_star(args.l_star)?;
     let ov = Overrides {
         starts,
-        ..args.correction.apply(
-            args.save
-                .apply(args.flow.apply(args.overrides.overrides())),
-        )
+        ..args
+            .correction
+            .apply(args.save.apply(args.flow.apply(args.overrides.overrides())))
     };
     let mut exp = Experiment::load(&args.model, &ov)?;
     crate::cli::check_nodes(&exp, args.overrides.nodes)?;
