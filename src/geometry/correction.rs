@@ -126,7 +126,7 @@ pub fn acceleration2(geo: &ThirdOrder, alpha: f64, u: &[f64; 2]) -> Option<([f64
     let (d1, d2) = (1.0 / g11.sqrt(), 1.0 / g22.sqrt());
     let rho = g12 * d1 * d2;
     let det = (1.0 - rho) * (1.0 + rho);
-    if !(det > 0.0) {
+    if det.is_nan() || det <= 0.0 {
         return None;
     }
     let (b1, b2) = (-c[0] * d1, -c[1] * d2);
@@ -171,7 +171,7 @@ impl<'m> GeodesicAcceleration<'m> {
         let Some((a, na, nv)) = acceleration2(&geo, self.alpha, &u) else {
             return [0.0; 2];
         };
-        if !(nv > 0.0) {
+        if nv.is_nan() || nv <= 0.0 {
             return [0.0; 2];
         }
         let q = 0.5 * self.tau * na / nv;
