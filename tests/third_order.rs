@@ -187,3 +187,30 @@ fn a_corrected_run_writes_no_certificate_and_says_why() {
             .unwrap();
     assert!(t.to_string().contains("geodesic-acceleration"));
 }
+
+#[test]
+fn simulator_refuses_a_correction_without_the_exact_undamped_metric() {
+    use fisher_flow::flow::{FlowSettings, Simulator};
+    use fisher_flow::geometry::correction::Correction;
+    let m = mixture(1.0, 0.5);
+    let correction = Correction::GeodesicAcceleration {
+        alpha: 0.0,
+        tau: 1.0,
+    };
+    for (metric, damping) in [(MetricKind::Euclidean, 0.0), (MetricKind::Exact, 0.1)] {
+        let s = FlowSettings {
+            metric,
+            damping,
+            correction,
+            ..FlowSettings::default()
+        };
+        let e = Simulator::new(&m, s).err().expect("refused");
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("flow.correction"), "{e}");
+    }
+    let ok = FlowSettings {
+        correction,
+        ..FlowSettings::default()
+    };
+    assert!(Simulator::new(&m, ok).is_ok());
+}

@@ -131,12 +131,27 @@ impl<'m> Simulator<'m> {
             ));
         }
         crate::metric::provider(settings.metric, &settings.metric_options).check(model)?;
-        if !settings.correction.is_none() && model.flow_correction(&settings.correction).is_none() {
-            return Err(Error::invalid(
-                "flow.correction",
-                settings.correction.name(),
-                format!("the {} model has no third-order geometry", model.family()),
-            ));
+        if !settings.correction.is_none() {
+            let why = if model.flow_correction(&settings.correction).is_none() {
+                Some(format!(
+                    "the {} model has no third-order geometry",
+                    model.family()
+                ))
+            } else if settings.metric != crate::metric::MetricKind::Exact
+                || settings.damping != 0.0
+                || settings.damping_floor != 0.0
+            {
+                Some("needs the undamped exact metric (the geodesics of the Fisher metric)".into())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::invalid(
+                    "flow.correction",
+                    settings.correction.name(),
+                    why,
+                ));
+            }
         }
         Ok(Simulator {
             model,
