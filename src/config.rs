@@ -89,6 +89,12 @@ pub struct FlowSection {
     pub save_every: Option<usize>,
     /// Record θ at these times (dense output) plus start and end (default: every step).
     pub save_at: Option<Vec<f64>>,
+    /// Third-order correction: "none" (default) or "geodesic-acceleration".
+    pub correction: Option<String>,
+    /// α of the correction's connection (default 0, Levi-Civita).
+    pub correction_alpha: Option<f64>,
+    /// Time scale τ of the correction (default 1).
+    pub correction_tau: Option<f64>,
     /// Starting points, each [μ₁, μ₂].
     #[serde(default)]
     pub starts: Vec<Vec<f64>>,
@@ -158,6 +164,9 @@ pub struct Overrides {
     pub starts: Vec<Vec<f64>>,
     pub save_every: Option<usize>,
     pub save_at: Option<Vec<f64>>,
+    pub correction: Option<String>,
+    pub correction_alpha: Option<f64>,
+    pub correction_tau: Option<f64>,
 }
 
 impl Overrides {
@@ -175,6 +184,9 @@ impl Overrides {
             f if f.starts_with("flow.starts") => !self.starts.is_empty(),
             "flow.save_every" => self.save_every.is_some(),
             f if f.starts_with("flow.save_at") => self.save_at.is_some(),
+            "flow.correction" => self.correction.is_some(),
+            "flow.correction_alpha" => self.correction_alpha.is_some(),
+            "flow.correction_tau" => self.correction_tau.is_some(),
             _ => false,
         };
         let flag = match field {
@@ -187,6 +199,9 @@ impl Overrides {
             "quadrature.nodes" | "quadrature.scheme" => "--nodes",
             "flow.save_every" => "--save-every",
             f if f.starts_with("flow.save_at") => "--save-at",
+            "flow.correction" => "--correction",
+            "flow.correction_alpha" => "--correction-alpha",
+            "flow.correction_tau" => "--correction-tau",
             _ => "--start",
         };
         set.then_some(flag)
@@ -331,6 +346,11 @@ impl Experiment {
         if !ov.starts.is_empty() {
             f.starts = ov.starts.clone();
         }
+        if ov.correction.is_some() {
+            f.correction = ov.correction.clone();
+        }
+        f.correction_alpha = ov.correction_alpha.or(f.correction_alpha);
+        f.correction_tau = ov.correction_tau.or(f.correction_tau);
         if let Some(k) = ov.nodes {
             file.quadrature.nodes = Some(k);
             file.quadrature.scheme = Some("gauss-hermite".into());
@@ -488,6 +508,7 @@ impl Experiment {
             scheme,
         });
         crate::metric::provider(flow.metric, &flow.metric_options).check(&model)?;
+        check_correction(&flow, true)?;
         Ok(Experiment {
             path: path.to_path_buf(),
             file_hash,
@@ -541,6 +562,7 @@ impl Experiment {
         }
         let model = AnyModel::Mlp(Box::new(net));
         crate::metric::provider(flow.metric, &flow.metric_options).check(&model)?;
+        check_correction(&flow, false)?;
         if flow.metric != MetricKind::Euclidean
             && flow.damping_floor == 0.0
             && flow.damping < limits::MLP_DAMPING_MIN
@@ -641,6 +663,29 @@ impl Experiment {
             starts,
             plot_range: None,
         })
+/// A third-order correction needs what it is defined for: the mixture (its third-order
+/// geometry is implemented by quadrature) and the undamped exact Fisher metric (the geodesics
+/// of G, and the descent bound in G's norm).
+fn check_correction(flow: &FlowSettings, mixture: bool) -> Result<()> {
+    if flow.correction.is_none() {
+        return Ok(());
+    }
+    let why = if !mixture {
+        Some("is implemented for the gaussian-mixture family only")
+    } else if flow.metric != MetricKind::Exact {
+        Some("needs flow.metric = \"exact\" (the geodesics of the Fisher metric)")
+    } else if flow.damping != 0.0 || flow.damping_floor != 0.0 {
+        Some("needs flow.damping = 0 and no damping floor (the descent bound is in G's norm)")
+    } else {
+        None
+    };
+    match why {
+        Some(w) => Err(Error::invalid(
+            "flow.correction",
+            format!("'{}'", flow.correction.name()),
+            w,
+        )),
+        None => Ok(()),
     }
 }
 
@@ -673,6 +718,11 @@ fn flow_settings(file: &ModelFile) -> Result<FlowSettings> {
         damping_floor: f.damping_floor.unwrap_or(d.damping_floor),
         save_every: f.save_every.unwrap_or(d.save_every),
         save_at: f.save_at.clone().unwrap_or_default(),
+        correction: crate::geometry::correction::Correction::parse(
+            f.correction.as_deref().unwrap_or("none"),
+            f.correction_alpha.unwrap_or(0.0),
+            f.correction_tau.unwrap_or(1.0),
+        )?,
         ..d
     };
     flow.validate()?;

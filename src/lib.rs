@@ -9,6 +9,7 @@ pub mod field;
 pub mod flow;
 pub mod gemm;
 pub mod geodesic;
+pub mod geometry;
 pub mod inspect;
 pub mod linalg;
 pub mod manifold;

@@ -55,6 +55,11 @@ property! {
     density_fisher_rao_closed_form => "density-fisher-rao-closed-form",
     density_mass_positivity => "density-mass-positivity",
     density_fisher_rao_vs_wasserstein_bimodal => "density-fisher-rao-vs-wasserstein-bimodal",
+    amari_chentsov_symmetric => "amari-chentsov-symmetric",
+    dual_connections_identity => "dual-connections-identity",
+    normal_skewness_closed_form => "normal-skewness-closed-form",
+    levi_civita_is_alpha_zero => "levi-civita-is-alpha-zero",
+    saddle_escape_third_order => "saddle-escape-third-order",
 }
 
 #[test]

@@ -173,11 +173,20 @@ pub const LOCAL_ERROR_FACTOR: f64 = 25.0;
 /// Why `verify` cannot re-check a run of `exp` (None when it can): Monte Carlo metrics
 /// (sampled, or a sampled base of diagonal/block-diagonal) and K-FAC have no independent
 /// re-evaluation, nor an empirical metric or base without an empirical loss or on the MLP, nor
-/// the variational family's Monte Carlo expectations (their error is statistical).
+/// the variational family's Monte Carlo expectations (their error is statistical), nor a
+/// third-order corrected flow ([`crate::geometry::correction`]).
 /// `run` writes no certificate for such runs: a certificate must be checkable.
 pub fn cannot_recheck(exp: &Experiment) -> Option<&'static str> {
     use crate::metric::{MetricKind, provider::BaseMetric};
     let fl = &exp.flow;
+    if !fl.correction.is_none() {
+        // verify re-integrates f = −(G+λ)⁺∇L and checks dL/dt against that f; the corrected
+        // flow's velocity (and its rate, bounded by −(1 − r)‖v‖²_G) has no independent
+        // re-evaluation there
+        return Some(
+            "a third-order (geodesic-acceleration) flow: verify re-integrates and re-checks the natural-gradient flow only",
+        );
+    }
     let base_empirical = match fl.metric {
         MetricKind::Exact | MetricKind::Euclidean => false,
         MetricKind::Empirical => true,
@@ -252,6 +261,9 @@ fn overrides_of(exp: &Experiment) -> Overrides {
         starts: f.starts.clone(),
         save_every: f.save_every,
         save_at: f.save_at.clone(),
+        correction: f.correction.clone(),
+        correction_alpha: f.correction_alpha,
+        correction_tau: f.correction_tau,
     }
 }
 

@@ -14,12 +14,15 @@
 //!   chart invariance, the VI optimum against the exact logistic posterior.
 //! * [`density`] — the density flows: Fisher–Rao closed form, mass and positivity, the
 //!   Fisher–Rao/Wasserstein contrast on a bimodal target.
+//! * [`third_order`] — the Amari–Chentsov tensor, α-connections and their duality, the normal
+//!   family's closed forms, the third-order flow at the saddle.
 
 pub mod density;
 pub mod fisher;
 pub mod flow;
 pub mod geometry;
 pub mod vi;
+pub mod third_order;
 
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -80,6 +83,7 @@ pub fn registry() -> Vec<Property> {
     v.extend(geometry::properties());
     v.extend(vi::properties());
     v.extend(density::properties());
+    v.extend(third_order::properties());
     v
 }
 

@@ -190,6 +190,13 @@ pub struct FlowSettings {
     /// when all are at their defaults.
     #[serde(default, skip_serializing_if = "MetricOptions::is_default")]
     pub metric_options: MetricOptions,
+    /// Third-order correction of the velocity (`[flow] correction`; default none, omitted
+    /// from JSON then).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::geometry::correction::Correction::is_none"
+    )]
+    pub correction: crate::geometry::correction::Correction,
 }
 
 impl Default for FlowSettings {
@@ -213,6 +220,7 @@ impl Default for FlowSettings {
             save_every: 1,
             save_at: Vec::new(),
             metric_options: MetricOptions::default(),
+            correction: Default::default(),
         }
     }
 }

@@ -18,6 +18,7 @@
 
 use super::{FlowKernel, JacobianKind};
 use crate::error::Result;
+use crate::geometry::correction::FlowCorrection;
 use crate::metric::{
     Factorized, Metric, MetricKind, MetricOptions, MetricProvider, RANK_TOL, provider,
 };
@@ -108,6 +109,7 @@ pub struct FlowRhs<'m> {
     jacobians: Cell<usize>,
     jac_cache: RefCell<Option<(Vec<f64>, DMatrix<f64>)>>,
     grad_cache: RefCell<(Vec<f64>, f64)>,
+    correction: Option<Box<dyn FlowCorrection + 'm>>,
 }
 
 impl<'m> FlowRhs<'m> {
@@ -153,6 +155,7 @@ impl<'m> FlowRhs<'m> {
             jacobians: Cell::new(0),
             jac_cache: RefCell::new(None),
             grad_cache: RefCell::new((Vec::new(), f64::NAN)),
+            correction: None,
         }
     }
 
@@ -223,6 +226,19 @@ impl<'m> FlowRhs<'m> {
         self
     }
 
+    /// A third-order correction of the velocity ([`crate::geometry::correction`]), applied to
+    /// f off the singular line; Jacobians are then finite differences of the corrected f.
+    pub fn with_correction(mut self, correction: Option<Box<dyn FlowCorrection + 'm>>) -> Self {
+        self.correction = correction;
+        *self.jac_cache.borrow_mut() = None;
+        self
+    }
+
+    /// Whether a third-order correction is applied.
+    pub fn has_correction(&self) -> bool {
+        self.correction.is_some()
+    }
+
     /// Relative damping floor ν: λ_eff = max(λ, ν·tr G).
     pub fn with_damping_floor(mut self, nu: f64) -> Self {
         self.damping_floor = nu;
@@ -280,7 +296,10 @@ impl<'m> FlowRhs<'m> {
 
     /// True if Jacobians are exact (dual numbers) rather than finite differences.
     pub fn exact_jacobian(&self) -> bool {
-        self.jacobian == JacobianKind::Exact && self.uses_kernel() && self.line.is_none()
+        self.jacobian == JacobianKind::Exact
+            && self.uses_kernel()
+            && self.line.is_none()
+            && self.correction.is_none()
     }
 
     fn effective_damping(&self, trace: f64) -> f64 {
@@ -304,6 +323,16 @@ impl<'m> FlowRhs<'m> {
 
     /// f(θ) written into `out`; counts one evaluation. Non-finite components become 0.
     pub fn eval(&self, theta: &[f64], out: &mut [f64]) {
+        self.eval_first_order(theta, out);
+        if let (Some(c), None) = (self.correction.as_ref(), self.line) {
+            c.apply(theta, out);
+            out.iter_mut()
+                .for_each(|o| *o = if o.is_finite() { *o } else { 0.0 });
+        }
+    }
+
+    /// The flow's velocity without the third-order correction.
+    fn eval_first_order(&self, theta: &[f64], out: &mut [f64]) {
         self.evals.set(self.evals.get() + 1);
         let n = theta.len();
         if n == 2 && self.uses_kernel() {
@@ -399,7 +428,10 @@ impl<'m> FlowRhs<'m> {
     /// kernel (whatever `jacobian` says: the setting is for the implicit solvers, and finite
     /// differences would cost 2n rhs evaluations per check), else [`FlowRhs::jacobian`].
     pub fn stiffness_jacobian(&self, theta: &[f64]) -> DMatrix<f64> {
-        if self.exact_jacobian() || !(self.uses_kernel() && self.line.is_none()) {
+        if self.exact_jacobian()
+            || self.correction.is_some()
+            || !(self.uses_kernel() && self.line.is_none())
+        {
             return self.jacobian(theta);
         }
         self.jacobians.set(self.jacobians.get() + 1);

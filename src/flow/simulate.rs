@@ -133,6 +133,28 @@ impl<'m> Simulator<'m> {
             ));
         }
         crate::metric::provider(settings.metric, &settings.metric_options).check(model)?;
+        if !settings.correction.is_none() {
+            let why = if model.flow_correction(&settings.correction).is_none() {
+                Some(format!(
+                    "the {} model has no third-order geometry",
+                    model.family()
+                ))
+            } else if settings.metric != crate::metric::MetricKind::Exact
+                || settings.damping != 0.0
+                || settings.damping_floor != 0.0
+            {
+                Some("needs the undamped exact metric (the geodesics of the Fisher metric)".into())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::invalid(
+                    "flow.correction",
+                    settings.correction.name(),
+                    why,
+                ));
+            }
+        }
         Ok(Simulator {
             model,
             settings,
@@ -212,7 +234,8 @@ impl<'m> Simulator<'m> {
         let mut rhs = FlowRhs::with_kernel(self.model, s.metric, s.damping, self.kernel.as_deref())
             .with_metric_options(&s.metric_options)
             .with_jacobian(s.jacobian)
-            .with_damping_floor(s.damping_floor);
+            .with_damping_floor(s.damping_floor)
+            .with_correction(self.model.flow_correction(&s.correction));
         // statistics (time near the line) watch every exchange pair; the control only the
         // pairs whose line is a singular set of this flow's metric
         let pairs = self.model.exchange_pairs();

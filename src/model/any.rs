@@ -121,6 +121,13 @@ impl StatModel for AnyModel {
     fn exact_geometry(&self, theta: &[f64], damping: f64) -> Option<crate::metric::Geometry> {
         self.inner().exact_geometry(theta, damping)
     }
+    fn flow_correction(
+        &self,
+        c: &crate::geometry::correction::Correction,
+    ) -> Option<Box<dyn crate::geometry::correction::FlowCorrection + '_>> {
+        self.inner().flow_correction(c)
+    }
+
     fn exchange_pairs(&self) -> Vec<(usize, usize)> {
         self.inner().exchange_pairs()
     }

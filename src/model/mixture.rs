@@ -439,6 +439,19 @@ impl StatModel for GaussianMixture {
         vec![(0, 1)]
     }
 
+    fn flow_correction(
+        &self,
+        c: &crate::geometry::correction::Correction,
+    ) -> Option<Box<dyn crate::geometry::correction::FlowCorrection + '_>> {
+        use crate::geometry::correction::{Correction, GeodesicAcceleration};
+        match *c {
+            Correction::None => None,
+            Correction::GeodesicAcceleration { alpha, tau } => {
+                Some(Box::new(GeodesicAcceleration::new(self, alpha, tau)))
+            }
+        }
+    }
+
     /// In the chart (M, δ) with cancellation-free scores ([`ChartEval`]).
     fn exact_geometry(&self, theta: &[f64], damping: f64) -> Option<crate::metric::Geometry> {
         let c = self.chart_eval(theta);

@@ -155,4 +155,14 @@ pub trait StatModel: Send + Sync {
     fn dense_layers(&self) -> Option<&dyn DenseLayers> {
         None
     }
+
+    /// The third-order correction `c` of this model's flow
+    /// ([`crate::geometry::correction`]); `None` when the model has no third-order geometry
+    /// (default) or `c` is the plain flow.
+    fn flow_correction(
+        &self,
+        _c: &crate::geometry::correction::Correction,
+    ) -> Option<Box<dyn crate::geometry::correction::FlowCorrection + '_>> {
+        None
+    }
 }

@@ -116,6 +116,36 @@ pub struct SaveOverrides {
     pub save_at: Option<Vec<f64>>,
 }
 
+/// The third-order correction of `run` (README "Third-order geometry").
+#[derive(Args, Debug, Clone, Default)]
+pub struct CorrectionOverrides {
+    /// Flow order: none (the natural flow) | geodesic-acceleration (capped Transtrum–Sethna correction; exact metric, mixture, no damping) [default: the file's flow.correction, else none]
+    #[arg(long, value_name = "NAME")]
+    pub correction: Option<String>,
+    /// α of the correction's connection, in [-10, 10] (0 Levi-Civita, 1 e-, -1 m-connection) [default: the file's flow.correction_alpha, else 0]
+    #[arg(
+        long = "correction-alpha",
+        value_name = "A",
+        allow_hyphen_values = true
+    )]
+    pub correction_alpha: Option<f64>,
+    /// Time scale τ of the geodesic secant, in [1e-12, 1e3] [default: the file's flow.correction_tau, else 1]
+    #[arg(long = "correction-tau", value_name = "T")]
+    pub correction_tau: Option<f64>,
+}
+
+impl CorrectionOverrides {
+    /// `ov` with these flags set.
+    pub fn apply(&self, ov: Overrides) -> Overrides {
+        Overrides {
+            correction: self.correction.clone(),
+            correction_alpha: self.correction_alpha,
+            correction_tau: self.correction_tau,
+            ..ov
+        }
+    }
+}
+
 impl FlowOverrides {
     /// `ov` with these flags set.
     pub fn apply(&self, ov: Overrides) -> Overrides {

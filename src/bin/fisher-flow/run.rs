@@ -1,6 +1,6 @@
 //! `fisher-flow run`: integrate from every start, write trajectories, certificate and plots.
 
-use crate::cli::{FlowOverrides, ModelOverrides, SaveOverrides};
+use crate::cli::{CorrectionOverrides, FlowOverrides, ModelOverrides, SaveOverrides};
 use crate::cli::{num, say, take_wall_times};
 use clap::Args;
 use fisher_flow::certificate::Monotone;
@@ -28,6 +28,8 @@ pub struct RunArgs {
     pub flow: FlowOverrides,
     #[command(flatten)]
     pub save: SaveOverrides,
+    #[command(flatten)]
+    pub correction: CorrectionOverrides,
     /// Start point MU1,MU2; repeat for several trajectories [default: the file's flow.starts]
     #[arg(long = "start", value_name = "MU1,MU2", allow_hyphen_values = true)]
     pub starts: Vec<String>,
@@ -72,6 +74,7 @@ impl RunArgs {
             overrides: ModelOverrides::default(),
             flow: FlowOverrides::default(),
             save: SaveOverrides::default(),
+            correction: CorrectionOverrides::default(),
             starts: Vec::new(),
             jacobian: None,
             perturb: None,
@@ -119,7 +122,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
     crate::run::check_l_star(args.l_star)?;
     let ov = Overrides {
         starts,
-        ..args.save.apply(args.flow.apply(args.overrides.overrides()))
+        ..args
+            .correction
+            .apply(args.save.apply(args.flow.apply(args.overrides.overrides())))
     };
     let mut exp = Experiment::load(&args.model, &ov)?;
     crate::cli::check_nodes(&exp, args.overrides.nodes)?;
@@ -493,7 +498,7 @@ pub(crate) fn plane_figure(
         })
         .collect();
     PlaneFigure {
-        title: plane_title(&flow_title(exp.flow.metric), model),
+        title: plane_title(&run_title(exp), model),
         x_label: "μ₁".into(),
         y_label: "μ₂".into(),
         x_range: (lo, hi),
@@ -510,6 +515,19 @@ pub(crate) fn plane_figure(
             })
             .collect(),
         ..PlaneFigure::default()
+    }
+}
+
+/// The title of `exp`'s flow: [`flow_title`], naming a third-order correction if there is one
+/// ("Natural-gradient flow (exact Fisher) + geodesic acceleration (α = 0, τ = 1)").
+fn run_title(exp: &Experiment) -> String {
+    use fisher_flow::geometry::correction::Correction;
+    let base = flow_title(exp.flow.metric);
+    match exp.flow.correction {
+        Correction::None => base,
+        Correction::GeodesicAcceleration { alpha, tau } => {
+            format!("{base} + geodesic acceleration (α = {alpha}, τ = {tau})")
+        }
     }
 }
 
@@ -599,7 +617,7 @@ pub(crate) fn loss_figure(
     };
     let along = format!(
         "{}, {}",
-        lower_first(&flow_title(exp.flow.metric)),
+        lower_first(&run_title(exp)),
         exp.flow.solver.name()
     );
     match l_star {
