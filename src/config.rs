@@ -663,6 +663,9 @@ impl Experiment {
             starts,
             plot_range: None,
         })
+    }
+}
+
 /// A third-order correction needs what it is defined for: the mixture (its third-order
 /// geometry is implemented by quadrature) and the undamped exact Fisher metric (the geodesics
 /// of G, and the descent bound in G's norm).

@@ -250,6 +250,7 @@ pub fn posterior_plane(
         legend,
         unmarked,
         colour_label: Some("log₁₀(L − min L), L = −log p(z_a, z_b | data)".into()),
+        z_label: String::new(),
     }
 }
 
