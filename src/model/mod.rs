@@ -153,4 +153,10 @@ pub trait StatModel: Send + Sync {
     fn dense_layers(&self) -> Option<&dyn DenseLayers> {
         None
     }
+
+    /// The model as an MLP, for matrix-free Fisher–vector products
+    /// ([`crate::metric::cg`]); `None` for other families.
+    fn mlp(&self) -> Option<&Mlp> {
+        None
+    }
 }
