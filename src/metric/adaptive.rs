@@ -11,20 +11,23 @@
 //!
 //! **Quality.** At a check, with g = ∇L(θ) and the exact natural gradient x* = (F + λI)⁻¹g by
 //! matrix-free CG ([`super::cg`]), each candidate k ∈ {euclidean, diagonal, block-diagonal,
-//! kfac, exact} gives xₖ = Mₖ⁻¹g and
+//! kfac, exact} gives xₖ = Mₖ⁻¹g. An explicit integrator's step along f = −Mₖ⁻¹g is bounded
+//! by stability, h ≲ B/ρₖ with ρₖ = λ_max(Mₖ⁻¹(F + λI)) (F standing in for the Hessian, as
+//! in Gauss–Newton), so the loss decrease one step can make is ∝ gᵀxₖ/ρₖ; relative to the
+//! exact metric's (ρ = 1):
 //!
-//! qₖ = (gᵀxₖ)² / ((xₖᵀ(F + λI)xₖ)·(gᵀx*)) = cos²∠_F(xₖ, x*) ∈ [0, 1],
+//! qₖ = (gᵀxₖ / ρₖ) / (gᵀx*) ∈ [0, 1]
 //!
-//! the fraction of the best decrease of the Gauss–Newton model that a line step along xₖ
-//! achieves (q = 1 exactly for the natural gradient). The Euclidean angle ∠(xₖ, x*) is
-//! reported too.
+//! (≤ 1 because F + λI ≤ ρₖMₖ ⇒ Mₖ⁻¹ ≤ ρₖ(F + λI)⁻¹). ρₖ comes from [`POWER_ITERS`] power
+//! iterations on Mₖ⁻¹(F + λI) (each a Fisher–vector product and a solve). The Euclidean
+//! angle ∠(xₖ, x*) is reported too.
 //!
 //! **Cost.** The flop model of [`super::cost`]: per accepted step ≈ 6 evaluations of
 //! (gradient + solveₖ) plus refreshₖ/P. The choice maximizes qₖ / costₖ.
 //!
 //! **Refresh period from drift.** At a refresh the old and new factorizations both solve with
 //! the current g; their angle δ is the drift of the held curvature over the period. The next
-//! period is P·δ*/δ (δ* = `drift_deg`, default 5°), at most 4× longer or shorter than the last,
+//! period is P·δ*/δ (δ* = `drift_deg`, default 10°), at most 4× longer or shorter than the last,
 //! in [1, [`PERIOD_MAX`]]. The realized loss decrease since the refresh is compared with the
 //! quadratic model's prediction Δt·gᵀx − ½Δt²·xᵀMx made there; a ratio below ½ (or every
 //! `check_every` refreshes, doubling while the choice stands) triggers a new check.
@@ -47,7 +50,7 @@ pub const CANDIDATES: [MetricKind; 5] = [
     MetricKind::Exact,
 ];
 /// Default target drift δ* per refresh period, degrees.
-pub const DEFAULT_DRIFT_DEG: f64 = 5.0;
+pub const DEFAULT_DRIFT_DEG: f64 = 10.0;
 /// First refresh period (accepted steps) when it is chosen from drift.
 pub const PERIOD_START: usize = 4;
 /// Longest refresh period.
@@ -65,6 +68,8 @@ pub const EVALS_PER_STEP: f64 = 6.0;
 pub const PROBE_CG_TOL: f64 = 1e-6;
 /// CG tolerance of the held exact metric above the dense limit.
 pub const HELD_CG_TOL: f64 = 1e-8;
+/// Power iterations for ρₖ = λ_max(Mₖ⁻¹(F + λI)).
+pub const POWER_ITERS: usize = 12;
 
 /// What the provider does.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -350,12 +355,25 @@ impl AdaptiveProvider {
                 continue;
             };
             let x = metric.solve(&g);
-            let fx = fmul(&x);
+            // ρ = λ_max(M⁻¹(F + λI)) by power iteration from x (exact: 1 by construction)
+            let iters = if kind == MetricKind::Exact { 0 } else { POWER_ITERS };
+            let mut rho: f64 = 1.0;
+            let mut v = x.clone();
+            for _ in 0..iters {
+                let nv = v.norm();
+                if !(nv > 0.0 && nv.is_finite()) {
+                    break;
+                }
+                v /= nv;
+                let w = metric.solve(&fmul(&v));
+                // ‖Av‖ for ‖v‖ = 1 → λ_max(A) (A is similar to an SPD matrix)
+                rho = w.norm();
+                v = w;
+            }
             let quality = {
-                let num = g.dot(&x).powi(2);
-                let den = x.dot(&fx) * gx;
-                if den > 0.0 && num.is_finite() {
-                    (num / den).min(1.0)
+                let num = g.dot(&x) / rho.max(f64::MIN_POSITIVE);
+                if gx > 0.0 && num.is_finite() {
+                    (num / gx).clamp(0.0, 1.0)
                 } else {
                     0.0
                 }
@@ -363,7 +381,7 @@ impl AdaptiveProvider {
             let refresh = self.refresh_cost(model, kind);
             let evalc = self.eval_cost(model, kind);
             if let Some(s) = &shape {
-                cost += refresh + (evalc - s.gradient()) + s.fvp();
+                cost += refresh + (evalc - s.gradient()) * (1 + iters) as f64 + s.fvp() * iters as f64;
             }
             let cost_per_step = match &shape {
                 Some(_) => EVALS_PER_STEP * evalc + refresh / period.max(1) as f64,

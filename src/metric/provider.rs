@@ -155,7 +155,7 @@ pub struct MetricSection {
     /// (exact, diagonal, block-diagonal, kfac, adaptive); 0 (default): re-evaluated at every
     /// evaluation, and for `adaptive` chosen from the measured drift.
     pub refresh: Option<usize>,
-    /// `adaptive`: target drift of the held curvature per refresh period, degrees (default 5).
+    /// `adaptive`: target drift of the held curvature per refresh period, degrees (default 10).
     pub drift_deg: Option<f64>,
 }
 
