@@ -72,7 +72,9 @@ enum SegmentEnd {
     },
     /// The metric provider refreshed or switched its held metric after the last step: f
     /// changed discretely, restart the same method at the current state with step `h`.
-    Restart { h: f64 },
+    Restart {
+        h: f64,
+    },
 }
 
 /// Mutable state of one run shared by its segments.

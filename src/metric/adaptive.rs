@@ -27,7 +27,7 @@
 //!
 //! **Refresh period from drift.** At a refresh the old and new factorizations both solve with
 //! the current g; their angle δ is the drift of the held curvature over the period. The next
-//! period is P·δ*/δ (δ* = `drift_deg`, default 10°), at most 4× longer or shorter than the last,
+//! period is P·δ*/δ (δ* = `drift_deg`, default 30°), at most 4× longer or shorter than the last,
 //! in [1, [`PERIOD_MAX`]]. The realized loss decrease since the refresh is compared with the
 //! quadratic model's prediction Δt·gᵀx − ½Δt²·xᵀMx made there; a ratio below ½ (or every
 //! `check_every` refreshes, doubling while the choice stands) triggers a new check.
@@ -50,7 +50,9 @@ pub const CANDIDATES: [MetricKind; 5] = [
     MetricKind::Exact,
 ];
 /// Default target drift δ* per refresh period, degrees.
-pub const DEFAULT_DRIFT_DEG: f64 = 10.0;
+pub const DEFAULT_DRIFT_DEG: f64 = 30.0;
+/// A check switches only to a candidate whose q/cost beats the current one's by this factor.
+pub const SWITCH_MARGIN: f64 = 1.25;
 /// First refresh period (accepted steps) when it is chosen from drift.
 pub const PERIOD_START: usize = 4;
 /// Longest refresh period.
@@ -356,7 +358,11 @@ impl AdaptiveProvider {
             };
             let x = metric.solve(&g);
             // ρ = λ_max(M⁻¹(F + λI)) by power iteration from x (exact: 1 by construction)
-            let iters = if kind == MetricKind::Exact { 0 } else { POWER_ITERS };
+            let iters = if kind == MetricKind::Exact {
+                0
+            } else {
+                POWER_ITERS
+            };
             let mut rho: f64 = 1.0;
             let mut v = x.clone();
             for _ in 0..iters {
@@ -381,7 +387,8 @@ impl AdaptiveProvider {
             let refresh = self.refresh_cost(model, kind);
             let evalc = self.eval_cost(model, kind);
             if let Some(s) = &shape {
-                cost += refresh + (evalc - s.gradient()) * (1 + iters) as f64 + s.fvp() * iters as f64;
+                cost +=
+                    refresh + (evalc - s.gradient()) * (1 + iters) as f64 + s.fvp() * iters as f64;
             }
             let cost_per_step = match &shape {
                 Some(_) => EVALS_PER_STEP * evalc + refresh / period.max(1) as f64,
@@ -405,8 +412,9 @@ impl AdaptiveProvider {
         Ok((out, cost))
     }
 
-    /// Pick the best probe (quality per cost; ties: the earlier, cheaper candidate).
-    fn choose(probes: Vec<Probe>) -> (Probe, String) {
+    /// Pick the best probe (quality per cost; ties: the earlier, cheaper candidate); the
+    /// `current` metric is kept unless another beats it by [`SWITCH_MARGIN`].
+    fn choose(probes: Vec<Probe>, current: Option<MetricKind>) -> (Probe, String) {
         let summary = probes
             .iter()
             .map(|p| {
@@ -422,9 +430,19 @@ impl AdaptiveProvider {
             .join("; ");
         let mut best: Option<Probe> = None;
         for p in probes {
+            let margin = |k: MetricKind| {
+                if Some(k) == current {
+                    SWITCH_MARGIN
+                } else {
+                    1.0
+                }
+            };
             let better = match &best {
                 None => true,
-                Some(b) => p.quality / p.cost_per_step > b.quality / b.cost_per_step,
+                Some(b) => {
+                    margin(p.kind) * p.quality / p.cost_per_step
+                        > margin(b.kind) * b.quality / b.cost_per_step
+                }
             };
             if better {
                 best = Some(p);
@@ -436,7 +454,13 @@ impl AdaptiveProvider {
     }
 
     /// First evaluation: choose (adaptive) or factorize the fixed metric at θ.
-    fn init(&self, st: &mut State, model: &dyn StatModel, theta: &[f64], damping: f64) -> Result<()> {
+    fn init(
+        &self,
+        st: &mut State,
+        model: &dyn StatModel,
+        theta: &[f64],
+        damping: f64,
+    ) -> Result<()> {
         st.damping = damping;
         st.period = self.fixed_period.unwrap_or(PERIOD_START);
         st.check_every = CHECK_FIRST;
@@ -444,12 +468,16 @@ impl AdaptiveProvider {
             Policy::Fixed(kind) => {
                 let m = self.factorize_kind(model, kind, theta, damping)?;
                 st.overhead += self.refresh_cost(model, kind);
-                (kind, m, format!("{} held, refreshed every {} steps", kind.name(), st.period))
+                (
+                    kind,
+                    m,
+                    format!("{} held, refreshed every {} steps", kind.name(), st.period),
+                )
             }
             Policy::Adaptive => {
                 let (probes, cost) = self.probe(model, theta, damping, st.period)?;
                 st.overhead += cost;
-                let (best, summary) = Self::choose(probes);
+                let (best, summary) = Self::choose(probes, None);
                 (
                     best.kind,
                     best.metric,
@@ -567,7 +595,7 @@ impl MetricProvider for AdaptiveProvider {
                 Ok((probes, cost)) => {
                     st.overhead += cost;
                     st.refreshes_since_check = 0;
-                    let (best, summary) = Self::choose(probes);
+                    let (best, summary) = Self::choose(probes, Some(current));
                     (best.kind, best.metric, Some(summary))
                 }
                 Err(_) => return false,
@@ -628,7 +656,12 @@ impl MetricProvider for AdaptiveProvider {
             )
         };
         st.events.push((
-            if switched { "metric-switch" } else { "metric-refresh" }.into(),
+            if switched {
+                "metric-switch"
+            } else {
+                "metric-refresh"
+            }
+            .into(),
             detail,
         ));
         self.hold(&mut st, model, kind, metric, theta, t);

@@ -155,7 +155,7 @@ pub struct MetricSection {
     /// (exact, diagonal, block-diagonal, kfac, adaptive); 0 (default): re-evaluated at every
     /// evaluation, and for `adaptive` chosen from the measured drift.
     pub refresh: Option<usize>,
-    /// `adaptive`: target drift of the held curvature per refresh period, degrees (default 10).
+    /// `adaptive`: target drift of the held curvature per refresh period, degrees (default 30).
     pub drift_deg: Option<f64>,
 }
 
@@ -317,7 +317,9 @@ impl MetricOptions {
 /// The provider of `kind` with `options` (`refresh` > 0: the metric held between refreshes,
 /// [`super::adaptive`]).
 pub fn provider(kind: MetricKind, options: &MetricOptions) -> Box<dyn MetricProvider> {
-    use super::{adaptive::AdaptiveProvider, block, dense::DenseProvider, diagonal, euclidean, kfac};
+    use super::{
+        adaptive::AdaptiveProvider, block, dense::DenseProvider, diagonal, euclidean, kfac,
+    };
     match kind {
         MetricKind::Adaptive => Box::new(AdaptiveProvider::adaptive(options)),
         MetricKind::Exact | MetricKind::Diagonal | MetricKind::BlockDiagonal | MetricKind::Kfac

@@ -187,7 +187,11 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     if let Some(x) = args.target_loss
         && !x.is_finite()
     {
-        return Err(Error::invalid("--target-loss", x, "must be a finite number"));
+        return Err(Error::invalid(
+            "--target-loss",
+            x,
+            "must be a finite number",
+        ));
     }
     let starts = crate::cli::parse_starts(&args.starts)?;
     crate::run::check_l_star(args.l_star)?;
@@ -220,7 +224,10 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             let last = configs.len() - 1;
             let holdable = matches!(
                 configs[last].flow.metric,
-                MetricKind::Exact | MetricKind::Diagonal | MetricKind::BlockDiagonal | MetricKind::Kfac
+                MetricKind::Exact
+                    | MetricKind::Diagonal
+                    | MetricKind::BlockDiagonal
+                    | MetricKind::Kfac
             );
             if holdable {
                 for &p in &args.refresh {
@@ -302,7 +309,11 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
         })
         .collect();
     let to_target = |r: &Run| -> Option<f64> {
-        let s = r.trajectory.steps.iter().find(|s| s.loss <= targets[r.start])?;
+        let s = r
+            .trajectory
+            .steps
+            .iter()
+            .find(|s| s.loss <= targets[r.start])?;
         (s.flops > 0.0).then_some(s.flops)
     };
     let best_fixed: Vec<Option<f64>> = (0..n_starts)
@@ -326,9 +337,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                 flops: (tr.stats.flops > 0.0).then_some(tr.stats.flops),
                 target_loss: targets[r.start],
                 flops_to_target,
-                cost_vs_best_fixed: flops_to_target
-                    .zip(best_fixed[r.start])
-                    .map(|(a, b)| a / b),
+                cost_vs_best_fixed: flops_to_target.zip(best_fixed[r.start]).map(|(a, b)| a / b),
                 solver: exp.flow.solver.name().into(),
                 start: tr.start.clone(),
                 time_to_eps: tr.time_to_reach(l_star, args.eps),
