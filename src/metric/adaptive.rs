@@ -73,6 +73,9 @@ pub const HELD_CG_TOL: f64 = 1e-8;
 /// Power iterations for ρₖ = λ_max(Mₖ⁻¹(F + λI)).
 pub const POWER_ITERS: usize = 12;
 
+/// v ↦ (F + λI)v.
+type VecOp<'a> = dyn Fn(&DVector<f64>) -> DVector<f64> + 'a;
+
 /// What the provider does.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Policy {
@@ -329,7 +332,7 @@ impl AdaptiveProvider {
         // F·v: matrix-free for the MLP, dense otherwise (small models)
         let dense_f;
         let op;
-        let fmul: Box<dyn Fn(&DVector<f64>) -> DVector<f64> + '_> = match model.mlp() {
+        let fmul: Box<VecOp<'_>> = match model.mlp() {
             Some(m) => {
                 op = FisherOperator::new(m, theta);
                 Box::new(|v: &DVector<f64>| op.mul(v) + v * lam)
