@@ -219,6 +219,7 @@ pub fn optimize(model: &dyn StatModel, s: &OptimizeSettings, start: &[f64]) -> R
             step_size: if k == 0 { 0.0 } else { s.lr },
             interior: Vec::new(),
             rhs_evals: k,
+            flops: 0.0,
         });
         damping.push(lambda);
         if s.grad_tol > 0.0 && g.norm() < s.grad_tol {

@@ -26,6 +26,18 @@ pub struct Step {
     /// Right-hand-side evaluations spent up to this step (iterations for discrete methods).
     #[serde(default)]
     pub rhs_evals: usize,
+    /// Model flops of the metric work spent up to this step ([`crate::metric::cost`]; MLP
+    /// flows only, 0 and omitted otherwise).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub flops: f64,
+}
+
+fn is_zero_f64(v: &f64) -> bool {
+    *v == 0.0
+}
+
+fn is_zero_usize(v: &usize) -> bool {
+    *v == 0
 }
 
 /// Why integration stopped.
@@ -137,6 +149,15 @@ pub struct Stats {
     /// Flow time spent in the near-singular zone |θⱼ − θᵢ| < zone.
     #[serde(default)]
     pub time_near_singular: f64,
+    /// Refreshes of a held metric (each restarts the integrator; `[metric] refresh`, `adaptive`).
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub metric_refreshes: usize,
+    /// Switches of `adaptive` between metrics (each restarts the integrator).
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub metric_switches: usize,
+    /// Model flops of the metric work ([`crate::metric::cost`]; MLP flows only).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub flops: f64,
 }
 
 /// Something that happened during a run, at flow time `t`.

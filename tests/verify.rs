@@ -262,6 +262,7 @@ fn euler_trajectory(exp: &Experiment, start: [f64; 2], h: f64, n: usize, k: usiz
             step_size: h,
             interior,
             rhs_evals: 0,
+            flops: 0.0,
         }
     };
     let mut th = start.to_vec();

@@ -201,7 +201,11 @@ pub fn step_tolerance(
 }
 
 /// λ_min(I(θ)) when n ≤ [`EIGEN_LIMIT`], else whether I(θ)+λ1 is Cholesky-factorizable.
+/// Neither above the dense limit (the n×n Fisher is not formed).
 fn spectrum_at(model: &dyn StatModel, theta: &[f64], damping: f64) -> (Option<f64>, Option<bool>) {
+    if model.dim() > crate::metric::provider::DENSE_LIMIT {
+        return (None, None);
+    }
     let fisher = model.fisher(theta);
     if model.dim() <= EIGEN_LIMIT {
         let e = crate::linalg::sym_eigen(&fisher);

@@ -187,7 +187,13 @@ pub fn cannot_recheck(exp: &Experiment) -> Option<&'static str> {
             "a third-order (geodesic-acceleration) flow: verify re-integrates and re-checks the natural-gradient flow only",
         );
     }
+    if fl.metric_options.refresh > 0 && fl.metric != MetricKind::Euclidean {
+        return Some("a metric held between refreshes ([metric] refresh)");
+    }
     let base_empirical = match fl.metric {
+        MetricKind::Adaptive => {
+            return Some("the adaptive metric (held between refreshes, switched along the flow)");
+        }
         MetricKind::Exact | MetricKind::Euclidean => false,
         MetricKind::Empirical => true,
         MetricKind::Diagonal | MetricKind::BlockDiagonal => match fl.metric_options.base {
@@ -469,6 +475,9 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
         ))
     };
     use crate::metric::{MetricKind, provider::BaseMetric};
+    if opts.refresh > 0 && fl.metric != MetricKind::Euclidean {
+        return unsupported("a metric held between refreshes is not");
+    }
     let (form, base_empirical) = match fl.metric {
         MetricKind::Exact | MetricKind::Euclidean => (Form::Full, false),
         MetricKind::Empirical => (Form::Full, true),
@@ -489,6 +498,7 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
         }
         MetricKind::Sampled => return unsupported("a Monte Carlo (sampled) metric is not"),
         MetricKind::Kfac => return unsupported("K-FAC is not"),
+        MetricKind::Adaptive => return unsupported("the adaptive metric is not"),
     };
     let reference: Box<dyn Reference> = if let Some(m) = model.as_mixture() {
         if base_empirical && !matches!(m.loss_kind, crate::model::LossKind::Empirical { .. }) {

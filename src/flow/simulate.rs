@@ -70,6 +70,11 @@ enum SegmentEnd {
         ratio: f64,
         predicted: f64,
     },
+    /// The metric provider refreshed or switched its held metric after the last step: f
+    /// changed discretely, restart the same method at the current state with step `h`.
+    Restart {
+        h: f64,
+    },
 }
 
 /// Mutable state of one run shared by its segments.
@@ -97,6 +102,47 @@ struct RunState<'p> {
     pending: Vec<(f64, f64)>,
     /// Time of the last recorded step.
     last_rec_t: f64,
+    /// Metric flops of finished segments, rhs evaluations at the current segment's start and
+    /// the flops of one evaluation in it ([`crate::metric::cost`]).
+    flops_base: f64,
+    evals_base: usize,
+    eval_cost: f64,
+}
+
+impl RunState<'_> {
+    /// Metric flops spent so far.
+    fn flops_now(&self, rhs: &FlowRhs<'_>) -> f64 {
+        self.flops_base
+            + rhs.evals().saturating_sub(self.evals_base) as f64 * self.eval_cost
+            + rhs.provider().overhead_flops()
+    }
+
+    /// Close the current segment's flop account and open the next one.
+    fn next_segment(&mut self, rhs: &FlowRhs<'_>, model: &dyn StatModel) {
+        self.flops_base += rhs.evals().saturating_sub(self.evals_base) as f64 * self.eval_cost;
+        self.evals_base = rhs.evals();
+        self.eval_cost = rhs.provider().eval_flops(model).unwrap_or(0.0);
+    }
+
+    /// Events the metric provider has to report (switches, refreshes), at time t.
+    fn metric_events(&mut self, rhs: &FlowRhs<'_>, t: f64) {
+        for (kind, detail) in rhs.provider().take_events() {
+            match kind.as_str() {
+                "metric-switch" if t > 0.0 => self.stats.metric_switches += 1,
+                "metric-refresh" if t > 0.0 => self.stats.metric_refreshes += 1,
+                _ => {}
+            }
+            self.events.push(Event { t, kind, detail });
+        }
+    }
+
+    /// Stamp the last recorded step with the flops spent so far.
+    fn stamp(&mut self, rhs: &FlowRhs<'_>) {
+        let f = self.flops_now(rhs);
+        if let Some(s) = self.steps.last_mut() {
+            s.flops = f;
+        }
+    }
 }
 
 /// Integrates the flow of one model under one set of settings from any number of starts.
@@ -256,6 +302,9 @@ impl<'m> Simulator<'m> {
             next_save: 0,
             pending: Vec::new(),
             last_rec_t: 0.0,
+            flops_base: 0.0,
+            evals_base: 0,
+            eval_cost: 0.0,
         };
         st.save_at.sort_by(f64::total_cmp);
         st.save_at.dedup();
@@ -278,6 +327,10 @@ impl<'m> Simulator<'m> {
         } else {
             self.record_lean(&rhs, 0.0, start, 0.0)
         });
+        // the held metric's first choice (adaptive) is made at the start record
+        st.metric_events(&rhs, 0.0);
+        st.next_segment(&rhs, self.model);
+        st.stamp(&rhs);
         st.grad0 = st.steps[0].grad_norm;
         let first_method = match s.solver {
             SolverKind::Auto => SolverKind::Tsit45,
@@ -297,8 +350,11 @@ impl<'m> Simulator<'m> {
             let mut h0 = None;
             loop {
                 let (t0, y0) = st.end.clone();
-                match self.segment(method, &rhs, &control, &mut st, t0, &y0, h0)? {
+                let end = self.segment(method, &rhs, &control, &mut st, t0, &y0, h0)?;
+                st.next_segment(&rhs, self.model);
+                match end {
                     SegmentEnd::Stop(r) => break r,
+                    SegmentEnd::Restart { h } => h0 = Some(h),
                     SegmentEnd::Switch {
                         to,
                         h,
@@ -332,6 +388,7 @@ impl<'m> Simulator<'m> {
                 .collect();
             let h = t - st.last_rec_t;
             st.steps.push(self.record(&rhs, t, &y, h, interior));
+            st.stamp(&rhs);
             st.last_rec_t = t;
         }
         if !record_all {
@@ -339,6 +396,7 @@ impl<'m> Simulator<'m> {
             if st.accepted > 0 {
                 let h = 0.0;
                 st.steps.push(self.record_lean(&rhs, t, &y, h));
+                st.stamp(&rhs);
             }
         }
         let stop = match (stop, st.steps.last()) {
@@ -353,6 +411,7 @@ impl<'m> Simulator<'m> {
         st.stats.rhs_evals = rhs.evals();
         st.stats.jac_evals = rhs.jac_evals();
         st.stats.jacobians = rhs.jacobians();
+        st.stats.flops = st.flops_now(&rhs);
         st.stats.wall_time = clock.elapsed().as_secs_f64();
         Ok(Trajectory {
             param_names: self.model.param_names(),
@@ -633,6 +692,15 @@ impl<'m> Simulator<'m> {
                 finish(st, &solver);
                 return Ok(SegmentEnd::Stop(StopReason::MaxSteps));
             }
+            // a held metric refreshed or switched: f changed discretely, restart here
+            let restart = rhs.provider().after_step(self.model, &theta, t);
+            st.metric_events(rhs, t);
+            if restart {
+                finish(st, &solver);
+                return Ok(SegmentEnd::Restart {
+                    h: solver.state().h,
+                });
+            }
             // the steady-state threshold follows the noise floor once ‖∇L‖ is small (every
             // 4th step: it costs a Fisher matrix and changes slowly near a stationary point)
             if s.grad_tol > 0.0 && st.accepted.is_multiple_of(4) {
@@ -727,6 +795,7 @@ impl<'m> Simulator<'m> {
             st.pending = after;
             let h = ts - st.last_rec_t;
             st.steps.push(self.record(rhs, ts, y, h, before));
+            st.stamp(rhs);
             st.last_rec_t = ts;
         };
         let record_end = if st.save_at.is_empty() {
@@ -820,6 +889,7 @@ impl<'m> Simulator<'m> {
             step_size: h,
             interior: Vec::new(),
             rhs_evals: rhs.evals(),
+            flops: 0.0,
         }
     }
 
@@ -853,6 +923,7 @@ impl<'m> Simulator<'m> {
             step_size: h,
             interior,
             rhs_evals: rhs.evals(),
+            flops: 0.0,
         }
     }
 }
@@ -912,6 +983,11 @@ pub const STEADY_FACTOR: f64 = 2.0;
 /// Measured on the demo (rtol 1e-8, atol 1e-10, tsit45): ‖∇L‖ wanders in 0.9–1.3e-8 after
 /// t ≈ 35 against a floor of 1.4e-8.
 pub fn noise_floor(model: &dyn StatModel, theta: &[f64], rtol: f64, atol: f64) -> f64 {
+    // above the dense limit the n×n Fisher is not formed (82 689 parameters: 55 GB); the
+    // floor is then unknown and grad_tol alone decides
+    if model.dim() > crate::metric::provider::DENSE_LIMIT {
+        return 0.0;
+    }
     let g = model.fisher(theta);
     let tau = theta
         .iter()

@@ -2,7 +2,10 @@
 //!
 //! The flow, the `metric` subcommand and the plots only see [`Metric`] and [`MetricKind`].
 
+pub mod adaptive;
 pub mod block;
+pub mod cg;
+pub mod cost;
 pub mod dense;
 pub mod diagonal;
 pub mod euclidean;
@@ -35,6 +38,9 @@ pub enum MetricKind {
     BlockDiagonal,
     /// Kronecker-factored approximate curvature, per dense layer.
     Kfac,
+    /// Chosen along the flow among euclidean, diagonal, block-diagonal, K-FAC and exact by
+    /// measured quality per cost, held between refreshes (see [`adaptive`]).
+    Adaptive,
 }
 
 impl MetricKind {
@@ -47,6 +53,7 @@ impl MetricKind {
         "diagonal",
         "block-diagonal",
         "kfac",
+        "adaptive",
     ];
 
     /// Parse a metric name, with an error that lists the valid names.
@@ -59,6 +66,7 @@ impl MetricKind {
             "diagonal" => Ok(MetricKind::Diagonal),
             "block-diagonal" => Ok(MetricKind::BlockDiagonal),
             "kfac" => Ok(MetricKind::Kfac),
+            "adaptive" => Ok(MetricKind::Adaptive),
             _ => Err(Error::invalid(
                 field,
                 format!("'{s}'"),
@@ -77,6 +85,7 @@ impl MetricKind {
             MetricKind::Diagonal => "diagonal",
             MetricKind::BlockDiagonal => "block-diagonal",
             MetricKind::Kfac => "kfac",
+            MetricKind::Adaptive => "adaptive",
         }
     }
 

@@ -79,6 +79,30 @@ pub trait MetricProvider: Send + Sync {
     ) -> Option<Result<(DVector<f64>, DVector<f64>)>> {
         None
     }
+    /// Called by the simulator after every accepted step at (θ, t). A provider that holds
+    /// curvature between refreshes ([`super::adaptive`]) refreshes or switches here and
+    /// returns true: f has changed discretely, so the integrator must restart at θ. Default:
+    /// nothing held, false.
+    fn after_step(&self, _model: &dyn StatModel, _theta: &[f64], _t: f64) -> bool {
+        false
+    }
+    /// Events (kind, detail) the provider has to report since the last call (switches,
+    /// refreshes), for `trajectory.json`. Default: none.
+    fn take_events(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// Model flops of one flow evaluation f(θ) with this provider ([`super::cost`]), where
+    /// the model has a cost model (the MLP); `None` otherwise.
+    fn eval_flops(&self, model: &dyn StatModel) -> Option<f64> {
+        let shape = super::cost::Shape::of(model)?;
+        let kind = MetricKind::parse("metric", self.name()).ok()?;
+        let blocks: Vec<usize> = model.param_groups().iter().map(|(_, r)| r.len()).collect();
+        Some(shape.fresh_eval(kind, &blocks))
+    }
+    /// Model flops spent besides the evaluations (measurements, refreshes) so far. Default 0.
+    fn overhead_flops(&self) -> f64 {
+        0.0
+    }
 }
 
 /// Which Fisher estimate `diagonal` and `block-diagonal` start from.
@@ -127,6 +151,12 @@ pub struct MetricSection {
     pub kfac_damping: Option<String>,
     /// Target draws per example for K-FAC's sampled targets (default 1).
     pub kfac_samples: Option<usize>,
+    /// Hold the metric between refreshes, refreshed every this many accepted steps
+    /// (exact, diagonal, block-diagonal, kfac, adaptive); 0 (default): re-evaluated at every
+    /// evaluation, and for `adaptive` chosen from the measured drift.
+    pub refresh: Option<usize>,
+    /// `adaptive`: target drift of the held curvature per refresh period, degrees (default 30).
+    pub drift_deg: Option<f64>,
 }
 
 impl MetricSection {
@@ -153,7 +183,26 @@ pub struct MetricOptions {
     pub kfac_damping: KfacDamping,
     /// K-FAC target draws per example.
     pub kfac_samples: usize,
+    /// Refresh period of held metrics (0: fresh at every evaluation / chosen from drift).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refresh: usize,
+    /// `adaptive`: target drift per refresh period, degrees.
+    #[serde(default = "default_drift", skip_serializing_if = "is_default_drift")]
+    pub drift_deg: f64,
 }
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
+}
+fn default_drift() -> f64 {
+    super::adaptive::DEFAULT_DRIFT_DEG
+}
+fn is_default_drift(v: &f64) -> bool {
+    *v == super::adaptive::DEFAULT_DRIFT_DEG
+}
+
+/// Largest refresh period accepted in `[metric] refresh`.
+pub const REFRESH_MAX: usize = 1_000_000;
 
 impl Default for MetricOptions {
     fn default() -> Self {
@@ -165,6 +214,8 @@ impl Default for MetricOptions {
             kfac_targets: KfacTargets::Sampled,
             kfac_damping: KfacDamping::Factored,
             kfac_samples: 1,
+            refresh: 0,
+            drift_deg: super::adaptive::DEFAULT_DRIFT_DEG,
         }
     }
 }
@@ -216,7 +267,25 @@ impl MetricOptions {
                 "a block needs at least one parameter name",
             ));
         }
+        let refresh = s.refresh.unwrap_or(0);
+        if refresh > REFRESH_MAX {
+            return Err(Error::invalid(
+                "metric.refresh",
+                refresh,
+                format!("must be ≤ {REFRESH_MAX} accepted steps (0: refresh at every evaluation)"),
+            ));
+        }
+        let drift_deg = s.drift_deg.unwrap_or(d.drift_deg);
+        if !(drift_deg.is_finite() && drift_deg > 0.0 && drift_deg < 90.0) {
+            return Err(Error::invalid(
+                "metric.drift_deg",
+                drift_deg,
+                "must be a number of degrees in (0, 90)",
+            ));
+        }
         Ok(MetricOptions {
+            refresh,
+            drift_deg,
             samples,
             seed: s.seed.unwrap_or(d.seed),
             base,
@@ -245,10 +314,19 @@ impl MetricOptions {
     }
 }
 
-/// The provider of `kind` with `options`.
+/// The provider of `kind` with `options` (`refresh` > 0: the metric held between refreshes,
+/// [`super::adaptive`]).
 pub fn provider(kind: MetricKind, options: &MetricOptions) -> Box<dyn MetricProvider> {
-    use super::{block, dense::DenseProvider, diagonal, euclidean, kfac};
+    use super::{
+        adaptive::AdaptiveProvider, block, dense::DenseProvider, diagonal, euclidean, kfac,
+    };
     match kind {
+        MetricKind::Adaptive => Box::new(AdaptiveProvider::adaptive(options)),
+        MetricKind::Exact | MetricKind::Diagonal | MetricKind::BlockDiagonal | MetricKind::Kfac
+            if options.refresh > 0 =>
+        {
+            Box::new(AdaptiveProvider::fixed(kind, options))
+        }
         MetricKind::Exact => Box::new(DenseProvider::exact()),
         MetricKind::Euclidean => Box::new(euclidean::EuclideanProvider),
         MetricKind::Sampled => Box::new(DenseProvider::new(FisherSource::Sampled {

@@ -112,6 +112,9 @@ impl StatModel for AnyModel {
     fn dense_layers(&self) -> Option<&dyn DenseLayers> {
         self.inner().dense_layers()
     }
+    fn mlp(&self) -> Option<&Mlp> {
+        self.inner().mlp()
+    }
     fn flow_kernel(&self) -> Option<Box<dyn crate::flow::FlowKernel + '_>> {
         self.inner().flow_kernel()
     }

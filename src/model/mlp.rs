@@ -566,6 +566,10 @@ impl StatModel for Mlp {
     fn dense_layers(&self) -> Option<&dyn DenseLayers> {
         Some(self)
     }
+
+    fn mlp(&self) -> Option<&Mlp> {
+        Some(self)
+    }
 }
 
 impl DenseLayers for Mlp {

@@ -287,6 +287,18 @@ fn memory_parts(
     match flow.metric {
         MetricKind::Euclidean => {}
         MetricKind::Exact => parts.extend(factor("mlp.layers", d_out, true)),
+        // adaptive forms a dense exact metric only up to the dense limit, and no score
+        // factor above FACTOR_BYTES_MAX (it then measures with Fisher–vector products)
+        MetricKind::Adaptive => {
+            if dim.is_some_and(|d| d <= crate::metric::provider::DENSE_LIMIT) {
+                parts.extend(factor("mlp.layers", d_out, true))
+            } else {
+                parts.push((
+                    "mlp.layers",
+                    Some(crate::metric::adaptive::FACTOR_BYTES_MAX as usize),
+                ))
+            }
+        }
         MetricKind::Sampled => parts.extend(factor("metric.samples", opts.samples, true)),
         MetricKind::Empirical => parts.extend(factor("mlp.layers", 1, true)),
         MetricKind::Diagonal | MetricKind::BlockDiagonal => {

@@ -165,4 +165,10 @@ pub trait StatModel: Send + Sync {
     ) -> Option<Box<dyn crate::geometry::correction::FlowCorrection + '_>> {
         None
     }
+
+    /// The model as an MLP, for matrix-free Fisher–vector products
+    /// ([`crate::metric::cg`]); `None` for other families.
+    fn mlp(&self) -> Option<&Mlp> {
+        None
+    }
 }

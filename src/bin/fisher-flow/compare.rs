@@ -7,6 +7,14 @@
 //! `compare-plane` (mixture only: all paths in the (μ₁, μ₂) plane), `compare-loss` (L − L* vs t),
 //! `compare-step` (step size vs t), `compare-kappa` (κ of the metric along each path) and, for
 //! classifiers, `compare-error` (training error 1 − accuracy vs t), each as .svg and .png.
+//!
+//! Cost (MLP): every row also has the model flops of its metric work ([`fisher_flow::metric::cost`])
+//! in total and to reach the target loss of its start (`--target-loss`, default the largest
+//! final loss of all configurations from that start: the loss every one of them reached),
+//! and the ratio of that cost to the cheapest configuration other than `adaptive`; the figure
+//! `compare-cost` draws L against log₁₀ flops. `--refresh P1,P2,…` adds, for each held-able
+//! metric of `--metrics` (exact, diagonal, block-diagonal, kfac), the variant whose metric is
+//! held and refreshed every P accepted steps (`kfac@P`).
 
 use crate::run::plane_figure;
 use clap::Args;
@@ -55,6 +63,15 @@ pub struct CompareArgs {
     /// uses the best loss reached and the figure shows L itself]
     #[arg(long = "l-star", value_name = "X", allow_hyphen_values = true)]
     pub l_star: Option<f64>,
+    /// Comma-separated refresh periods P (accepted steps): adds each held-able metric of
+    /// --metrics (exact, diagonal, block-diagonal, kfac) held and refreshed every P steps,
+    /// labelled METRIC@P [default: none]
+    #[arg(long, value_delimiter = ',', value_name = "P1,P2,...")]
+    pub refresh: Vec<usize>,
+    /// Loss the "flops to target" column is measured at [default: per start, the largest
+    /// final loss of all configurations]
+    #[arg(long = "target-loss", value_name = "X", allow_hyphen_values = true)]
+    pub target_loss: Option<f64>,
     /// Output directory (created if missing)
     #[arg(long, default_value = "output/compare")]
     pub out: PathBuf,
@@ -67,6 +84,7 @@ pub struct CompareArgs {
 /// One configuration run from one start.
 #[derive(Debug, Serialize)]
 struct Row {
+    /// Metric name, `METRIC@P` when held and refreshed every P steps.
     metric: String,
     solver: String,
     start: Vec<f64>,
@@ -79,6 +97,14 @@ struct Row {
     rhs_evals: usize,
     final_gap: f64,
     final_accuracy: Option<f64>,
+    /// Model flops of the metric work in total (MLP; None otherwise).
+    flops: Option<f64>,
+    /// The loss the next two columns refer to.
+    target_loss: f64,
+    /// Flops spent until L ≤ target_loss first (None: never).
+    flops_to_target: Option<f64>,
+    /// flops_to_target / the cheapest non-adaptive configuration's from the same start.
+    cost_vs_best_fixed: Option<f64>,
     stop: String,
     /// Success, Converged, MaxSteps, Unstable or SolverFailure.
     retcode: Retcode,
@@ -108,7 +134,17 @@ pub const COMPARE_OUTPUTS: &[&str] = &[
     "compare-error.png",
     "compare-plane.svg",
     "compare-plane.png",
+    "compare-cost.svg",
+    "compare-cost.png",
 ];
+
+/// The configuration's name: the metric, `@P` when held and refreshed every P steps.
+fn metric_label(exp: &Experiment) -> String {
+    match exp.flow.metric_options.refresh {
+        0 => exp.flow.metric.name().to_string(),
+        p => format!("{}@{p}", exp.flow.metric.name()),
+    }
+}
 
 pub fn compare(args: &CompareArgs) -> Result<()> {
     if crate::density::is_density(&args.model) {
@@ -136,6 +172,29 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
     }
     for s in &args.solvers {
         SolverKind::parse("--solvers", s)?;
+    }
+    if let Some(&p) = args
+        .refresh
+        .iter()
+        .find(|&&p| p == 0 || p > fisher_flow::metric::provider::REFRESH_MAX)
+    {
+        return Err(Error::invalid(
+            "--refresh",
+            p,
+            format!(
+                "every period must be in 1..={} accepted steps",
+                fisher_flow::metric::provider::REFRESH_MAX
+            ),
+        ));
+    }
+    if let Some(x) = args.target_loss
+        && !x.is_finite()
+    {
+        return Err(Error::invalid(
+            "--target-loss",
+            x,
+            "must be a finite number",
+        ));
     }
     let starts = crate::cli::parse_starts(&args.starts)?;
     crate::run::check_l_star(args.l_star)?;
@@ -165,6 +224,21 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                     _ => None,
                 })
             })?);
+            let last = configs.len() - 1;
+            let holdable = matches!(
+                configs[last].flow.metric,
+                MetricKind::Exact
+                    | MetricKind::Diagonal
+                    | MetricKind::BlockDiagonal
+                    | MetricKind::Kfac
+            );
+            if holdable {
+                for &p in &args.refresh {
+                    let mut held = configs[last].clone();
+                    held.flow.metric_options.refresh = p;
+                    configs.push(held);
+                }
+            }
         }
     }
     // Build every simulator (its solver checks) before touching the output directory.
@@ -198,7 +272,7 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
                     .collect(),
                 _ => Vec::new(),
             };
-            let mut label = format!("{}/{}", exp.flow.metric.name(), exp.flow.solver.name());
+            let mut label = format!("{}/{}", metric_label(exp), exp.flow.solver.name());
             if exp.starts.len() > 1 {
                 label.push_str(&format!(
                     " from {}",
@@ -223,6 +297,36 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             .filter_map(|r| r.trajectory.last().map(|s| s.loss))
             .fold(f64::INFINITY, f64::min)
     });
+    // The target loss of each start: --target-loss, else the largest final loss of all
+    // configurations from it (every one reached it).
+    let n_starts = runs.iter().map(|r| r.start + 1).max().unwrap_or(0);
+    let targets: Vec<f64> = (0..n_starts)
+        .map(|k| {
+            args.target_loss.unwrap_or_else(|| {
+                runs.iter()
+                    .filter(|r| r.start == k)
+                    .filter_map(|r| r.trajectory.last().map(|s| s.loss))
+                    .filter(|l| l.is_finite())
+                    .fold(f64::NEG_INFINITY, f64::max)
+            })
+        })
+        .collect();
+    let to_target = |r: &Run| -> Option<f64> {
+        let s = r
+            .trajectory
+            .steps
+            .iter()
+            .find(|s| s.loss <= targets[r.start])?;
+        (s.flops > 0.0).then_some(s.flops)
+    };
+    let best_fixed: Vec<Option<f64>> = (0..n_starts)
+        .map(|k| {
+            runs.iter()
+                .filter(|r| r.start == k && configs[r.config].flow.metric != MetricKind::Adaptive)
+                .filter_map(to_target)
+                .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.min(c))))
+        })
+        .collect();
     let mut k = 0;
     for exp in &configs {
         for _ in &exp.starts {
@@ -230,8 +334,13 @@ pub fn compare(args: &CompareArgs) -> Result<()> {
             k += 1;
             let tr = &r.trajectory;
             let first = tr.steps.iter().find(|s| s.loss - l_star < args.eps);
+            let flops_to_target = to_target(r);
             rows.push(Row {
-                metric: exp.flow.metric.name().into(),
+                metric: metric_label(exp),
+                flops: (tr.stats.flops > 0.0).then_some(tr.stats.flops),
+                target_loss: targets[r.start],
+                flops_to_target,
+                cost_vs_best_fixed: flops_to_target.zip(best_fixed[r.start]).map(|(a, b)| a / b),
                 solver: exp.flow.solver.name().into(),
                 start: tr.start.clone(),
                 time_to_eps: tr.time_to_reach(l_star, args.eps),
@@ -298,11 +407,12 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
 
 fn markdown(rows: &[Row], eps: f64) -> String {
     let mut s = format!(
-        "| metric | solver | start | t to L−L*<{eps:e} | rhs evals to ε | steps | rejected | rhs evals | final L−L* | accuracy | retcode | stop |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| metric | solver | start | t to L−L*<{eps:e} | rhs evals to ε | steps | rejected | rhs evals | final L−L* | accuracy | flops | target L | flops to target | × best fixed | retcode | stop |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     );
+    let e = |v: Option<f64>| opt(v.map(|x| format!("{x:.3e}")));
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2e} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2e} | {} | {} | {:.6} | {} | {} | {} | {} |\n",
             r.metric,
             r.solver,
             // `|` would end the table cell.
@@ -314,6 +424,10 @@ fn markdown(rows: &[Row], eps: f64) -> String {
             r.rhs_evals,
             r.final_gap,
             opt(r.final_accuracy.map(|a| format!("{a:.4}"))),
+            e(r.flops),
+            r.target_loss,
+            e(r.flops_to_target),
+            opt(r.cost_vs_best_fixed.map(|x| format!("{x:.3}"))),
             r.retcode,
             r.stop
         ));
@@ -334,7 +448,7 @@ fn styling(
     let name = |c: usize| {
         format!(
             "{}/{}{}",
-            configs[c].flow.metric.name(),
+            metric_label(&configs[c]),
             configs[c].flow.solver.name(),
             note(c)
         )
@@ -521,8 +635,35 @@ fn figures(
         fig.legend = legend.clone();
         fig
     });
+    // L against the metric work (MLP flows: model flops, log scale on the axis)
+    let cost = runs
+        .iter()
+        .any(|r| r.trajectory.stats.flops > 0.0)
+        .then(|| {
+            styled(LossFigure {
+                title: title("Loss against cost"),
+                x_label: "log₁₀ flops (cost model)".into(),
+                y_label: "L".into(),
+                series: series(runs, |r| {
+                    r.trajectory
+                        .steps
+                        .iter()
+                        .filter(|s| s.flops > 0.0)
+                        .map(|s| (s.flops.log10(), s.loss))
+                        .collect()
+                }),
+                linear_y: runs
+                    .iter()
+                    .flat_map(|r| r.trajectory.steps.iter())
+                    .any(|s| s.loss.is_finite() && s.loss <= 0.0),
+                ..LossFigure::default()
+            })
+        });
     for ext in ["svg", "png"] {
         plot::loss(&out.join(format!("compare-loss.{ext}")), &loss)?;
+        if let Some(c) = &cost {
+            plot::loss(&out.join(format!("compare-cost.{ext}")), c)?;
+        }
         plot::loss(&out.join(format!("compare-step.{ext}")), &step)?;
         plot::loss(&out.join(format!("compare-kappa.{ext}")), &kappa)?;
         if let Some(e) = &error {

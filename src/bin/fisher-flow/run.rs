@@ -543,6 +543,7 @@ pub(crate) fn flow_title(metric: fisher_flow::metric::MetricKind) -> String {
         M::Diagonal => "diagonal Fisher",
         M::BlockDiagonal => "block-diagonal Fisher",
         M::Kfac => "K-FAC Fisher",
+        M::Adaptive => "adaptive Fisher fidelity",
     };
     format!("Natural-gradient flow ({which})")
 }
