@@ -21,8 +21,8 @@ pub mod density;
 pub mod fisher;
 pub mod flow;
 pub mod geometry;
-pub mod vi;
 pub mod third_order;
+pub mod vi;
 
 use crate::error::{Error, Result};
 use serde::Serialize;

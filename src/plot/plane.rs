@@ -696,11 +696,7 @@ pub fn draw_plane_on<DB: DrawingBackend>(
     }
 
     if let (Some(f), Some(bar)) = (&field, &bar) {
-        draw_colour_bar(
-            bar,
-            f,
-            fig.colour_label.as_deref().unwrap_or(&fig.z_label),
-        )?;
+        draw_colour_bar(bar, f, fig.colour_label.as_deref().unwrap_or(&fig.z_label))?;
     }
     Ok(())
 }

@@ -3,8 +3,8 @@
 mod check;
 mod cli;
 mod compare;
-mod explore;
 mod density;
+mod explore;
 mod field;
 mod integrate;
 mod manifold;
