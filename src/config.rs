@@ -364,26 +364,14 @@ impl Experiment {
                 "the density family is handled by `run`, `compare` and `check` only (this command needs a parametric model: \"gaussian-mixture\" or \"mlp\")",
             ));
         }
-        if file.density.is_some() {
-            return Err(Error::invalid(
-                "density",
-                "set",
-                "[density] applies only to model.family = \"density\"",
-            ));
-        }
+        section_only("density", file.density.is_some(), "density")?;
         if m.family == "mlp" {
             return Self::from_file_mlp(path, file_hash, file);
         }
         if m.family == "variational-gaussian" {
             return Self::from_file_vi(path, file_hash, file);
         }
-        if file.vi.is_some() {
-            return Err(Error::invalid(
-                "vi",
-                "set",
-                "[vi] applies only to model.family = \"variational-gaussian\"",
-            ));
-        }
+        section_only("vi", file.vi.is_some(), "variational-gaussian")?;
         if m.family != "gaussian-mixture" {
             return Err(Error::invalid(
                 "model.family",
@@ -391,13 +379,7 @@ impl Experiment {
                 "expected \"gaussian-mixture\", \"mlp\", \"variational-gaussian\" or \"density\"",
             ));
         }
-        if file.mlp.is_some() {
-            return Err(Error::invalid(
-                "mlp",
-                "set",
-                "[mlp] applies only to model.family = \"mlp\"",
-            ));
-        }
+        section_only("mlp", file.mlp.is_some(), "mlp")?;
         let sigma = match m.sigma {
             None => {
                 return Err(Error::invalid(
@@ -601,13 +583,7 @@ impl Experiment {
                 "model.family = \"variational-gaussian\" needs a [vi] section",
             )
         })?;
-        if file.mlp.is_some() {
-            return Err(Error::invalid(
-                "mlp",
-                "set",
-                "[mlp] applies only to model.family = \"mlp\"",
-            ));
-        }
+        section_only("mlp", file.mlp.is_some(), "mlp")?;
         let base = path.parent().unwrap_or(Path::new("."));
         let flow = flow_settings(&file)?;
         let (model, prior) = sec.build(base)?;
@@ -664,6 +640,18 @@ impl Experiment {
             plot_range: None,
         })
     }
+}
+
+/// `Err` naming `[section]` when it is present in a file whose family is not `family`.
+fn section_only(section: &str, present: bool, family: &str) -> Result<()> {
+    if present {
+        return Err(Error::invalid(
+            section,
+            "set",
+            format!("[{section}] applies only to model.family = \"{family}\""),
+        ));
+    }
+    Ok(())
 }
 
 /// A third-order correction needs what it is defined for: the mixture (its third-order
