@@ -282,6 +282,7 @@ impl<'m> Simulator<'m> {
             .with_jacobian(s.jacobian)
             .with_damping_floor(s.damping_floor)
             .with_correction(self.model.flow_correction(&s.correction));
+        rhs.provider().bind_flow(s);
         // statistics (time near the line) watch every exchange pair; the control only the
         // pairs whose line is a singular set of this flow's metric
         let pairs = self.model.exchange_pairs();

@@ -1,6 +1,6 @@
-//! `adaptive`: dynamic Fisher fidelity — choose the metric and how often to refresh it along
-//! the flow, from measurements — and the stale ("refreshed every P steps") variants of the
-//! fixed metrics it is measured against.
+//! `adaptive`: dynamic Fisher fidelity — choose the metric, whether to hold it, and how often
+//! to refresh it along the flow, from measured progress per cost — and the held ("refreshed
+//! every P steps") variants of the fixed metrics it is measured against.
 //!
 //! **Held curvature.** Between refreshes the flow solves with the factorization made at the
 //! last refresh point θ_r: f(θ) = −M(θ_r)⁻¹∇L(θ) (kfac-jax's inverse-update period). A step
@@ -9,34 +9,42 @@
 //! integrator's segment and restarts it at the current state ([`MetricProvider::after_step`];
 //! error control stays honest), and each is recorded as an event in `trajectory.json`.
 //!
-//! **Quality.** At a check, with g = ∇L(θ) and the exact natural gradient x* = (F + λI)⁻¹g by
-//! matrix-free CG ([`super::cg`]), each candidate k ∈ {euclidean, diagonal, block-diagonal,
-//! kfac, exact} gives xₖ = Mₖ⁻¹g. An explicit integrator's step along f = −Mₖ⁻¹g is bounded
-//! by stability, h ≲ B/ρₖ with ρₖ = λ_max(Mₖ⁻¹(F + λI)) (F standing in for the Hessian, as
-//! in Gauss–Newton), so the loss decrease one step can make is ∝ gᵀxₖ/ρₖ; relative to the
-//! exact metric's (ρ = 1):
+//! **The objective is cost to reach a loss.** A configuration c is a metric k ∈ {euclidean,
+//! diagonal, block-diagonal, kfac, exact} either *fresh* (re-evaluated at every evaluation) or
+//! *held* with the current period P. At a trial round, every affordable configuration runs a
+//! short trial segment from the same state θ — the same integrator and tolerances as the flow
+//! ([`MetricProvider::bind_flow`]), an equal flop budget B each, at most
+//! [`TRIAL_STEPS_MAX`] accepted steps — and is rated by its measured loss decrease per flop,
 //!
-//! qₖ = (gᵀxₖ / ρₖ) / (gᵀx*) ∈ [0, 1]
+//! rate_c = (L(θ) − L(θ_c)) / flops_c
 //!
-//! (≤ 1 because F + λI ≤ ρₖMₖ ⇒ Mₖ⁻¹ ≤ ρₖ(F + λI)⁻¹). ρₖ comes from [`POWER_ITERS`] power
-//! iterations on Mₖ⁻¹(F + λI) (each a Fisher–vector product and a solve). The Euclidean
-//! angle ∠(xₖ, x*) is reported too.
+//! (a held trial shorter than P is charged its refresh amortized over P steps, as the flow will
+//! pay it). The best rate is adopted when it beats the current configuration's by
+//! [`SWITCH_MARGIN`]. No quality proxy is involved: what is compared is what the flow buys.
 //!
-//! **Cost.** The flop model of [`super::cost`]: per accepted step ≈ 6 evaluations of
-//! (gradient + solveₖ) plus refreshₖ/P. The choice maximizes qₖ / costₖ.
+//! **Budget.** The trials (and the loss/gradient checks at refreshes) are the provider's own
+//! measurements. They are charged to the run, and a round starts only when everything measured
+//! so far plus the round stays within `measure_fraction` (default 10 %) of the flops spent so
+//! far; rounds are at most one per doubling of the spent flops. Before the first affordable
+//! round the provider holds K-FAC (the cheapest curvature with layer structure; diagonal or
+//! exact when the model has no layers).
 //!
-//! **Refresh period from drift.** At a refresh the old and new factorizations both solve with
-//! the current g; their angle δ is the drift of the held curvature over the period. The next
-//! period is P·δ*/δ (δ* = `drift_deg`, default 30°), at most 4× longer or shorter than the last,
-//! in [1, [`PERIOD_MAX`]]. The realized loss decrease since the refresh is compared with the
-//! quadratic model's prediction Δt·gᵀx − ½Δt²·xᵀMx made there; a ratio below ½ (or every
-//! `check_every` refreshes, doubling while the choice stands) triggers a new check.
+//! **Refresh period.** Held: at each refresh, the realized loss decrease since the last one is
+//! compared with the prediction of the exponential model of the flow made there: with
+//! s = gᵀx, c = xᵀMx (x = M⁻¹g), dL/dt = −s and d²L/dt² ≈ 2c, so
+//! ΔL_pred(Δt) = (s²/2c)(1 − e^{−2cΔt/s}). The period doubles while the ratio stays ≥
+//! [`RATIO_GOOD`] and the step size held up (the period's last accepted step ≥
+//! [`STEP_STEADY`]× its largest), halves when the ratio falls below [`RATIO_BAD`] or the step
+//! size collapsed (last < [`STEP_COLLAPSE`]× largest: the stale metric made the field stiff),
+//! within 1 … [`PERIOD_MAX`]. A held metric that keeps degrading at P = 1 becomes
+//! the fresh one.
 
+use super::MetricKind;
 use super::cg::{CG_MAX_ITER, FisherOperator};
 use super::cost::Shape;
 use super::provider::{DENSE_LIMIT, Factorized, MetricOptions, MetricProvider, provider};
-use super::{MetricKind, angle_deg};
 use crate::error::{Error, Result};
+use crate::flow::{FlowSettings, Simulator};
 use crate::model::{Mlp, StatModel};
 use nalgebra::{DMatrix, DVector};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -49,37 +57,43 @@ pub const CANDIDATES: [MetricKind; 5] = [
     MetricKind::Kfac,
     MetricKind::Exact,
 ];
-/// Default target drift δ* per refresh period, degrees.
-pub const DEFAULT_DRIFT_DEG: f64 = 30.0;
-/// A check switches only to a candidate whose q/cost beats the current one's by this factor.
-pub const SWITCH_MARGIN: f64 = 1.25;
-/// First refresh period (accepted steps) when it is chosen from drift.
-pub const PERIOD_START: usize = 4;
+/// Default budget of the measurements: this fraction of the flops spent so far.
+pub const DEFAULT_MEASURE_FRACTION: f64 = 0.1;
+/// A trial round switches only to a configuration whose measured rate beats the current
+/// one's by this factor.
+pub const SWITCH_MARGIN: f64 = 1.1;
+/// First refresh period (accepted steps) of a held metric.
+pub const PERIOD_START: usize = 8;
 /// Longest refresh period.
 pub const PERIOD_MAX: usize = 512;
-/// Refreshes between checks after a switch (doubles while the choice stands, up to
-/// [`CHECK_MAX`]).
-pub const CHECK_FIRST: usize = 2;
-/// Longest interval between checks, in refreshes.
-pub const CHECK_MAX: usize = 32;
+/// Realized/predicted decrease at or above which the period doubles.
+pub const RATIO_GOOD: f64 = 0.5;
+/// Realized/predicted decrease below which the period halves.
+pub const RATIO_BAD: f64 = 0.25;
+/// A period whose last accepted step is below this fraction of its largest one has collapsed
+/// (the held metric went stale and made the field stiff): the period halves.
+pub const STEP_COLLAPSE: f64 = 0.25;
+/// The period may double only while its last step is at least this fraction of its largest.
+pub const STEP_STEADY: f64 = 0.5;
+/// Fewest accepted steps of a trial segment (a configuration that cannot afford them within
+/// the round's budget sits the round out).
+pub const TRIAL_STEPS_MIN: usize = 4;
+/// Most accepted steps of a trial segment.
+pub const TRIAL_STEPS_MAX: usize = 32;
+/// Most trial rounds in one run.
+pub const ROUNDS_MAX: usize = 64;
 /// Largest score factor (rows × n × 8 bytes) a candidate may form.
 pub const FACTOR_BYTES_MAX: f64 = 512e6;
-/// rhs evaluations per accepted step assumed by the cost model (tsit45).
+/// rhs evaluations per accepted step assumed by the cost model (tsit45; a lower bound: rejected
+/// steps and restarts add more, so the budget estimate is conservative).
 pub const EVALS_PER_STEP: f64 = 6.0;
-/// CG tolerance and cap of the reference natural gradient at a check (an angle needs no more).
-pub const PROBE_CG_TOL: f64 = 1e-6;
 /// CG tolerance of the held exact metric above the dense limit.
 pub const HELD_CG_TOL: f64 = 1e-8;
-/// Power iterations for ρₖ = λ_max(Mₖ⁻¹(F + λI)).
-pub const POWER_ITERS: usize = 12;
-
-/// v ↦ (F + λI)v.
-type VecOp<'a> = dyn Fn(&DVector<f64>) -> DVector<f64> + 'a;
 
 /// What the provider does.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Policy {
-    /// Choose among [`CANDIDATES`] by measured quality per cost.
+    /// Choose among the candidate configurations by measured loss decrease per flop.
     Adaptive,
     /// Hold one metric, refreshed every period.
     Fixed(MetricKind),
@@ -179,32 +193,91 @@ impl Factorized for CgMetric {
     }
 }
 
-/// The quadratic model's prediction made at a refresh.
+/// A configuration: a metric, fresh at every evaluation or held between refreshes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Config {
+    /// The metric.
+    pub kind: MetricKind,
+    /// Re-evaluated at every evaluation (true) or held for the period (false).
+    pub fresh: bool,
+}
+
+impl Config {
+    /// `kind` (fresh), `kind@P` (held).
+    fn label(&self, period: usize) -> String {
+        if self.fresh || self.kind == MetricKind::Euclidean {
+            self.kind.name().to_string()
+        } else {
+            format!("{}@{period}", self.kind.name())
+        }
+    }
+}
+
+/// The exponential model's prediction made at a refresh.
 #[derive(Clone, Copy, Debug)]
 struct Prediction {
     t: f64,
     loss: f64,
-    /// gᵀx (the predicted rate of decrease −dL/dt).
+    /// s = gᵀx (the rate of decrease −dL/dt at the refresh).
     slope: f64,
-    /// xᵀMx.
+    /// c = xᵀMx (half of d²L/dt²).
     curvature: f64,
+}
+
+impl Prediction {
+    /// ΔL_pred(Δt) = (s²/2c)(1 − e^{−2cΔt/s}) (Δt·s when c ≤ 0).
+    fn decrease(&self, t: f64) -> f64 {
+        let dt = t - self.t;
+        let (s, c) = (self.slope, self.curvature);
+        if c > 0.0 && s > 0.0 {
+            s * s / (2.0 * c) * -(-2.0 * c * dt / s).exp_m1()
+        } else {
+            dt * s
+        }
+    }
+}
+
+/// One trial segment's measurement.
+struct Trial {
+    config: Config,
+    steps: usize,
+    decrease: f64,
+    flops: f64,
+    rate: f64,
 }
 
 /// Mutable state along one run.
 #[derive(Default)]
 struct State {
-    current: Option<MetricKind>,
+    current: Option<Config>,
+    /// The held factorization (held configurations).
     held: Option<Held>,
+    /// The fresh provider (fresh configurations; it keeps its own draws).
+    fresh: Option<Box<dyn MetricProvider>>,
     damping: f64,
     period: usize,
     since: usize,
-    refreshes_since_check: usize,
-    check_every: usize,
-    /// Flops of checks and refreshes so far.
+    /// Flops of refreshes and measurements so far (the simulator adds the evaluations).
     overhead: f64,
-    /// Flops of one flow evaluation with the held metric.
+    /// Flops of the measurements alone (trials, checks).
+    measured: f64,
+    /// Estimate of the flops spent so far (evaluations at [`EVALS_PER_STEP`] per accepted
+    /// step + overhead), for the budget.
+    spent: f64,
+    /// Flops of one flow evaluation with the current configuration.
     eval_cost: f64,
     prediction: Option<Prediction>,
+    /// Spent flops at which the next trial round may start.
+    next_round: f64,
+    rounds: usize,
+    last_t: f64,
+    /// Largest and last accepted step size of the current period.
+    h_peak: f64,
+    h_last: f64,
+    /// The flow's settings (for the trial segments).
+    flow: Option<FlowSettings>,
+    /// The affordable configurations (adaptive).
+    configs: Vec<Config>,
     /// (kind, detail) of events not yet handed to the simulator.
     events: Vec<(String, String)>,
 }
@@ -212,24 +285,14 @@ struct State {
 /// The `adaptive` provider, or a fixed metric refreshed every `period` steps.
 pub struct AdaptiveProvider {
     policy: Policy,
-    /// Fixed refresh period (accepted steps); `None`: chosen from drift.
+    /// Fixed refresh period (accepted steps); `None`: adapted.
     fixed_period: Option<usize>,
-    drift_deg: f64,
     options: MetricOptions,
     state: Mutex<State>,
 }
 
-/// One candidate measured at a check.
-struct Probe {
-    kind: MetricKind,
-    metric: Box<dyn Factorized>,
-    quality: f64,
-    angle: f64,
-    cost_per_step: f64,
-}
-
 impl AdaptiveProvider {
-    /// `adaptive` with `options` (`refresh` > 0 fixes the period, else drift chooses it).
+    /// `adaptive` with `options` (`refresh` > 0 fixes the period of held configurations).
     pub fn adaptive(options: &MetricOptions) -> Self {
         Self::build(Policy::Adaptive, options)
     }
@@ -243,7 +306,6 @@ impl AdaptiveProvider {
         AdaptiveProvider {
             policy,
             fixed_period: (options.refresh > 0).then_some(options.refresh),
-            drift_deg: options.drift_deg,
             options: options.clone(),
             state: Mutex::new(State::default()),
         }
@@ -256,6 +318,13 @@ impl AdaptiveProvider {
         }
     }
 
+    /// The options of a fixed, fresh provider.
+    fn fresh_options(&self) -> MetricOptions {
+        let mut o = self.options.clone();
+        o.refresh = 0;
+        o
+    }
+
     /// Block sizes of block-diagonal for `model`.
     fn blocks(&self, model: &dyn StatModel) -> Vec<usize> {
         super::block::resolve_blocks(model, &self.options.blocks)
@@ -263,27 +332,46 @@ impl AdaptiveProvider {
             .unwrap_or_default()
     }
 
-    /// Whether candidate `kind` is affordable for `model`.
-    fn affordable(&self, model: &dyn StatModel, kind: MetricKind) -> bool {
+    /// Whether candidate `kind` is affordable for `model` (held; `fresh`: re-evaluated at
+    /// every evaluation, where the exact metric needs the dense matrix).
+    fn affordable(&self, model: &dyn StatModel, kind: MetricKind, fresh: bool) -> bool {
         let n = model.dim();
         let shape = Shape::of(model);
         let factor_ok = shape
             .as_ref()
             .is_none_or(|s| s.roots * s.examples * s.n * 8.0 <= FACTOR_BYTES_MAX);
+        let opts = self.fresh_options();
         match kind {
             MetricKind::Euclidean => true,
             MetricKind::Exact => {
-                (n <= DENSE_LIMIT && factor_ok) || (n > DENSE_LIMIT && model.mlp().is_some())
+                (n <= DENSE_LIMIT && factor_ok)
+                    || (!fresh && n > DENSE_LIMIT && model.mlp().is_some())
             }
-            MetricKind::Diagonal => factor_ok && provider(kind, &self.options).check(model).is_ok(),
+            MetricKind::Diagonal => factor_ok && provider(kind, &opts).check(model).is_ok(),
             MetricKind::BlockDiagonal => {
                 factor_ok
                     && self.blocks(model).iter().all(|&b| b <= DENSE_LIMIT)
-                    && provider(kind, &self.options).check(model).is_ok()
+                    && provider(kind, &opts).check(model).is_ok()
             }
-            MetricKind::Kfac => provider(kind, &self.options).check(model).is_ok(),
+            MetricKind::Kfac => provider(kind, &opts).check(model).is_ok(),
             _ => false,
         }
+    }
+
+    /// Every affordable configuration.
+    fn configs(&self, model: &dyn StatModel) -> Vec<Config> {
+        let mut out = Vec::new();
+        for kind in CANDIDATES {
+            for fresh in [false, true] {
+                if kind == MetricKind::Euclidean && !fresh {
+                    continue;
+                }
+                if self.affordable(model, kind, fresh) {
+                    out.push(Config { kind, fresh });
+                }
+            }
+        }
+        out
     }
 
     /// The factorization of `kind` at θ (exact above the dense limit: CG).
@@ -300,163 +388,264 @@ impl AdaptiveProvider {
         {
             return Ok(Box::new(CgMetric::new(m, theta, damping)));
         }
-        let mut opts = self.options.clone();
-        opts.refresh = 0;
-        provider(kind, &opts).factorize(model, theta, damping)
+        provider(kind, &self.fresh_options()).factorize(model, theta, damping)
     }
 
-    /// Flops of one evaluation with a held `kind` (0 without a cost model).
-    fn eval_cost(&self, model: &dyn StatModel, kind: MetricKind) -> f64 {
+    /// Flops of one evaluation with `config` (0 without a cost model).
+    fn eval_cost(&self, model: &dyn StatModel, config: Config) -> f64 {
         Shape::of(model).map_or(0.0, |s| {
-            s.gradient() + s.solve(kind, &self.blocks(model), CG_MAX_ITER as f64 / 4.0)
+            let blocks = self.blocks(model);
+            if config.fresh {
+                s.fresh_eval(config.kind, &blocks)
+            } else {
+                s.gradient() + s.solve(config.kind, &blocks, CG_MAX_ITER as f64 / 4.0)
+            }
         })
     }
 
+    /// Flops of one refresh of a held `kind`.
     fn refresh_cost(&self, model: &dyn StatModel, kind: MetricKind) -> f64 {
         Shape::of(model).map_or(0.0, |s| s.refresh(kind, &self.blocks(model)))
     }
 
-    /// Measure every affordable candidate at θ (see the module docs); returns them, the cost
-    /// of the measurement and a one-line summary.
-    fn probe(
-        &self,
-        model: &dyn StatModel,
-        theta: &[f64],
-        damping: f64,
-        period: usize,
-    ) -> Result<(Vec<Probe>, f64)> {
-        let shape = Shape::of(model);
-        let mut cost = 0.0;
-        let g = model.gradient(theta);
-        let lam = damping.max(1e-12 * (1.0 + g.norm()));
-        // F·v: matrix-free for the MLP, dense otherwise (small models)
-        let dense_f;
-        let op;
-        let fmul: Box<VecOp<'_>> = match model.mlp() {
-            Some(m) => {
-                op = FisherOperator::new(m, theta);
-                Box::new(|v: &DVector<f64>| op.mul(v) + v * lam)
-            }
-            None => {
-                dense_f = model.fisher(theta);
-                Box::new(|v: &DVector<f64>| &dense_f * v + v * lam)
-            }
-        };
-        let reference = super::cg::cg(&fmul, &g, PROBE_CG_TOL, CG_MAX_ITER.min(4 * model.dim()));
-        if let Some(s) = &shape {
-            cost += s.gradient() + 2.0 * s.examples * s.n + reference.iterations as f64 * s.fvp();
+    /// The configuration held before any measurement: K-FAC where the model has layers,
+    /// else diagonal, else exact, else euclidean (held, [`PERIOD_START`]).
+    fn prior(&self, model: &dyn StatModel) -> Config {
+        let kind = [MetricKind::Kfac, MetricKind::Diagonal, MetricKind::Exact]
+            .into_iter()
+            .find(|&k| self.affordable(model, k, false))
+            .unwrap_or(MetricKind::Euclidean);
+        Config {
+            kind,
+            fresh: kind == MetricKind::Euclidean,
         }
-        let gx = g.dot(&reference.x);
-        let mut out = Vec::new();
-        let kinds: Vec<MetricKind> = match self.policy {
-            Policy::Adaptive => CANDIDATES
-                .into_iter()
-                .filter(|&k| self.affordable(model, k))
-                .collect(),
-            Policy::Fixed(k) => vec![k],
-        };
-        for kind in kinds {
-            let Ok(metric) = self.factorize_kind(model, kind, theta, damping) else {
-                continue;
-            };
-            let x = metric.solve(&g);
-            // ρ = λ_max(M⁻¹(F + λI)) by power iteration from x (exact: 1 by construction)
-            let iters = if kind == MetricKind::Exact {
-                0
-            } else {
-                POWER_ITERS
-            };
-            let mut rho: f64 = 1.0;
-            let mut v = x.clone();
-            for _ in 0..iters {
-                let nv = v.norm();
-                if !(nv > 0.0 && nv.is_finite()) {
-                    break;
-                }
-                v /= nv;
-                let w = metric.solve(&fmul(&v));
-                // ‖Av‖ for ‖v‖ = 1 → λ_max(A) (A is similar to an SPD matrix)
-                rho = w.norm();
-                v = w;
-            }
-            let quality = {
-                let num = g.dot(&x) / rho.max(f64::MIN_POSITIVE);
-                if gx > 0.0 && num.is_finite() {
-                    (num / gx).clamp(0.0, 1.0)
-                } else {
-                    0.0
-                }
-            };
-            let refresh = self.refresh_cost(model, kind);
-            let evalc = self.eval_cost(model, kind);
-            if let Some(s) = &shape {
-                cost +=
-                    refresh + (evalc - s.gradient()) * (1 + iters) as f64 + s.fvp() * iters as f64;
-            }
-            let cost_per_step = match &shape {
-                Some(_) => EVALS_PER_STEP * evalc + refresh / period.max(1) as f64,
-                None => 1.0,
-            };
-            out.push(Probe {
-                kind,
-                metric,
-                quality,
-                angle: angle_deg(&x, &reference.x),
-                cost_per_step,
-            });
-        }
-        if out.is_empty() {
-            return Err(Error::invalid(
-                "flow.metric",
-                "adaptive",
-                "no candidate metric is available for this model",
-            ));
-        }
-        Ok((out, cost))
     }
 
-    /// Pick the best probe (quality per cost; ties: the earlier, cheaper candidate); the
-    /// `current` metric is kept unless another beats it by [`SWITCH_MARGIN`].
-    fn choose(probes: Vec<Probe>, current: Option<MetricKind>) -> (Probe, String) {
-        let summary = probes
+    /// Adopt `config` at θ (time t): factorize (held) or build the fresh provider, and store
+    /// the prediction of the exponential model (charged as a measurement: one gradient).
+    fn adopt(
+        &self,
+        st: &mut State,
+        model: &dyn StatModel,
+        config: Config,
+        theta: &[f64],
+        t: f64,
+    ) -> Result<()> {
+        let damping = st.damping;
+        let shape = Shape::of(model);
+        if config.fresh {
+            let p = provider(config.kind, &self.fresh_options());
+            p.check(model)?;
+            st.fresh = Some(p);
+            st.held = None;
+            st.prediction = None;
+        } else {
+            let metric = self.factorize_kind(model, config.kind, theta, damping)?;
+            let refresh = self.refresh_cost(model, config.kind);
+            st.overhead += refresh;
+            st.spent += refresh;
+            if matches!(self.policy, Policy::Adaptive) && self.fixed_period.is_none() {
+                let mut g = vec![0.0; model.dim()];
+                let loss = model.loss_grad(theta, &mut g);
+                let g = DVector::from_vec(g);
+                let x = metric.solve(&g);
+                st.prediction = Some(Prediction {
+                    t,
+                    loss,
+                    slope: g.dot(&x),
+                    curvature: metric.quad_form(&x),
+                });
+                if let Some(s) = &shape {
+                    let c = s.gradient() + s.solve(config.kind, &self.blocks(model), 0.0);
+                    st.overhead += c;
+                    st.measured += c;
+                    st.spent += c;
+                }
+            }
+            st.held = Some(Held::new(metric));
+            st.fresh = None;
+        }
+        st.eval_cost = self.eval_cost(model, config);
+        st.current = Some(config);
+        st.since = 0;
+        st.h_peak = 0.0;
+        st.h_last = 0.0;
+        Ok(())
+    }
+
+    /// One trial segment of `config` from θ: at most `steps` accepted steps of the flow's own
+    /// integrator; its decrease and flops (a held trial shorter than the period charged the
+    /// refresh amortized over the period).
+    #[allow(clippy::too_many_arguments)]
+    fn trial(
+        &self,
+        model: &dyn StatModel,
+        flow: &FlowSettings,
+        config: Config,
+        period: usize,
+        theta: &[f64],
+        loss0: f64,
+        steps: usize,
+        t_left: f64,
+    ) -> Option<Trial> {
+        let mut s = flow.clone();
+        s.metric = config.kind;
+        s.metric_options = self.fresh_options();
+        if !config.fresh && config.kind != MetricKind::Euclidean {
+            s.metric_options.refresh = period.max(1);
+        }
+        s.t_end = t_left;
+        s.grad_tol = 0.0;
+        s.max_steps = steps;
+        s.save_at.clear();
+        s.save_every = 1;
+        let sim = Simulator::new(model, s).ok()?;
+        let tr = sim.run_end(theta).ok()?;
+        let end = tr.last()?;
+        let mut flops = tr.stats.flops;
+        let done = tr.stats.accepted;
+        if !config.fresh && config.kind != MetricKind::Euclidean && done < period {
+            flops -= self.refresh_cost(model, config.kind) * (1.0 - done as f64 / period as f64);
+        }
+        let decrease = loss0 - end.loss;
+        let rate = if flops > 0.0 && decrease.is_finite() {
+            decrease / flops
+        } else {
+            f64::NEG_INFINITY
+        };
+        Some(Trial {
+            config,
+            steps: done,
+            decrease,
+            flops: tr.stats.flops,
+            rate,
+        })
+    }
+
+    /// A trial round at θ when the budget allows one: returns the configuration to adopt
+    /// (None: keep the current one) and the event's detail.
+    fn round(
+        &self,
+        st: &mut State,
+        model: &dyn StatModel,
+        theta: &[f64],
+        loss: f64,
+        t: f64,
+    ) -> Option<(Config, String)> {
+        let (Some(flow), Some(current)) = (st.flow.clone(), st.current) else {
+            return None;
+        };
+        if st.rounds >= ROUNDS_MAX || st.spent < st.next_round {
+            return None;
+        }
+        let t_left = flow.t_end - t;
+        if !(t_left > 0.0) {
+            return None;
+        }
+        let configs = st.configs.clone();
+        if configs.len() < 2 {
+            return None;
+        }
+        let avail = self.options.measure_fraction * st.spent - st.measured;
+        let period = st.period;
+        // steps a configuration can afford with `budget`
+        let steps_of = |c: Config, budget: f64| -> usize {
+            let step = EVALS_PER_STEP * self.eval_cost(model, c);
+            let init = if c.fresh {
+                0.0
+            } else {
+                self.refresh_cost(model, c.kind)
+            };
+            if step <= 0.0 {
+                return TRIAL_STEPS_MAX;
+            }
+            ((budget - init) / step)
+                .floor()
+                .clamp(0.0, TRIAL_STEPS_MAX as f64) as usize
+        };
+        // the budget split equally among the configurations that can afford a trial with
+        // their share (dropping the others raises the share of the rest)
+        let mut entrants = configs;
+        let mut budget = avail / entrants.len() as f64;
+        loop {
+            let before = entrants.len();
+            entrants.retain(|&c| steps_of(c, budget) >= TRIAL_STEPS_MIN);
+            if entrants.is_empty() || entrants.len() == before {
+                break;
+            }
+            budget = avail / entrants.len() as f64;
+        }
+        if entrants.len() < 2 || !entrants.contains(&current) {
+            return None;
+        }
+        st.rounds += 1;
+        let loss = if loss.is_finite() {
+            loss
+        } else {
+            // (a measurement: one loss)
+            if let Some(s) = Shape::of(model) {
+                let c = 2.0 * s.examples * s.n;
+                st.overhead += c;
+                st.measured += c;
+                st.spent += c;
+            }
+            model.loss(theta)
+        };
+        let mut trials = Vec::new();
+        let mut cost = 0.0;
+        for c in entrants {
+            let steps = steps_of(c, budget);
+            if let Some(tr) = self.trial(model, &flow, c, period, theta, loss, steps, t_left) {
+                cost += tr.flops;
+                trials.push(tr);
+            }
+        }
+        st.overhead += cost;
+        st.measured += cost;
+        st.spent += cost;
+        st.next_round = 2.0 * st.spent;
+        let rate_of = |c: Config| {
+            trials
+                .iter()
+                .find(|x| x.config == c)
+                .map_or(f64::NEG_INFINITY, |x| x.rate)
+        };
+        let cur = rate_of(current);
+        let best = trials
             .iter()
-            .map(|p| {
+            .filter(|x| x.rate.is_finite())
+            .max_by(|a, b| a.rate.total_cmp(&b.rate))?;
+        let summary = trials
+            .iter()
+            .map(|x| {
                 format!(
-                    "{} q={:.3} angle={:.1}° cost/step={:.3e}",
-                    p.kind.name(),
-                    p.quality,
-                    p.angle,
-                    p.cost_per_step
+                    "{} ΔL={:.3e} in {} steps, {:.3e} flops: {:.3e}/flop",
+                    x.config.label(period),
+                    x.decrease,
+                    x.steps,
+                    x.flops,
+                    x.rate
                 )
             })
             .collect::<Vec<_>>()
             .join("; ");
-        let mut best: Option<Probe> = None;
-        for p in probes {
-            let margin = |k: MetricKind| {
-                if Some(k) == current {
-                    SWITCH_MARGIN
-                } else {
-                    1.0
-                }
-            };
-            let better = match &best {
-                None => true,
-                Some(b) => {
-                    margin(p.kind) * p.quality / p.cost_per_step
-                        > margin(b.kind) * b.quality / b.cost_per_step
-                }
-            };
-            if better {
-                best = Some(p);
-            }
-        }
-        // probes is non-empty (checked by `probe`)
-        let best = best.unwrap_or_else(|| unreachable!());
-        (best, summary)
+        let pick = if best.config != current && best.rate > SWITCH_MARGIN * cur.max(0.0) {
+            best.config
+        } else {
+            current
+        };
+        Some((pick, format!("trial round {}: {summary}", st.rounds)))
     }
 
-    /// First evaluation: choose (adaptive) or factorize the fixed metric at θ.
+    /// The budget line of an event: measurements against the flops spent (estimate).
+    fn budget_note(st: &State) -> String {
+        format!(
+            "measured {:.4e} flops of {:.4e} spent",
+            st.measured, st.spent
+        )
+    }
+
+    /// First evaluation: adopt the prior (adaptive) or the fixed metric at θ.
     fn init(
         &self,
         st: &mut State,
@@ -466,66 +655,53 @@ impl AdaptiveProvider {
     ) -> Result<()> {
         st.damping = damping;
         st.period = self.fixed_period.unwrap_or(PERIOD_START);
-        st.check_every = CHECK_FIRST;
-        let (kind, metric, detail) = match self.policy {
-            Policy::Fixed(kind) => {
-                let m = self.factorize_kind(model, kind, theta, damping)?;
-                st.overhead += self.refresh_cost(model, kind);
-                (
-                    kind,
-                    m,
-                    format!("{} held, refreshed every {} steps", kind.name(), st.period),
-                )
-            }
+        let (config, kind_name) = match self.policy {
+            Policy::Fixed(kind) => (Config { kind, fresh: false }, "metric-refresh"),
             Policy::Adaptive => {
-                let (probes, cost) = self.probe(model, theta, damping, st.period)?;
-                st.overhead += cost;
-                let (best, summary) = Self::choose(probes, None);
-                (
-                    best.kind,
-                    best.metric,
-                    format!(
-                        "-> {} (largest q/cost; {summary}); refresh period {} steps",
-                        best.kind.name(),
-                        st.period
-                    ),
-                )
+                st.configs = self.configs(model);
+                (self.prior(model), "metric-switch")
             }
         };
-        let kind_name = if matches!(self.policy, Policy::Adaptive) {
-            "metric-switch"
-        } else {
-            "metric-refresh"
+        self.adopt(st, model, config, theta, 0.0)?;
+        let detail = match self.policy {
+            Policy::Fixed(kind) => {
+                format!("{} held, refreshed every {} steps", kind.name(), st.period)
+            }
+            Policy::Adaptive => format!(
+                "-> {} (before any measurement; trial rounds once affordable within {} of the flops spent)",
+                config.label(st.period),
+                self.options.measure_fraction
+            ),
         };
         st.events.push((kind_name.into(), detail));
-        self.hold(st, model, kind, metric, theta, 0.0);
         Ok(())
     }
 
-    /// Hold `metric` from θ (time t) and store the quadratic model's prediction.
-    fn hold(
-        &self,
-        st: &mut State,
-        model: &dyn StatModel,
-        kind: MetricKind,
-        metric: Box<dyn Factorized>,
-        theta: &[f64],
-        t: f64,
-    ) {
-        let mut g = vec![0.0; model.dim()];
-        let loss = model.loss_grad(theta, &mut g);
-        let g = DVector::from_vec(g);
-        let x = metric.solve(&g);
-        st.prediction = Some(Prediction {
-            t,
-            loss,
-            slope: g.dot(&x),
-            curvature: metric.quad_form(&x),
-        });
-        st.eval_cost = self.eval_cost(model, kind);
-        st.current = Some(kind);
-        st.held = Some(Held::new(metric));
-        st.since = 0;
+    /// The period rule at a refresh of a held metric: (new period, whether to go fresh, note).
+    fn next_period(&self, st: &State, ratio: Option<f64>) -> (usize, bool, String) {
+        let p = st.period;
+        if let Some(fp) = self.fixed_period {
+            return (fp, false, String::new());
+        }
+        let collapse = st.h_last < STEP_COLLAPSE * st.h_peak;
+        let bad = ratio.is_some_and(|r| r < RATIO_BAD) || collapse;
+        let good = ratio.is_some_and(|r| r >= RATIO_GOOD) && st.h_last >= STEP_STEADY * st.h_peak;
+        let note = format!(
+            "step {:.3e}, largest in the period {:.3e}{}",
+            st.h_last,
+            st.h_peak,
+            if collapse { " (collapsed)" } else { "" }
+        );
+        if bad {
+            if p == 1 {
+                return (1, true, note);
+            }
+            ((p / 2).max(1), false, note)
+        } else if good {
+            ((2 * p).min(PERIOD_MAX), false, note)
+        } else {
+            (p, false, note)
+        }
     }
 }
 
@@ -538,13 +714,30 @@ impl MetricProvider for AdaptiveProvider {
     }
     fn check(&self, model: &dyn StatModel) -> Result<()> {
         match self.policy {
-            Policy::Fixed(k) => {
-                let mut opts = self.options.clone();
-                opts.refresh = 0;
-                provider(k, &opts).check(model)
-            }
+            Policy::Fixed(k) => provider(k, &self.fresh_options()).check(model),
             Policy::Adaptive => Ok(()),
         }
+    }
+    fn bind_flow(&self, settings: &FlowSettings) {
+        self.lock().flow = Some(settings.clone());
+    }
+    fn set_anchor(&self, anchor: Option<&[f64]>) -> bool {
+        let st = self.lock();
+        match &st.fresh {
+            Some(p) => p.set_anchor(anchor),
+            None => false,
+        }
+    }
+    fn gradient_and_natural(
+        &self,
+        model: &dyn StatModel,
+        theta: &[f64],
+        damping: f64,
+    ) -> Option<Result<(DVector<f64>, DVector<f64>)>> {
+        let st = self.lock();
+        st.fresh
+            .as_ref()?
+            .gradient_and_natural(model, theta, damping)
     }
     fn factorize(
         &self,
@@ -553,8 +746,11 @@ impl MetricProvider for AdaptiveProvider {
         damping: f64,
     ) -> Result<Box<dyn Factorized>> {
         let mut st = self.lock();
-        if st.held.is_none() {
+        if st.current.is_none() {
             self.init(&mut st, model, theta, damping)?;
+        }
+        if let Some(p) = &st.fresh {
+            return p.factorize(model, theta, damping);
         }
         match &st.held {
             Some(h) => Ok(Box::new(h.clone())),
@@ -563,99 +759,106 @@ impl MetricProvider for AdaptiveProvider {
     }
     fn after_step(&self, model: &dyn StatModel, theta: &[f64], t: f64) -> bool {
         let mut st = self.lock();
-        let (Some(current), Some(old)) = (st.current, st.held.clone()) else {
+        let Some(current) = st.current else {
             return false;
         };
+        let h = t - st.last_t;
+        st.last_t = t;
+        st.h_peak = st.h_peak.max(h);
+        st.h_last = h;
+        st.spent += EVALS_PER_STEP * st.eval_cost;
         st.since += 1;
-        if st.since < st.period {
+        let adaptive = matches!(self.policy, Policy::Adaptive);
+        let held = !current.fresh && current.kind != MetricKind::Euclidean;
+        let refresh_due = held && st.since >= st.period;
+        // a trial round may be due (adaptive only, within the budget)
+        let round_due = adaptive && st.spent >= st.next_round && st.rounds < ROUNDS_MAX;
+        if !refresh_due && !round_due {
             return false;
         }
-        let damping = st.damping;
-        let mut g = vec![0.0; model.dim()];
-        let loss = model.loss_grad(theta, &mut g);
-        let g = DVector::from_vec(g);
         let shape = Shape::of(model);
-        if let Some(s) = &shape {
-            st.overhead += s.gradient();
-        }
-        // realized vs predicted decrease since the last refresh
-        let ratio = st.prediction.map(|p| {
-            let dt = t - p.t;
-            let predicted = dt * p.slope - 0.5 * dt * dt * p.curvature;
-            let realized = p.loss - loss;
-            if predicted > 0.0 {
-                realized / predicted
-            } else {
-                f64::NAN
-            }
-        });
-        st.refreshes_since_check += 1;
-        let check = matches!(self.policy, Policy::Adaptive)
-            && (st.refreshes_since_check >= st.check_every || ratio.is_some_and(|r| r < 0.5));
-        // the new metric: a full check (adaptive), else a refresh of the current one
-        let (kind, metric, summary) = if check {
-            match self.probe(model, theta, damping, st.period) {
-                Ok((probes, cost)) => {
-                    st.overhead += cost;
-                    st.refreshes_since_check = 0;
-                    let (best, summary) = Self::choose(probes, Some(current));
-                    (best.kind, best.metric, Some(summary))
-                }
-                Err(_) => return false,
-            }
-        } else {
-            match self.factorize_kind(model, current, theta, damping) {
-                Ok(m) => {
-                    st.overhead += self.refresh_cost(model, current);
-                    (current, m, None)
-                }
-                Err(_) => return false,
-            }
-        };
-        let switched = kind != current;
-        // drift of the held curvature over the period: old vs new solve at the current g
-        let drift = if switched {
-            f64::NAN
-        } else {
-            let (xo, xn) = (old.solve(&g), metric.solve(&g));
+        let mut note = String::new();
+        let mut next = current;
+        let mut go_fresh = false;
+        let mut loss = f64::NAN;
+        if refresh_due && adaptive {
+            // realized vs predicted decrease over the period (a measurement: one loss)
+            loss = model.loss(theta);
             if let Some(s) = &shape {
-                st.overhead += 2.0 * s.solve(kind, &self.blocks(model), 0.0);
+                let c = 2.0 * s.examples * s.n;
+                st.overhead += c;
+                st.measured += c;
+                st.spent += c;
             }
-            angle_deg(&xo, &xn)
-        };
-        let old_period = st.period;
-        if switched {
-            st.period = self.fixed_period.unwrap_or(PERIOD_START);
-            st.check_every = CHECK_FIRST;
-        } else {
-            if check {
-                st.check_every = (2 * st.check_every).min(CHECK_MAX);
-            }
-            if self.fixed_period.is_none() {
-                let p = st.period as f64;
-                let next = if drift > 0.0 {
-                    p * self.drift_deg / drift
+            let ratio = st.prediction.map(|p| {
+                let pred = p.decrease(t);
+                if pred > 0.0 {
+                    (p.loss - loss) / pred
                 } else {
-                    4.0 * p
+                    f64::NAN
+                }
+            });
+            let (p, fresh, n) = self.next_period(&st, ratio);
+            let old = st.period;
+            st.period = p;
+            go_fresh = fresh;
+            note = format!(
+                "realized/predicted decrease {}; {n}; period {old} -> {p}",
+                ratio.map_or("n/a".to_string(), |r| format!("{r:.3}"))
+            );
+            if go_fresh {
+                next = Config {
+                    kind: current.kind,
+                    fresh: true,
                 };
-                st.period = (next.clamp(p / 4.0, 4.0 * p).round() as usize).clamp(1, PERIOD_MAX);
             }
         }
-        let ratio_s = ratio.map_or("n/a".to_string(), |r| format!("{r:.3}"));
+        let mut round_note = None;
+        if round_due && !go_fresh {
+            if let Some((pick, detail)) = self.round(&mut st, model, theta, loss, t) {
+                next = pick;
+                round_note = Some(detail);
+            }
+        }
+        let switched = next != current;
+        if !switched && !refresh_due {
+            // a round that kept the current configuration between refreshes: no restart
+            if let Some(d) = round_note {
+                let detail = format!(
+                    "{} kept ({d}); {}",
+                    current.label(st.period),
+                    Self::budget_note(&st)
+                );
+                st.events.push(("metric-check".into(), detail));
+            }
+            return false;
+        }
+        if self.adopt(&mut st, model, next, theta, t).is_err() {
+            return false;
+        }
+        let budget = Self::budget_note(&st);
         let detail = if switched {
             format!(
-                "{} -> {} ({}); realized/predicted decrease {ratio_s}; refresh period {} steps",
-                current.name(),
-                kind.name(),
-                summary.unwrap_or_default(),
-                st.period
+                "{} -> {}{}{}; {budget}",
+                current.label(st.period),
+                next.label(st.period),
+                if note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({note})")
+                },
+                round_note.map_or(String::new(), |d| format!("; {d}"))
             )
         } else {
             format!(
-                "{} refreshed after {old_period} steps: drift {drift:.2}°, realized/predicted decrease {ratio_s}, next period {} steps{}",
-                kind.name(),
-                st.period,
-                summary.map_or(String::new(), |s| format!("; checked: {s}"))
+                "{} refreshed{}{}; {budget}",
+                next.label(st.period),
+                if note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({note})")
+                },
+                round_note.map_or(String::new(), |d| format!("; {d}"))
             )
         };
         st.events.push((
@@ -667,7 +870,6 @@ impl MetricProvider for AdaptiveProvider {
             .into(),
             detail,
         ));
-        self.hold(&mut st, model, kind, metric, theta, t);
         true
     }
     fn take_events(&self) -> Vec<(String, String)> {
@@ -683,5 +885,42 @@ impl MetricProvider for AdaptiveProvider {
     }
     fn overhead_flops(&self) -> f64 {
         self.lock().overhead
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On a quadratic L = L* + ½θᵀHθ with the metric M = H, the flow is θ(t) = θ₀e^{−t} and
+    /// L(t) − L* = (L₀ − L*)e^{−2t}: the exponential model is exact there (s = gᵀH⁻¹g =
+    /// 2(L₀ − L*), c = xᵀHx = s).
+    #[test]
+    fn the_exponential_model_is_exact_for_a_quadratic_with_the_exact_metric() {
+        let h = DMatrix::from_row_slice(2, 2, &[3.0, 1.0, 1.0, 2.0]);
+        let theta0 = DVector::from_vec(vec![0.7, -1.3]);
+        let g = &h * &theta0;
+        let x = h.clone().cholesky().expect("spd").solve(&g);
+        let gap0 = 0.5 * theta0.dot(&(&h * &theta0));
+        let p = Prediction {
+            t: 1.0,
+            loss: 5.0 + gap0,
+            slope: g.dot(&x),
+            curvature: x.dot(&(&h * &x)),
+        };
+        for dt in [1e-3, 0.1, 0.5, 2.0, 10.0] {
+            let want = gap0 * (1.0 - (-2.0 * dt).exp());
+            let got = p.decrease(1.0 + dt);
+            assert!(
+                (got - want).abs() <= 1e-12 * gap0,
+                "Δt = {dt}: {got} vs {want}"
+            );
+        }
+        // without curvature information: the linear prediction
+        let flat = Prediction {
+            curvature: 0.0,
+            ..p
+        };
+        assert!((flat.decrease(1.5) - 0.5 * p.slope).abs() <= 1e-15);
     }
 }

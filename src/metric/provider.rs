@@ -103,6 +103,9 @@ pub trait MetricProvider: Send + Sync {
     fn overhead_flops(&self) -> f64 {
         0.0
     }
+    /// Called by the simulator at the start of a run with its settings (the `adaptive`
+    /// provider runs its trial segments under them). Default: ignored.
+    fn bind_flow(&self, _settings: &crate::flow::FlowSettings) {}
 }
 
 /// Which Fisher estimate `diagonal` and `block-diagonal` start from.
@@ -153,10 +156,11 @@ pub struct MetricSection {
     pub kfac_samples: Option<usize>,
     /// Hold the metric between refreshes, refreshed every this many accepted steps
     /// (exact, diagonal, block-diagonal, kfac, adaptive); 0 (default): re-evaluated at every
-    /// evaluation, and for `adaptive` chosen from the measured drift.
+    /// evaluation, and for `adaptive` grown and shrunk along the flow.
     pub refresh: Option<usize>,
-    /// `adaptive`: target drift of the held curvature per refresh period, degrees (default 30).
-    pub drift_deg: Option<f64>,
+    /// `adaptive`: the largest fraction of the flops spent so far that its own measurements
+    /// (trial segments, checks) may cost, in (0, 0.5] (default 0.1).
+    pub measure_fraction: Option<f64>,
 }
 
 impl MetricSection {
@@ -183,22 +187,25 @@ pub struct MetricOptions {
     pub kfac_damping: KfacDamping,
     /// K-FAC target draws per example.
     pub kfac_samples: usize,
-    /// Refresh period of held metrics (0: fresh at every evaluation / chosen from drift).
+    /// Refresh period of held metrics (0: fresh at every evaluation / adapted by `adaptive`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub refresh: usize,
-    /// `adaptive`: target drift per refresh period, degrees.
-    #[serde(default = "default_drift", skip_serializing_if = "is_default_drift")]
-    pub drift_deg: f64,
+    /// `adaptive`: budget of its measurements, a fraction of the flops spent so far.
+    #[serde(
+        default = "default_fraction",
+        skip_serializing_if = "is_default_fraction"
+    )]
+    pub measure_fraction: f64,
 }
 
 fn is_zero(v: &usize) -> bool {
     *v == 0
 }
-fn default_drift() -> f64 {
-    super::adaptive::DEFAULT_DRIFT_DEG
+fn default_fraction() -> f64 {
+    super::adaptive::DEFAULT_MEASURE_FRACTION
 }
-fn is_default_drift(v: &f64) -> bool {
-    *v == super::adaptive::DEFAULT_DRIFT_DEG
+fn is_default_fraction(v: &f64) -> bool {
+    *v == super::adaptive::DEFAULT_MEASURE_FRACTION
 }
 
 /// Largest refresh period accepted in `[metric] refresh`.
@@ -215,7 +222,7 @@ impl Default for MetricOptions {
             kfac_damping: KfacDamping::Factored,
             kfac_samples: 1,
             refresh: 0,
-            drift_deg: super::adaptive::DEFAULT_DRIFT_DEG,
+            measure_fraction: super::adaptive::DEFAULT_MEASURE_FRACTION,
         }
     }
 }
@@ -275,17 +282,17 @@ impl MetricOptions {
                 format!("must be ≤ {REFRESH_MAX} accepted steps (0: refresh at every evaluation)"),
             ));
         }
-        let drift_deg = s.drift_deg.unwrap_or(d.drift_deg);
-        if !(drift_deg.is_finite() && drift_deg > 0.0 && drift_deg < 90.0) {
+        let measure_fraction = s.measure_fraction.unwrap_or(d.measure_fraction);
+        if !(measure_fraction.is_finite() && measure_fraction > 0.0 && measure_fraction <= 0.5) {
             return Err(Error::invalid(
-                "metric.drift_deg",
-                drift_deg,
-                "must be a number of degrees in (0, 90)",
+                "metric.measure_fraction",
+                measure_fraction,
+                "must be a fraction in (0, 0.5]",
             ));
         }
         Ok(MetricOptions {
             refresh,
-            drift_deg,
+            measure_fraction,
             samples,
             seed: s.seed.unwrap_or(d.seed),
             base,
