@@ -24,7 +24,7 @@
 //!
 //! **Budget.** The trials (and the loss/gradient checks at refreshes) are the provider's own
 //! measurements. They are charged to the run, and a round starts only when everything measured
-//! so far plus the round stays within `measure_fraction` (default 10 %) of the flops spent so
+//! so far plus the round stays within `measure_fraction` (default 5 %) of the flops spent so
 //! far; rounds are at most one per doubling of the spent flops. Before the first affordable
 //! round the provider holds K-FAC (the cheapest curvature with layer structure; diagonal or
 //! exact when the model has no layers).
@@ -58,7 +58,7 @@ pub const CANDIDATES: [MetricKind; 5] = [
     MetricKind::Exact,
 ];
 /// Default budget of the measurements: this fraction of the flops spent so far.
-pub const DEFAULT_MEASURE_FRACTION: f64 = 0.1;
+pub const DEFAULT_MEASURE_FRACTION: f64 = 0.05;
 /// A trial round switches only to a configuration whose measured rate beats the current
 /// one's by this factor.
 pub const SWITCH_MARGIN: f64 = 1.1;
@@ -80,6 +80,9 @@ pub const STEP_STEADY: f64 = 0.5;
 pub const TRIAL_STEPS_MIN: usize = 4;
 /// Most accepted steps of a trial segment.
 pub const TRIAL_STEPS_MAX: usize = 32;
+/// A configuration whose trial rate is below the round's best by this factor is retired (not
+/// trialed again), so later rounds spend their budget on the contenders.
+pub const RETIRE_FACTOR: f64 = 10.0;
 /// Most trial rounds in one run.
 pub const ROUNDS_MAX: usize = 64;
 /// Largest score factor (rows × n × 8 bytes) a candidate may form.
@@ -278,6 +281,8 @@ struct State {
     flow: Option<FlowSettings>,
     /// The affordable configurations (adaptive).
     configs: Vec<Config>,
+    /// Configurations retired after losing a trial round by [`RETIRE_FACTOR`].
+    retired: Vec<Config>,
     /// (kind, detail) of events not yet handed to the simulator.
     events: Vec<(String, String)>,
 }
@@ -542,7 +547,12 @@ impl AdaptiveProvider {
         if !(t_left > 0.0) {
             return None;
         }
-        let configs = st.configs.clone();
+        let configs: Vec<Config> = st
+            .configs
+            .iter()
+            .copied()
+            .filter(|c| !st.retired.contains(c))
+            .collect();
         if configs.len() < 2 {
             return None;
         }
@@ -563,18 +573,24 @@ impl AdaptiveProvider {
                 .floor()
                 .clamp(0.0, TRIAL_STEPS_MAX as f64) as usize
         };
-        // the budget split equally among the configurations that can afford a trial with
-        // their share (dropping the others raises the share of the rest)
+        // the budget split equally among the k cheapest configurations, k as large as lets
+        // each of them afford TRIAL_STEPS_MIN steps with its share avail/k
+        let min_cost = |c: Config| {
+            let init = if c.fresh {
+                0.0
+            } else {
+                self.refresh_cost(model, c.kind)
+            };
+            init + TRIAL_STEPS_MIN as f64 * EVALS_PER_STEP * self.eval_cost(model, c)
+        };
         let mut entrants = configs;
-        let mut budget = avail / entrants.len() as f64;
-        loop {
-            let before = entrants.len();
-            entrants.retain(|&c| steps_of(c, budget) >= TRIAL_STEPS_MIN);
-            if entrants.is_empty() || entrants.len() == before {
-                break;
-            }
-            budget = avail / entrants.len() as f64;
-        }
+        entrants.sort_by(|a, b| min_cost(*a).total_cmp(&min_cost(*b)));
+        let k = (1..=entrants.len())
+            .rev()
+            .find(|&k| min_cost(entrants[k - 1]) <= avail / k as f64)
+            .unwrap_or(0);
+        entrants.truncate(k);
+        let budget = avail / k.max(1) as f64;
         if entrants.len() < 2 || !entrants.contains(&current) {
             return None;
         }
@@ -629,12 +645,34 @@ impl AdaptiveProvider {
             })
             .collect::<Vec<_>>()
             .join("; ");
+        let best_rate = best.rate;
+        let retire: Vec<Config> = trials
+            .iter()
+            .filter(|x| x.config != current && !(x.rate * RETIRE_FACTOR >= best_rate))
+            .map(|x| x.config)
+            .collect();
+        let retired_note = if retire.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; retired: {}",
+                retire
+                    .iter()
+                    .map(|c| c.label(period))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        st.retired.extend(retire);
         let pick = if best.config != current && best.rate > SWITCH_MARGIN * cur.max(0.0) {
             best.config
         } else {
             current
         };
-        Some((pick, format!("trial round {}: {summary}", st.rounds)))
+        Some((
+            pick,
+            format!("trial round {}: {summary}{retired_note}", st.rounds),
+        ))
     }
 
     /// The budget line of an event: measurements against the flops spent (estimate).

@@ -159,7 +159,7 @@ pub struct MetricSection {
     /// evaluation, and for `adaptive` grown and shrunk along the flow.
     pub refresh: Option<usize>,
     /// `adaptive`: the largest fraction of the flops spent so far that its own measurements
-    /// (trial segments, checks) may cost, in (0, 0.5] (default 0.1).
+    /// (trial segments, checks) may cost, in (0, 0.5] (default 0.05).
     pub measure_fraction: Option<f64>,
 }
 
