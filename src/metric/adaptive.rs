@@ -544,7 +544,7 @@ impl AdaptiveProvider {
             return None;
         }
         let t_left = flow.t_end - t;
-        if !(t_left > 0.0) {
+        if t_left.is_nan() || t_left <= 0.0 {
             return None;
         }
         let configs: Vec<Config> = st
@@ -648,7 +648,7 @@ impl AdaptiveProvider {
         let best_rate = best.rate;
         let retire: Vec<Config> = trials
             .iter()
-            .filter(|x| x.config != current && !(x.rate * RETIRE_FACTOR >= best_rate))
+            .filter(|x| x.config != current && x.rate * RETIRE_FACTOR < best_rate)
             .map(|x| x.config)
             .collect();
         let retired_note = if retire.is_empty() {
@@ -819,7 +819,7 @@ impl MetricProvider for AdaptiveProvider {
         let mut next = current;
         let mut go_fresh = false;
         let mut loss = f64::NAN;
-        if refresh_due && adaptive {
+        if refresh_due && adaptive && self.fixed_period.is_none() {
             // realized vs predicted decrease over the period (a measurement: one loss)
             loss = model.loss(theta);
             if let Some(s) = &shape {
@@ -852,11 +852,12 @@ impl MetricProvider for AdaptiveProvider {
             }
         }
         let mut round_note = None;
-        if round_due && !go_fresh {
-            if let Some((pick, detail)) = self.round(&mut st, model, theta, loss, t) {
-                next = pick;
-                round_note = Some(detail);
-            }
+        if round_due
+            && !go_fresh
+            && let Some((pick, detail)) = self.round(&mut st, model, theta, loss, t)
+        {
+            next = pick;
+            round_note = Some(detail);
         }
         let switched = next != current;
         if !switched && !refresh_due {
@@ -946,7 +947,7 @@ mod tests {
             slope: g.dot(&x),
             curvature: x.dot(&(&h * &x)),
         };
-        for dt in [1e-3, 0.1, 0.5, 2.0, 10.0] {
+        for dt in [1e-3_f64, 0.1, 0.5, 2.0, 10.0] {
             let want = gap0 * (1.0 - (-2.0 * dt).exp());
             let got = p.decrease(1.0 + dt);
             assert!(
