@@ -61,32 +61,44 @@ fn num(v: f64) -> String {
 /// `trajectory.csv`: a header and one row per accepted step (row 0 of each trajectory is its
 /// start): `trajectory, t, <param names…>, loss, grad_norm, kappa, step_size`.
 pub fn trajectories_csv(trajectories: &[crate::trajectory::Trajectory]) -> String {
-    let mut out = String::new();
     let names = trajectories
         .first()
         .map(|t| t.param_names.clone())
         .unwrap_or_default();
-    out.push_str("trajectory,t,");
-    for n in &names {
+    let mut out = trajectories_csv_header(&names);
+    for (i, tr) in trajectories.iter().enumerate() {
+        out.push_str(&trajectory_csv_rows(i, tr));
+    }
+    out
+}
+
+/// The header line of `trajectory.csv` for parameters named `names`.
+pub fn trajectories_csv_header(names: &[String]) -> String {
+    let mut out = String::from("trajectory,t,");
+    for n in names {
         out.push_str(n);
         out.push(',');
     }
     out.push_str("loss,grad_norm,kappa,step_size\n");
-    for (i, tr) in trajectories.iter().enumerate() {
-        for s in &tr.steps {
-            out.push_str(&format!("{i},{}", num(s.t)));
-            for v in &s.theta {
-                out.push(',');
-                out.push_str(&num(*v));
-            }
-            out.push_str(&format!(
-                ",{},{},{},{}\n",
-                num(s.loss),
-                num(s.grad_norm),
-                num(s.kappa),
-                num(s.step_size)
-            ));
+    out
+}
+
+/// The rows of trajectory number `i` in `trajectory.csv`.
+pub fn trajectory_csv_rows(i: usize, tr: &crate::trajectory::Trajectory) -> String {
+    let mut out = String::new();
+    for s in &tr.steps {
+        out.push_str(&format!("{i},{}", num(s.t)));
+        for v in &s.theta {
+            out.push(',');
+            out.push_str(&num(*v));
         }
+        out.push_str(&format!(
+            ",{},{},{},{}\n",
+            num(s.loss),
+            num(s.grad_norm),
+            num(s.kappa),
+            num(s.step_size)
+        ));
     }
     out
 }

@@ -2,11 +2,10 @@
 //! diagonal μ₁ = μ₂ skipped) in parallel, recording only where each start ends.
 
 use crate::error::{Error, Result};
-use crate::flow::Simulator;
+use crate::flow::{FlowSettings, Simulator};
 use crate::model::StatModel;
+use crate::study::{Case, Observer, Outcome, Runner};
 use crate::trajectory::{Retcode, StopReason};
-use rayon::prelude::*;
-use std::time::Instant;
 
 /// The end of one particle.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -51,15 +50,16 @@ pub fn grid_starts(n: usize, a: f64, b: f64) -> Vec<[f64; 2]> {
     out
 }
 
-/// Integrate from every start in parallel (rayon's current pool); `tick` is called after each
-/// start (progress bars). Each point is "converged" when its end is within `tolerance` of one
-/// of the model's known optima.
-pub fn run_field(
-    sim: &Simulator<'_>,
+/// Integrate from every start in parallel (rayon's current pool) through the study layer: one
+/// end-only [`Case`] per start, a parallel [`Runner`], `observers` seeing every case (progress
+/// bars count `case_finished`). Each point is "converged" when its end is within `tolerance`
+/// of one of the model's known optima.
+pub fn field(
     model: &dyn StatModel,
+    settings: &FlowSettings,
     starts: &[[f64; 2]],
     tolerance: f64,
-    tick: &(dyn Fn() + Sync),
+    observers: &[&dyn Observer],
 ) -> Result<Vec<FieldPoint>> {
     if model.dim() != 2 {
         return Err(Error::invalid(
@@ -68,12 +68,18 @@ pub fn run_field(
             "particle fields need a 2-parameter model",
         ));
     }
+    let cases: Vec<Case<'_>> = starts
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Case::new(format!("#{i}"), model, settings.clone(), s.to_vec()).end_only())
+        .collect();
+    let outcomes = Runner::new().parallel(true).run(&cases, observers)?;
     let optima = model.optima();
-    starts
-        .par_iter()
-        .map(|s| {
-            let clock = Instant::now();
-            let tr = sim.run_end(s)?;
+    outcomes
+        .into_iter()
+        .zip(starts)
+        .map(|(o, s)| {
+            let tr = o.result?;
             let last = tr
                 .last()
                 .map(|x| x.theta.clone())
@@ -84,7 +90,6 @@ pub fn run_field(
                 // hypot: no overflow of the squares for ends far out (|θ| ~ 1e300)
                 .map(|o| (end[0] - o[0]).hypot(end[1] - o[1]))
                 .fold(f64::INFINITY, f64::min);
-            tick();
             Ok(FieldPoint {
                 start: *s,
                 end,
@@ -93,7 +98,7 @@ pub fn run_field(
                 steps: tr.stats.accepted,
                 rejected: tr.stats.rejected,
                 rhs_evals: tr.stats.rhs_evals,
-                time: clock.elapsed().as_secs_f64(),
+                time: o.wall,
                 retcode: tr.retcode(),
                 stop: match tr.stop {
                     StopReason::SolverFailure(_) => "solver-failure".into(),
@@ -105,6 +110,23 @@ pub fn run_field(
             })
         })
         .collect()
+}
+
+/// [`field`] with `sim`'s settings, calling `tick` after each start (progress bars).
+pub fn run_field(
+    sim: &Simulator<'_>,
+    model: &dyn StatModel,
+    starts: &[[f64; 2]],
+    tolerance: f64,
+    tick: &(dyn Fn() + Sync),
+) -> Result<Vec<FieldPoint>> {
+    struct Tick<'a>(&'a (dyn Fn() + Sync));
+    impl Observer for Tick<'_> {
+        fn case_finished(&self, _case: &Case<'_>, _outcome: &Outcome) {
+            (self.0)()
+        }
+    }
+    field(model, sim.settings(), starts, tolerance, &[&Tick(tick)])
 }
 
 fn num(v: f64) -> String {

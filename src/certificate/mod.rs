@@ -148,12 +148,32 @@ pub struct Monotone {
 impl Monotone {
     /// Build the certificate of `trajectories` computed for `exp` (whose model is `model`).
     pub fn build(exp: &Experiment, model: &dyn StatModel, trajectories: &[Trajectory]) -> Monotone {
-        let eq = model.evaluation_error();
-        let (rtol, atol) = (exp.flow.rtol, exp.flow.atol);
         let trs = trajectories
             .iter()
-            .map(|tr| certify(tr, model, exp.flow.damping, eq, rtol, atol))
+            .map(|tr| Monotone::certify(exp, model, tr))
             .collect::<Vec<_>>();
+        Monotone::assemble(exp, model, trs)
+    }
+
+    /// The certificate entry of one trajectory computed for `exp` (whose model is `model`):
+    /// what [`Monotone::build`] does per trajectory (the study layer calls it as each
+    /// trajectory finishes).
+    pub fn certify(exp: &Experiment, model: &dyn StatModel, tr: &Trajectory) -> CertTrajectory {
+        let eq = model.evaluation_error();
+        certify(
+            tr,
+            model,
+            exp.flow.damping,
+            eq,
+            exp.flow.rtol,
+            exp.flow.atol,
+        )
+    }
+
+    /// The certificate of per-trajectory entries from [`Monotone::certify`], in order.
+    pub fn assemble(exp: &Experiment, model: &dyn StatModel, trs: Vec<CertTrajectory>) -> Monotone {
+        let eq = model.evaluation_error();
+        let (rtol, atol) = (exp.flow.rtol, exp.flow.atol);
         let complete = trs.iter().all(|t| t.complete);
         let monotone = trs.iter().all(|t| t.monotone && t.complete);
         Monotone {

@@ -5,6 +5,12 @@
 //! [`Runner`], each result handed to every [`Observer`] (certificate builders, exporters, sweep
 //! records, progress bars, the live page). The binary only parses flags and prints.
 //!
+//! - [`observers`]: the certificate builder, the trajectory exporter and the progress bar of
+//!   `run`;
+//! - [`figures`]: titles and the figures `run` writes (loss gap, parameter plane, VI);
+//! - [`compare`]: [`compare::Comparison`], configurations × starts side by side;
+//! - particle fields are [`crate::field::field`] (end-only cases on a parallel runner).
+//!
 //! ```no_run
 //! use fisher_flow::config::{Experiment, Overrides};
 //! use fisher_flow::study::{Case, Runner};
@@ -16,6 +22,10 @@
 //! }
 //! # Ok::<(), fisher_flow::Error>(())
 //! ```
+
+pub mod compare;
+pub mod figures;
+pub mod observers;
 
 use crate::config::Experiment;
 use crate::error::{Error, Result};

@@ -1,15 +1,15 @@
 //! `fisher-flow field`: integrate every start of an N×N grid (minus the diagonal) in parallel
-//! and write where each one ends.
+//! and write where each one ends (through the study layer: [`fisher_flow::field::field`]).
 
 use crate::cli::{FlowOverrides, ModelOverrides, short};
 use clap::Args;
 use fisher_flow::config::{Experiment, Overrides, parse_pair};
 use fisher_flow::export::{OutDir, write_atomic, write_json};
-use fisher_flow::field::{field_csv, grid_starts, run_field};
+use fisher_flow::field::{field as field_points, field_csv, grid_starts};
 use fisher_flow::flow::Simulator;
 use fisher_flow::model::StatModel;
+use fisher_flow::study::observers::Progress;
 use fisher_flow::{Error, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -108,22 +108,18 @@ pub fn field(args: &FieldArgs) -> Result<()> {
     };
     let starts = grid_starts(args.grid, a, b);
     let model = &exp.model;
-    let sim =
-        Simulator::new(model, exp.flow.clone()).map_err(|e| crate::cli::blame_flag(e, &ov))?;
+    // The settings' checks before touching the output directory (errors name the flags).
+    Simulator::new(model, exp.flow.clone()).map_err(|e| crate::cli::blame_flag(e, &ov))?;
     let out_dir = OutDir::open(&args.out, "--out")?;
-    let bar = ProgressBar::new(starts.len() as u64);
-    if args.quiet || args.json || !std::io::stdout().is_terminal() {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    } else if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} starts {elapsed_precise}")
-    {
-        bar.set_style(style);
-    }
+    let bar = Progress::counter(
+        starts.len(),
+        args.quiet || args.json || !std::io::stdout().is_terminal(),
+    );
     let compute = Instant::now();
-    let tick = || bar.inc(1);
-    let points = pool.install(|| run_field(&sim, model, &starts, args.tolerance, &tick))?;
+    let points =
+        pool.install(|| field_points(model, &exp.flow, &starts, args.tolerance, &[&bar]))?;
     let compute_time = compute.elapsed().as_secs_f64();
-    bar.finish_and_clear();
+    bar.finish();
 
     let converged = points.iter().filter(|p| p.converged).count();
     let worst = points.iter().map(|p| p.distance).fold(0.0, f64::max);
