@@ -1,7 +1,9 @@
 //! Escape from the MLP plateau: a 2-2-1 tanh student of a two-unit teacher, started δ₀ = 1e-2,
 //! 1e-4, 1e-6 off the permutation-symmetric subspace at its saddle (three seeded directions),
 //! under the Euclidean, natural and third-order (geodesic-acceleration α = 0, τ = 1 and τ = 0.1)
-//! flows ([`fisher_flow::geometry::plateau`]).
+//! flows ([`fisher_flow::geometry::plateau`]), the natural ones with the exact metric undamped
+//! (λ = 0: they stop at the solve's rank cut, the Fisher's smallest eigenvalue is ~δ⁴ there)
+//! and damped by λ = 1e-8 and 1e-4.
 //!
 //! `cargo run --release --example plateau_escape [-- OUT_DIR]` prints a markdown table and writes
 //! `plateau_escape.json` and the figure `plateau_escape.png`/`.svg` (escape time, the first
@@ -23,18 +25,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "output".into()));
     std::fs::create_dir_all(&out)?;
     let deltas = [1e-2, 1e-4, 1e-6];
-    let variants = [
-        Variant::Euclidean,
-        Variant::Natural,
-        Variant::Geodesic {
-            alpha: 0.0,
-            tau: 1.0,
-        },
-        Variant::Geodesic {
-            alpha: 0.0,
-            tau: 0.1,
-        },
+    // (flow, damping λ of its metric); λ = 0 is the exact undamped metric
+    let flows = [
+        (Variant::Euclidean, 0.0),
+        (Variant::Natural, 0.0),
+        (Variant::Natural, 1e-8),
+        (
+            Variant::Geodesic {
+                alpha: 0.0,
+                tau: 1.0,
+            },
+            1e-8,
+        ),
+        (
+            Variant::Geodesic {
+                alpha: 0.0,
+                tau: 0.1,
+            },
+            1e-8,
+        ),
+        (Variant::Natural, 1e-4),
+        (
+            Variant::Geodesic {
+                alpha: 0.0,
+                tau: 1.0,
+            },
+            1e-4,
+        ),
     ];
+    let label = |v: &Variant, lam: f64| {
+        if *v == Variant::Euclidean {
+            v.label()
+        } else {
+            format!("{} λ={lam:e}", v.label())
+        }
+    };
     let saddle = symmetric_saddle()?;
     eprintln!("saddle θ_s = {saddle:?}");
     let mut rows: Vec<PlateauEscape> = Vec::new();
@@ -44,12 +69,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for &d in &deltas {
         for &seed in &SEEDS {
-            for v in variants {
-                let r = measure(&saddle, d, seed, v, T_END)?;
+            for (v, lam) in flows {
+                let r = measure(&saddle, d, seed, v, lam, T_END)?;
                 let f = |x: Option<f64>| x.map_or("—".to_string(), |t| format!("{t:.3}"));
                 println!(
                     "| {d:e} | {seed} | {} | {} | {} | {} | {} | {} | {:.0} | {:.1e} | {} |",
-                    r.variant,
+                    label(&v, lam),
                     f(r.t_escape),
                     r.evals_escape,
                     f(r.t_reach),
@@ -71,15 +96,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         y_label: "escape time".into(),
         ..LossFigure::default()
     };
-    for (vi, v) in variants.iter().enumerate() {
+    for (vi, (v, lam)) in flows.iter().enumerate() {
+        let mine = |r: &&PlateauEscape| r.variant == v.label() && r.damping == *lam;
+        if !rows.iter().filter(mine).any(|r| r.t_escape.is_some()) {
+            continue; // never escaped (the undamped exact flows stop at the rank cut)
+        }
         fig.legend.push(LegendEntry {
-            label: v.label(),
+            label: label(v, *lam),
             glyph: LegendGlyph::Line(Some(vi), Dash::Solid),
         });
         for (si, &seed) in SEEDS.iter().enumerate() {
             let pts: Vec<(f64, f64)> = rows
                 .iter()
-                .filter(|r| r.variant == v.label() && r.seed == seed)
+                .filter(mine)
+                .filter(|r| r.seed == seed)
                 .filter_map(|r| r.t_escape.map(|t| ((1.0 / r.delta as f64).log10(), t)))
                 .collect();
             fig.series.push(Series {
