@@ -16,7 +16,12 @@
 //! Measured per flow: the escape time, the first recorded step with
 //! L ≤ L_s − ½(L_s − L*) (half-way from the plateau's loss L_s to the optimum, a
 //! chart-independent criterion); the time to L − L* < [`REACH_GAP`]; rhs evaluations until
-//! each; the wall time of the run; and the stop reason.
+//! each; the wall time of the run; and the stop reason (tsit45, rtol [`RTOL`], atol [`ATOL`]).
+//!
+//! Off S the Fisher's smallest eigenvalue is ~δ⁴ (one antisymmetric direction's Jacobian
+//! vanishes to second order): κ ≈ 2e14 already at δ = 1e-2, past the rank-cut margin of the
+//! dense exact solve, so the undamped exact flows stop at their first step (`Unstable`); the
+//! natural and third-order flows are measured with G + λI.
 
 use super::escape::Variant;
 use crate::error::Result;
@@ -39,6 +44,12 @@ pub const REACH_GAP: f64 = 1e-6;
 pub const NEWTON_STEPS: usize = 20;
 /// Gradient norm that ends a measured run.
 pub const GRAD_TOL: f64 = 1e-13;
+/// Relative and absolute tolerances of a measured run (tight: the integration's noise floor
+/// on ‖∇L‖, ~‖G‖·(atol + rtol|θ|), must stay below the start's gradient, 2.7e-8 at δ₀ = 1e-6
+/// for direction seed 2).
+pub const RTOL: f64 = 1e-10;
+/// See [`RTOL`].
+pub const ATOL: f64 = 1e-12;
 /// Largest accepted steps of one measured run.
 pub const MAX_STEPS: usize = 200_000;
 
@@ -204,6 +215,8 @@ pub fn measure(
     let settings = FlowSettings {
         max_steps: MAX_STEPS,
         grad_tol: GRAD_TOL,
+        rtol: RTOL,
+        atol: ATOL,
         damping,
         ..variant.settings(t_end)
     };
