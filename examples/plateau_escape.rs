@@ -110,7 +110,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .iter()
                 .filter(mine)
                 .filter(|r| r.seed == seed)
-                .filter_map(|r| r.t_escape.map(|t| ((1.0 / r.delta as f64).log10(), t)))
+                .filter_map(|r| r.t_escape.map(|t| ((1.0f64 / r.delta).log10(), t)))
                 .collect();
             fig.series.push(Series {
                 label: String::new(),

@@ -667,7 +667,9 @@ fn check_correction(flow: &FlowSettings, mixture: bool) -> Result<()> {
     } else if mixture && (flow.damping != 0.0 || flow.damping_floor != 0.0) {
         Some("needs flow.damping = 0 and no damping floor (the descent bound is in G's norm)")
     } else if flow.damping_floor != 0.0 {
-        Some("needs a fixed flow.damping and no damping floor (the descent bound is in G + λI's norm)")
+        Some(
+            "needs a fixed flow.damping and no damping floor (the descent bound is in G + λI's norm)",
+        )
     } else {
         None
     };

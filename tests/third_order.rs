@@ -345,7 +345,10 @@ mod mlp {
                 if matches!(m.output(), OutputKind::Softmax) {
                     assert!((&c1 - &c).amax() > 1e-3 * c.amax());
                 } else {
-                    assert!((&c1 - &c).amax() <= 1e-14 * c.amax(), "T = 0 for the Gaussian");
+                    assert!(
+                        (&c1 - &c).amax() <= 1e-14 * c.amax(),
+                        "T = 0 for the Gaussian"
+                    );
                 }
             }
         }
@@ -432,7 +435,7 @@ mod mlp {
         let g = m.gradient(&saddle);
         assert!(g.norm() < 1e-9, "stationary: {}", g.norm());
         // the antisymmetric directions are null directions of G
-        let u = DVector::from_vec(plateau::plateau_start(&vec![0.0; 9], 1.0, 1));
+        let u = DVector::from_vec(plateau::plateau_start(&[0.0; 9], 1.0, 1));
         let fu = m.fisher(&saddle) * &u;
         assert!(fu.norm() < 1e-12, "{}", fu.norm());
         let th = plateau::plateau_start(&saddle, 1e-3, 1);

@@ -193,7 +193,8 @@ impl<'m> Simulator<'m> {
                     Some(if c.supports_damping() {
                         "needs the exact metric with a fixed damping (the geodesics of the Fisher metric)".into()
                     } else {
-                        "needs the undamped exact metric (the geodesics of the Fisher metric)".into()
+                        "needs the undamped exact metric (the geodesics of the Fisher metric)"
+                            .into()
                     })
                 }
                 Some(_) => None,

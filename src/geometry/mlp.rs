@@ -22,9 +22,9 @@
 
 use super::correction::{FlowCorrection, capped_step};
 use crate::metric::Metric;
+use crate::model::StatModel;
 use crate::model::layers::DenseLayers;
 use crate::model::mlp::{Activation, Forward, Mlp, OutputKind};
-use crate::model::StatModel;
 use nalgebra::{DMatrix, DVector};
 
 /// The output's first and second directional derivatives along v: Jv and f''(v, v) (each
@@ -103,7 +103,11 @@ pub fn connection_covector(mlp: &Mlp, theta: &[f64], alpha: f64, v: &[f64]) -> D
                 let (u, s) = (d.jv.column(i), d.second.column(i));
                 let ps = p.dot(&s);
                 let pu = p.dot(&u);
-                let var: f64 = p.iter().zip(u.iter()).map(|(pc, uc)| pc * (uc - pu).powi(2)).sum();
+                let var: f64 = p
+                    .iter()
+                    .zip(u.iter())
+                    .map(|(pc, uc)| pc * (uc - pu).powi(2))
+                    .sum();
                 for c in 0..p.len() {
                     let h = p[c] * (s[c] - ps);
                     let k3 = p[c] * ((u[c] - pu).powi(2) - var);

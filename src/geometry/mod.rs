@@ -28,8 +28,8 @@ pub mod correction;
 pub mod escape;
 pub mod mixture;
 pub mod mlp;
-pub mod plateau;
 pub mod normal;
+pub mod plateau;
 
 use nalgebra::{DMatrix, DVector};
 
