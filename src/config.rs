@@ -654,19 +654,22 @@ fn section_only(section: &str, present: bool, family: &str) -> Result<()> {
     Ok(())
 }
 
-/// A third-order correction needs what it is defined for: the mixture (its third-order
-/// geometry is implemented by quadrature) and the undamped exact Fisher metric (the geodesics
-/// of G, and the descent bound in G's norm).
+/// A third-order correction needs what it is defined for: the exact Fisher metric (the
+/// geodesics of G) — undamped for the mixture (its descent bound is in G's norm), with a fixed
+/// damping λ for the MLP (whose Fisher is singular; the bound is then in G + λI's norm,
+/// [`crate::geometry::mlp`]) — and no damping floor.
 fn check_correction(flow: &FlowSettings, mixture: bool) -> Result<()> {
     if flow.correction.is_none() {
         return Ok(());
     }
-    let why = if !mixture {
-        Some("is implemented for the gaussian-mixture family only")
-    } else if flow.metric != MetricKind::Exact {
+    let why = if flow.metric != MetricKind::Exact {
         Some("needs flow.metric = \"exact\" (the geodesics of the Fisher metric)")
-    } else if flow.damping != 0.0 || flow.damping_floor != 0.0 {
+    } else if mixture && (flow.damping != 0.0 || flow.damping_floor != 0.0) {
         Some("needs flow.damping = 0 and no damping floor (the descent bound is in G's norm)")
+    } else if flow.damping_floor != 0.0 {
+        Some(
+            "needs a fixed flow.damping and no damping floor (the descent bound is in G + λI's norm)",
+        )
     } else {
         None
     };

@@ -60,6 +60,7 @@ property! {
     normal_skewness_closed_form => "normal-skewness-closed-form",
     levi_civita_is_alpha_zero => "levi-civita-is-alpha-zero",
     saddle_escape_third_order => "saddle-escape-third-order",
+    plateau_escape_third_order => "plateau-escape-third-order",
 }
 
 #[test]

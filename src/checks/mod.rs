@@ -15,7 +15,7 @@
 //! * [`density`] — the density flows: Fisher–Rao closed form, mass and positivity, the
 //!   Fisher–Rao/Wasserstein contrast on a bimodal target.
 //! * [`third_order`] — the Amari–Chentsov tensor, α-connections and their duality, the normal
-//!   family's closed forms, the third-order flow at the saddle.
+//!   family's closed forms, the third-order flow at the mixture's saddle and the MLP plateau.
 
 pub mod density;
 pub mod fisher;

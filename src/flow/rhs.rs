@@ -325,7 +325,7 @@ impl<'m> FlowRhs<'m> {
     pub fn eval(&self, theta: &[f64], out: &mut [f64]) {
         self.eval_first_order(theta, out);
         if let (Some(c), None) = (self.correction.as_ref(), self.line) {
-            c.apply(theta, out);
+            c.apply_damped(theta, out, self.damping);
             out.iter_mut()
                 .for_each(|o| *o = if o.is_finite() { *o } else { 0.0 });
         }

@@ -180,18 +180,24 @@ impl<'m> Simulator<'m> {
         }
         crate::metric::provider(settings.metric, &settings.metric_options).check(model)?;
         if !settings.correction.is_none() {
-            let why = if model.flow_correction(&settings.correction).is_none() {
-                Some(format!(
+            let why = match model.flow_correction(&settings.correction) {
+                None => Some(format!(
                     "the {} model has no third-order geometry",
                     model.family()
-                ))
-            } else if settings.metric != crate::metric::MetricKind::Exact
-                || settings.damping != 0.0
-                || settings.damping_floor != 0.0
-            {
-                Some("needs the undamped exact metric (the geodesics of the Fisher metric)".into())
-            } else {
-                None
+                )),
+                Some(c)
+                    if settings.metric != crate::metric::MetricKind::Exact
+                        || (settings.damping != 0.0 && !c.supports_damping())
+                        || settings.damping_floor != 0.0 =>
+                {
+                    Some(if c.supports_damping() {
+                        "needs the exact metric with a fixed damping (the geodesics of the Fisher metric)".into()
+                    } else {
+                        "needs the undamped exact metric (the geodesics of the Fisher metric)"
+                            .into()
+                    })
+                }
+                Some(_) => None,
             };
             if let Some(why) = why {
                 return Err(Error::invalid(

@@ -111,6 +111,20 @@ impl Correction {
 pub trait FlowCorrection: Send + Sync {
     /// Replace v (in `v`, the flow's first-order velocity at θ) by the corrected velocity.
     fn apply(&self, theta: &[f64], v: &mut [f64]);
+
+    /// The same for a flow whose metric is damped, v = −(G + λI)⁻¹∇L: the acceleration is
+    /// solved and the cap measured in G + λI, so the descent bound holds for the damped flow.
+    /// Default: [`FlowCorrection::apply`] (corrections that do not support damping, which the
+    /// simulator then refuses, see [`FlowCorrection::supports_damping`]).
+    fn apply_damped(&self, theta: &[f64], v: &mut [f64], damping: f64) {
+        let _ = damping;
+        self.apply(theta, v)
+    }
+
+    /// Whether [`FlowCorrection::apply_damped`] honours λ > 0 (default false).
+    fn supports_damping(&self) -> bool {
+        false
+    }
 }
 
 /// Geodesic acceleration in 2-D from a tensor set: solves G a = −Γ^(α)(u, u) with Jacobi
@@ -146,6 +160,16 @@ pub fn cap_factor(q: f64) -> f64 {
     1.0 / (1.0 + x * x).sqrt()
 }
 
+/// The factor k = s·τ/2 of the capped secant step k·a, from ‖a‖_G and ‖v‖_G; `None` where it
+/// is undefined (v = 0, non-finite norms).
+pub fn capped_step(tau: f64, na: f64, nv: f64) -> Option<f64> {
+    if !(nv > 0.0 && nv.is_finite() && na.is_finite()) {
+        return None;
+    }
+    let q = 0.5 * tau * na / nv;
+    Some(0.5 * tau * cap_factor(q))
+}
+
 /// The capped geodesic-acceleration correction of the mixture's exact natural flow.
 #[derive(Clone, Debug)]
 pub struct GeodesicAcceleration<'m> {
@@ -171,11 +195,9 @@ impl<'m> GeodesicAcceleration<'m> {
         let Some((a, na, nv)) = acceleration2(&geo, self.alpha, &u) else {
             return [0.0; 2];
         };
-        if nv.is_nan() || nv <= 0.0 {
+        let Some(k) = capped_step(self.tau, na, nv) else {
             return [0.0; 2];
-        }
-        let q = 0.5 * self.tau * na / nv;
-        let k = 0.5 * self.tau * cap_factor(q);
+        };
         let at = phi_vector_to_theta(w, &a);
         let out = [k * at[0], k * at[1]];
         if out.iter().all(|x| x.is_finite()) {

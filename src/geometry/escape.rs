@@ -40,7 +40,8 @@ impl Variant {
         }
     }
 
-    fn settings(&self, t_end: f64) -> FlowSettings {
+    /// The flow settings of this variant (tsit45, rtol 1e-8, atol 1e-10, grad_tol 1e-9).
+    pub fn settings(&self, t_end: f64) -> FlowSettings {
         let (metric, correction) = match *self {
             Variant::Euclidean => (MetricKind::Euclidean, Correction::None),
             Variant::Natural => (MetricKind::Exact, Correction::None),

@@ -19,12 +19,17 @@
 //! * [`mixture`] — the two-component mixture by quadrature with dual-number derivatives, in θ
 //!   or in the chart (M, δ) that stays accurate near μ₁ = μ₂;
 //! * [`normal`] — the normal family: closed forms and Gauss–Hermite in its five charts;
-//! * [`correction`] — the geodesic-acceleration correction of the natural flow.
+//! * [`correction`] — the geodesic-acceleration correction of the natural flow;
+//! * [`mlp`] — the MLP's connection covector Γ⁽ᵅ⁾(v, v) by second-order forward mode, and its
+//!   correction;
+//! * [`plateau`] — the teacher–student plateau of a tanh MLP and its escape measurement.
 
 pub mod correction;
 pub mod escape;
 pub mod mixture;
+pub mod mlp;
 pub mod normal;
+pub mod plateau;
 
 use nalgebra::{DMatrix, DVector};
 

@@ -570,6 +570,20 @@ impl StatModel for Mlp {
     fn mlp(&self) -> Option<&Mlp> {
         Some(self)
     }
+
+    /// The geodesic acceleration of the exact Fisher metric ([`crate::geometry::mlp`]).
+    fn flow_correction(
+        &self,
+        c: &crate::geometry::correction::Correction,
+    ) -> Option<Box<dyn crate::geometry::correction::FlowCorrection + '_>> {
+        use crate::geometry::correction::Correction;
+        match *c {
+            Correction::None => None,
+            Correction::GeodesicAcceleration { alpha, tau } => Some(Box::new(
+                crate::geometry::mlp::MlpGeodesicAcceleration::new(self, alpha, tau),
+            )),
+        }
+    }
 }
 
 impl DenseLayers for Mlp {

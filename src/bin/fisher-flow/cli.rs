@@ -119,7 +119,7 @@ pub struct SaveOverrides {
 /// The third-order correction of `run` (README "Third-order geometry").
 #[derive(Args, Debug, Clone, Default)]
 pub struct CorrectionOverrides {
-    /// Flow order: none (the natural flow) | geodesic-acceleration (capped Transtrum–Sethna correction; exact metric, mixture, no damping) [default: the file's flow.correction, else none]
+    /// Flow order: none (the natural flow) | geodesic-acceleration (capped Transtrum–Sethna correction; exact metric; mixture undamped, MLP with a fixed damping) [default: the file's flow.correction, else none]
     #[arg(long, value_name = "NAME")]
     pub correction: Option<String>,
     /// α of the correction's connection, in [-10, 10] (0 Levi-Civita, 1 e-, -1 m-connection) [default: the file's flow.correction_alpha, else 0]
