@@ -17,6 +17,8 @@
 //! # Ok::<(), fisher_flow::Error>(())
 //! ```
 
+pub mod sweep;
+
 use crate::config::Experiment;
 use crate::error::{Error, Result};
 use crate::flow::{FlowSettings, Simulator};
