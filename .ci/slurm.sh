@@ -40,7 +40,7 @@ cleanup() {
     kill -9 "$pid" 2>/dev/null || true
   done
   if [ "$code" -ne 0 ]; then
-    for f in "$state"/*.log "$work"/out-slurm/slurm-*.out; do
+    for f in "$work"/munged.log "$state"/*.log "$state"/*.out "$work"/out-slurm/slurm-*.out; do
       [ -f "$f" ] && { echo "--- $f"; tail -n 30 "$f"; }
     done
   fi
@@ -58,7 +58,7 @@ if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
   umask 022
   chown munge:munge /etc/munge/munge.key
   chmod 0400 /etc/munge/munge.key
-  runuser -u munge -- /usr/sbin/munged --foreground &
+  runuser -u munge -- /usr/sbin/munged --foreground >"$work/munged.log" 2>&1 &
   started+=($!)
   for _ in $(seq 50); do
     munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break
@@ -97,10 +97,10 @@ NodeName=$host CPUs=2 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 
-slurmctld -D -i &
+slurmctld -D -i >"$state/slurmctld.out" 2>&1 &
 started+=($!)
 sleep 1
-slurmd -D &
+slurmd -D >"$state/slurmd.out" 2>&1 &
 started+=($!)
 
 echo "waiting for node $host to be idle"

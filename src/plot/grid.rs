@@ -17,7 +17,7 @@ pub const PANEL_SIZE: (u32, u32) = (270, 250);
 /// Most panels per row.
 pub const COLUMNS_MAX: usize = 6;
 /// Width of the colour bar column, pixels.
-const BAR_W: u32 = 150;
+const BAR_W: u32 = 170;
 /// Colour steps of the bar.
 const BAR_STEPS: usize = 96;
 
@@ -214,9 +214,9 @@ fn draw_bar<DB: DrawingBackend>(
         .margin_top(30)
         .margin_bottom((h / 3).max(60))
         .margin_left(8)
-        .margin_right(8)
-        .right_y_label_area_size(BAR_W - 50)
-        .caption(fig.value_label.as_str(), (FAMILY, 14))
+        .margin_right(16)
+        .right_y_label_area_size(BAR_W - 60)
+        .caption(fig.value_label.as_str(), (FAMILY, 13))
         .build_cartesian_2d(0f64..1f64, lo..hi)?;
     bar.draw_series((0..BAR_STEPS).map(|k| {
         let a = lo + (hi - lo) * k as f64 / BAR_STEPS as f64;

@@ -322,12 +322,11 @@ pub fn expand_range(key: &str, r: &RangeSpec, log: bool) -> Result<Vec<f64>> {
     };
     Ok((0..n)
         .map(|k| {
+            // (a·(n−1−k) + b·k)/(n−1): exact at both ends and for symmetric grids.
             let v = if n == 1 {
                 a
-            } else if k == n - 1 {
-                b
             } else {
-                a + (b - a) * k as f64 / (n - 1) as f64
+                (a * (n - 1 - k) as f64 + b * k as f64) / (n - 1) as f64
             };
             if log {
                 if k == 0 {
