@@ -96,29 +96,53 @@ start = { random-starts = { n = 5, seed = 7, box = [-3.0, 3.0] } }
     let m = spec.model_file(0);
     assert_eq!((m.flow.rtol, m.flow.atol), (Some(1e-8), Some(1e-10)));
     let m = spec.model_file(4);
-    assert!((m.flow.rtol.unwrap() - 1e-7).abs() < 1e-20, "{:?}", m.flow.rtol);
+    assert!(
+        (m.flow.rtol.unwrap() - 1e-7).abs() < 1e-20,
+        "{:?}",
+        m.flow.rtol
+    );
     assert_eq!(m.flow.atol, Some(1e-9));
     // Seeded random starts are reproducible and inside the box.
     let again = SweepSpec::load(&dir.path().join("b.toml")).unwrap();
     assert_eq!(spec.starts, again.starts);
     assert_eq!(spec.hash(), again.hash());
-    assert!(spec.starts.iter().flatten().all(|x| (-3.0..=3.0).contains(x)));
+    assert!(
+        spec.starts
+            .iter()
+            .flatten()
+            .all(|x| (-3.0..=3.0).contains(x))
+    );
 }
 
 #[test]
 fn bad_specs_exit_2_naming_the_key() {
     let cases: Vec<(&str, &str)> = vec![
         ("[[axis]]\nname = \"sigmaa\"\nvalues = [1.0]\n", "sigmaa"),
-        ("[[axis]]\nname = \"sigma\"\nvalues = [1.0]\nfoo = 1\n", "foo"),
-        ("[[axis]]\nname = \"sigma\"\nvalues = []\n", "axis[0] (sigma).values"),
+        (
+            "[[axis]]\nname = \"sigma\"\nvalues = [1.0]\nfoo = 1\n",
+            "foo",
+        ),
+        (
+            "[[axis]]\nname = \"sigma\"\nvalues = []\n",
+            "axis[0] (sigma).values",
+        ),
         (
             "[[axis]]\nname = \"sigma\"\nrange = { start = 1.0, stop = 2.0, num = 0 }\n",
             "axis[0] (sigma).range.num",
         ),
-        ("[[axis]]\nname = \"sigma\"\nvalues = [1.0, -0.5]\n", "axis[0] (sigma)[1]"),
-        ("[[axis]]\nname = \"sigma\"\nvalues = [0.0]\n", "axis[0] (sigma)[0]"),
+        (
+            "[[axis]]\nname = \"sigma\"\nvalues = [1.0, -0.5]\n",
+            "axis[0] (sigma)[1]",
+        ),
+        (
+            "[[axis]]\nname = \"sigma\"\nvalues = [0.0]\n",
+            "axis[0] (sigma)[0]",
+        ),
         ("[[axis]]\nname = \"w\"\nvalues = [1.5]\n", "axis[0] (w)[0]"),
-        ("[[axis]]\nname = \"solver\"\nvalues = [\"rk4\"]\n", "axis[0] (solver).values[0]"),
+        (
+            "[[axis]]\nname = \"solver\"\nvalues = [\"rk4\"]\n",
+            "axis[0] (solver).values[0]",
+        ),
         (
             "[[axis]]\nname = \"start\"\ngrid = { mu1 = { start = -1.0, stop = 1.0, num = 4000 }, mu2 = { start = -1.0, stop = 1.0, num = 4000 } }\n",
             "axis[0] (start).grid",
@@ -128,7 +152,10 @@ fn bad_specs_exit_2_naming_the_key() {
             "invalid axes = 10200000 cases",
         ),
         ("[axes]\nbogus = [1]\n", "axes.bogus"),
-        ("[axes]\nsigma = [1.0]\n[[axis]]\nname = \"sigma\"\nvalues = [2.0]\n", "sigma"),
+        (
+            "[axes]\nsigma = [1.0]\n[[axis]]\nname = \"sigma\"\nvalues = [2.0]\n",
+            "sigma",
+        ),
         (
             "[[axis]]\nname = \"rtol\"\nvalues = [1e-6, 1e-7]\nzip = \"z\"\n[[axis]]\nname = \"atol\"\nvalues = [1e-9]\nzip = \"z\"\n",
             "zip",
@@ -146,7 +173,10 @@ fn bad_specs_exit_2_naming_the_key() {
         assert_eq!(o.status.code(), Some(2), "{body}: {err}");
         assert_eq!(err.trim_end().lines().count(), 1, "{body}: {err}");
         assert!(err.contains(key), "{body}: must name {key}: {err}");
-        assert!(err.contains("spec.toml"), "{body}: must name the spec: {err}");
+        assert!(
+            err.contains("spec.toml"),
+            "{body}: must name the spec: {err}"
+        );
         assert!(!err.contains("panicked"), "{body}: {err}");
         assert!(!out.exists(), "{body}: a bad spec wrote {}", out.display());
     }
@@ -155,7 +185,14 @@ fn bad_specs_exit_2_naming_the_key() {
     let out = dir.path().join("out");
     for (flag, v) in [("--shard", "5/4"), ("--shard", "0/2"), ("--threads", "0")] {
         let o = ff()
-            .args(["sweep", p.to_str().unwrap(), "--out", out.to_str().unwrap(), flag, v])
+            .args([
+                "sweep",
+                p.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                flag,
+                v,
+            ])
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
@@ -184,20 +221,37 @@ fn sharded_and_merged_equals_unsharded_and_parquet_reads_back() {
     let (dir, p) = setup(SPEC);
     let spec = p.to_str().unwrap();
     let single = dir.path().join("single");
-    let stdout = run_ok(&["sweep", spec, "--out", single.to_str().unwrap(), "--threads", "2"]);
+    let stdout = run_ok(&[
+        "sweep",
+        spec,
+        "--out",
+        single.to_str().unwrap(),
+        "--threads",
+        "2",
+    ]);
     assert!(stdout.contains("16 cases"), "{stdout}");
     assert!(stdout.contains("merged 16 cases"), "{stdout}");
     let sharded = dir.path().join("sharded");
     let s = sharded.to_str().unwrap();
     for k in 1..=3 {
         let shard = format!("{k}/3");
-        run_ok(&["sweep", spec, "--out", s, "--shard", &shard, "--threads", "1"]);
+        run_ok(&[
+            "sweep",
+            spec,
+            "--out",
+            s,
+            "--shard",
+            &shard,
+            "--threads",
+            "1",
+        ]);
         if k < 3 {
             // Merging before every shard is there fails, naming the missing one.
             let o = ff().args(["sweep", "merge", s]).output().unwrap();
             let err = String::from_utf8_lossy(&o.stderr);
             assert_eq!(o.status.code(), Some(2), "{err}");
-            assert!(err.contains("shard 3-of-3 is missing"), "{err}");
+            let missing = format!("shard {}-of-3 is missing", k + 1);
+            assert!(err.contains(&missing), "{err}");
         }
     }
     run_ok(&["sweep", "merge", s]);
@@ -205,7 +259,12 @@ fn sharded_and_merged_equals_unsharded_and_parquet_reads_back() {
     let b = csv_sans_timing(&sharded);
     assert_eq!(a.len(), 17);
     assert_eq!(a, b, "sharded + merged differs from unsharded");
-    for f in ["results.parquet", "summary.json", "time-to-eps.svg", "time-to-eps.png"] {
+    for f in [
+        "results.parquet",
+        "summary.json",
+        "time-to-eps.svg",
+        "time-to-eps.png",
+    ] {
         assert!(sharded.join(f).exists(), "{f}");
     }
     assert!(single.join("rate-sigma.png").exists());
@@ -355,7 +414,13 @@ fn t_eps_of(traj: &serde_json::Value, eps: f64) -> Option<f64> {
 fn time_to_eps_matches_run_from_the_same_start() {
     let (dir, p) = setup(SPEC);
     let out = dir.path().join("out");
-    run_ok(&["sweep", p.to_str().unwrap(), "--out", out.to_str().unwrap(), "--trajectories"]);
+    run_ok(&[
+        "sweep",
+        p.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--trajectories",
+    ]);
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
@@ -368,8 +433,11 @@ fn time_to_eps_matches_run_from_the_same_start() {
         }
         let id = r[col("id")];
         assert!(
-            out.join(format!("trajectories/case-{:08}.csv", id.parse::<u64>().unwrap()))
-                .exists()
+            out.join(format!(
+                "trajectories/case-{:08}.csv",
+                id.parse::<u64>().unwrap()
+            ))
+            .exists()
         );
         let start = format!("{},{}", r[col("start_mu1")], r[col("start_mu2")]);
         let run_dir = dir.path().join(format!("run{id}"));
@@ -384,27 +452,39 @@ fn time_to_eps_matches_run_from_the_same_start() {
             run_dir.to_str().unwrap(),
             "-q",
         ]);
-        let traj: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(run_dir.join("trajectory.json")).unwrap())
-                .unwrap();
+        let traj: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(run_dir.join("trajectory.json")).unwrap(),
+        )
+        .unwrap();
         let expected = t_eps_of(&traj, 1e-5);
         let got = r[col("t_eps")];
         match expected {
             Some(t) => {
-                let g: f64 = got.parse().unwrap_or_else(|_| panic!("case {id}: t_eps '{got}'"));
-                assert!((g - t).abs() <= 1e-12 * t.abs().max(1.0), "case {id}: {g} vs {t}");
+                let g: f64 = got
+                    .parse()
+                    .unwrap_or_else(|_| panic!("case {id}: t_eps '{got}'"));
+                assert!(
+                    (g - t).abs() <= 1e-12 * t.abs().max(1.0),
+                    "case {id}: {g} vs {t}"
+                );
                 checked += 1;
             }
             None => assert!(got.is_empty(), "case {id}: {got}"),
         }
-        let steps = traj["trajectories"][0]["stats"]["accepted"].as_u64().unwrap();
+        let steps = traj["trajectories"][0]["stats"]["accepted"]
+            .as_u64()
+            .unwrap();
         assert_eq!(r[col("steps")], steps.to_string(), "case {id}");
-        let cert: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(run_dir.join("certificate.json")).unwrap())
-                .unwrap();
+        let cert: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(run_dir.join("certificate.json")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             r[col("monotone")],
-            cert["trajectories"][0]["monotone"].as_bool().unwrap().to_string(),
+            cert["trajectories"][0]["monotone"]
+                .as_bool()
+                .unwrap()
+                .to_string(),
             "case {id}"
         );
     }

@@ -248,8 +248,14 @@ fn draw_bar<DB: DrawingBackend>(
     ))?;
     // The grey swatch below the bar.
     let y = (h - (h / 3).max(60)) as i32 + 24;
-    area.draw(&Rectangle::new([(8, y), (30, y + 16)], MISSING_GREY.filled()))?;
-    area.draw(&Rectangle::new([(8, y), (30, y + 16)], BLACK.stroke_width(1)))?;
+    area.draw(&Rectangle::new(
+        [(8, y), (30, y + 16)],
+        MISSING_GREY.filled(),
+    ))?;
+    area.draw(&Rectangle::new(
+        [(8, y), (30, y + 16)],
+        BLACK.stroke_width(1),
+    ))?;
     let style = TextStyle::from((FAMILY, 12).into_font()).color(&BLACK);
     let mut ty = y;
     for word_line in wrap(&fig.missing_label, 16) {
@@ -304,6 +310,9 @@ mod tests {
             ..GridFigure::default()
         };
         assert_eq!(seven.layout(), (6, 2));
-        assert_eq!(wrap("never within t_end", 10), vec!["never", "within", "t_end"]);
+        assert_eq!(
+            wrap("never within t_end", 10),
+            vec!["never", "within", "t_end"]
+        );
     }
 }

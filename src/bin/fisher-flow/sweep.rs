@@ -87,7 +87,11 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
         return merge(&m.dir, m.shards);
     }
     let (Some(spec_path), Some(out)) = (&args.spec, &args.out) else {
-        return Err(Error::invalid("SPEC", "missing", "give SPEC.toml and --out DIR"));
+        return Err(Error::invalid(
+            "SPEC",
+            "missing",
+            "give SPEC.toml and --out DIR",
+        ));
     };
     let shard = match &args.shard {
         Some(s) => Shard::parse("--shard", s)?,

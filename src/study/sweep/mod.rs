@@ -350,7 +350,10 @@ pub fn merge(out: &Path, shards: Option<u64>) -> Result<(SweepSpec, Vec<CaseReco
             });
         }
         let expected = sh.ids(spec.n_cases).count();
-        if f.records.iter().any(|r| !sh.owns(r.id) || r.id >= spec.n_cases) {
+        if f.records
+            .iter()
+            .any(|r| !sh.owns(r.id) || r.id >= spec.n_cases)
+        {
             return Err(Error::Parse {
                 path: path.clone(),
                 message: "holds a case of another shard".into(),
@@ -364,7 +367,11 @@ pub fn merge(out: &Path, shards: Option<u64>) -> Result<(SweepSpec, Vec<CaseReco
                     "shard {} is incomplete: {} of {expected} cases recorded{}: finish it with `fisher-flow sweep {} --out {} --shard {k}/{n} --resume`",
                     sh.name(),
                     f.records.len(),
-                    if f.truncated { ", last line truncated" } else { "" },
+                    if f.truncated {
+                        ", last line truncated"
+                    } else {
+                        ""
+                    },
                     spec.spec_file,
                     out.display()
                 ),
@@ -384,11 +391,7 @@ pub fn merge(out: &Path, shards: Option<u64>) -> Result<(SweepSpec, Vec<CaseReco
         return Err(Error::invalid(
             "DIR",
             out.display(),
-            format!(
-                "{} records for {} cases",
-                records.len(),
-                spec.n_cases
-            ),
+            format!("{} records for {} cases", records.len(), spec.n_cases),
         ));
     }
     Ok((spec, records))

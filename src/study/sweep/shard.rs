@@ -116,8 +116,8 @@ pub fn read_shard(path: &Path) -> Result<ShardFile> {
         None => 0,
     };
     let truncated = complete < bytes.len();
-    let text = std::str::from_utf8(&bytes[..complete])
-        .map_err(|_| bad(0, "not valid UTF-8".into()))?;
+    let text =
+        std::str::from_utf8(&bytes[..complete]).map_err(|_| bad(0, "not valid UTF-8".into()))?;
     let mut lines = text.lines();
     let header: ShardHeader = match lines.next() {
         Some(l) => serde_json::from_str(l).map_err(|e| bad(1, format!("bad header: {e}")))?,
@@ -129,7 +129,10 @@ pub fn read_shard(path: &Path) -> Result<ShardFile> {
         }
     };
     if header.schema != SHARD_SCHEMA {
-        return Err(bad(1, format!("schema '{}', expected '{SHARD_SCHEMA}'", header.schema)));
+        return Err(bad(
+            1,
+            format!("schema '{}', expected '{SHARD_SCHEMA}'", header.schema),
+        ));
     }
     let mut records = Vec::new();
     for (i, l) in lines.enumerate() {
@@ -239,7 +242,10 @@ mod tests {
 
     #[test]
     fn shard_flag_parses_and_rejects() {
-        assert_eq!(Shard::parse("--shard", "2/4").unwrap(), Shard { k: 2, n: 4 });
+        assert_eq!(
+            Shard::parse("--shard", "2/4").unwrap(),
+            Shard { k: 2, n: 4 }
+        );
         for bad in ["0/4", "5/4", "x", "1/0", "1/2/3", "-1/2", ""] {
             let e = Shard::parse("--shard", bad).unwrap_err();
             assert!(e.to_string().contains("--shard"), "{e}");

@@ -447,7 +447,11 @@ fn axis_values(key: &str, name: AxisName, raw: &RawAxis) -> Result<(Values, Star
         let list = raw.values.as_deref().unwrap_or_default();
         let k = format!("{key}.values");
         if list.is_empty() {
-            return Err(Error::invalid(k, "[]", "empty list: give at least one value"));
+            return Err(Error::invalid(
+                k,
+                "[]",
+                "empty list: give at least one value",
+            ));
         }
         check_count(&k, list.len() as u64)?;
         if pairs {
@@ -569,11 +573,12 @@ impl SweepSpec {
                 (file, p.display().to_string())
             }
             toml::Value::Table(t) => {
-                let file: ModelFile = toml::Value::Table(t.clone())
-                    .try_into()
-                    .map_err(|e: toml::de::Error| {
-                        Error::invalid("base", "table", e.message().trim().replace('\n', " "))
-                    })?;
+                let file: ModelFile =
+                    toml::Value::Table(t.clone())
+                        .try_into()
+                        .map_err(|e: toml::de::Error| {
+                            Error::invalid("base", "table", e.message().trim().replace('\n', " "))
+                        })?;
                 (file, path.display().to_string())
             }
             other => {
@@ -593,7 +598,11 @@ impl SweepSpec {
         }
         let epsilon = raw.epsilon.unwrap_or(DEFAULT_EPSILON);
         if !(epsilon.is_finite() && epsilon > 0.0) {
-            return Err(Error::invalid("epsilon", epsilon, "must be a finite number > 0"));
+            return Err(Error::invalid(
+                "epsilon",
+                epsilon,
+                "must be a finite number > 0",
+            ));
         }
         let mut entries: Vec<(String, AxisName, RawAxis)> = Vec::new();
         for (i, a) in raw.axis.into_iter().enumerate() {

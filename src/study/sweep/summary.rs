@@ -167,7 +167,8 @@ pub fn sigma_figure(spec: &SweepSpec, records: &[CaseRecord]) -> Option<LossFigu
     let mut series: BTreeMap<String, (usize, Vec<(f64, f64)>)> = BTreeMap::new();
     for s in 0..spec.n_settings as usize {
         let label = setting_label(spec, s as u64, &[AxisName::Sigma]);
-        let rows = &records[(s * n_starts).min(records.len())..((s + 1) * n_starts).min(records.len())];
+        let rows =
+            &records[(s * n_starts).min(records.len())..((s + 1) * n_starts).min(records.len())];
         let Some(first) = rows.first() else { continue };
         let mut t: Vec<f64> = rows.iter().filter_map(|r| r.t_eps).collect();
         let next = series.len();
