@@ -101,7 +101,7 @@ pub struct RawAxis {
 #[serde(untagged)]
 pub enum ShortAxis {
     List(Vec<toml::Value>),
-    Table(RawAxis),
+    Table(Box<RawAxis>),
 }
 
 /// The spec file as written.
@@ -628,6 +628,7 @@ impl SweepSpec {
                     ..RawAxis::default()
                 },
                 ShortAxis::Table(t) => {
+                    let t = *t;
                     if t.name.is_some() {
                         return Err(Error::invalid(
                             format!("{key}.name"),

@@ -177,8 +177,8 @@ pub fn sigma_figure(spec: &SweepSpec, records: &[CaseRecord]) -> Option<LossFigu
             e.1.push((first.sigma, m));
         }
     }
-    let mut list: Vec<(usize, String, Vec<(f64, f64)>)> =
-        series.into_iter().map(|(l, (k, p))| (k, l, p)).collect();
+    type Curve = (usize, String, Vec<(f64, f64)>);
+    let mut list: Vec<Curve> = series.into_iter().map(|(l, (k, p))| (k, l, p)).collect();
     list.sort_by_key(|(k, _, _)| *k);
     let total = list.len();
     list.truncate(SIGMA_SERIES_MAX);
