@@ -6,6 +6,7 @@
 
 pub mod animation;
 pub mod font;
+pub mod grid;
 pub mod loss;
 pub mod manifold;
 pub mod plane;

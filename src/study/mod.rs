@@ -26,6 +26,7 @@
 pub mod compare;
 pub mod figures;
 pub mod observers;
+pub mod sweep;
 
 use crate::config::Experiment;
 use crate::error::{Error, Result};

@@ -30,6 +30,9 @@ pub enum Command {
     Manifold(crate::manifold::ManifoldArgs),
     /// Serve the interactive manifold page on 127.0.0.1 (ellipses, κ/angle, probes, live particles, exports).
     Explore(crate::explore::ExploreArgs),
+    /// Run a convergence study over many settings (SPEC: base model × axes), optionally one
+    /// shard of it (--shard K/N, --resume); `sweep merge DIR` merges the shards.
+    Sweep(crate::sweep::SweepArgs),
     /// Re-check a certificate independently: exit 0 if all claims hold, 1 if one fails, 2 for bad input.
     Verify(crate::verify::VerifyArgs),
     /// Run the theory property suite: one row per property, exit 1 if any fails.

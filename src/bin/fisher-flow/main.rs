@@ -12,6 +12,7 @@ mod metric;
 mod optimize;
 mod quality;
 mod run;
+mod sweep;
 mod verify;
 
 use clap::Parser;
@@ -50,6 +51,7 @@ fn main() {
         Some(Command::Compare(args)) => compare::compare(&args),
         Some(Command::Manifold(args)) => manifold::manifold(&args),
         Some(Command::Explore(args)) => explore::explore(&args),
+        Some(Command::Sweep(args)) => sweep::sweep(&args),
         Some(Command::Check(args)) => match check::check(&args) {
             Ok(code) => std::process::exit(code),
             Err(e) => Err(e),
