@@ -16,8 +16,9 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge
 fi
 
-cargo build --release --bin fisher-flow
-bin="$repo/target/release/fisher-flow"
+# The debug binary `cargo test` already built (CI runs this after it): no second, release build.
+cargo build --bin fisher-flow
+bin="$repo/target/debug/fisher-flow"
 
 work=$(mktemp -d /tmp/ff-slurm.XXXXXX)
 chmod 755 "$work"
