@@ -255,82 +255,116 @@ pub fn panels(
     density: &Mixture2,
     scores_of: &Mixture2,
 ) -> Vec<(f64, f64)> {
-    let hmax = max_panel * density.sigma.max(scores_of.sigma);
-    let reach = half_width * density.sigma;
-    let (m0, m1) = (
-        density.mu[0].min(density.mu[1]),
-        density.mu[0].max(density.mu[1]),
-    );
-    let mut windows = if m1 - m0 <= 2.0 * reach {
-        vec![(m0 - reach, m1 + reach)]
-    } else {
-        vec![(m0 - reach, m0 + reach), (m1 - reach, m1 + reach)]
-    };
-    // Well-separated components: the cross terms (r₁r₂ in the Fisher matrix's off-diagonal)
-    // live at the crossover c, in the gap between the windows, where p·r₁r₂ ≈ min(w₁N₁, w₂N₂)
-    // falls like e^{−|Δ||x−c|/2σ²}: a window of half-width 100σ²/|Δ| around c keeps what is
-    // left out below e^{−50} of the entry. Beyond |Δ| = 80σ the entry, ~e^{−Δ²/8σ²}, underflows
-    // (e^{−800}), and the window is left out.
-    if windows.len() == 2
-        && (scores_of.mu[1] - scores_of.mu[0]).abs() < 80.0 * scores_of.sigma
-        && let Some(c) = scores_of.crossover()
-    {
-        let (delta, s2) = (
-            (scores_of.mu[1] - scores_of.mu[0]).abs(),
-            scores_of.sigma * scores_of.sigma,
+    let mut scratch = PanelScratch::default();
+    scratch.build(max_panel, half_width, density, scores_of);
+    scratch.panels
+}
+
+/// Reusable buffers for [`panels`]: building the panels into them allocates nothing once they
+/// have grown to the largest layout seen (the flow kernels keep one per thread).
+#[derive(Clone, Debug, Default)]
+pub struct PanelScratch {
+    graded: Vec<f64>,
+    edges: Vec<f64>,
+    /// The panels of the last [`PanelScratch::build`].
+    pub panels: Vec<(f64, f64)>,
+}
+
+impl PanelScratch {
+    /// The panels of [`panels`] into `self.panels` (same layout, no allocation when warm).
+    pub fn build(
+        &mut self,
+        max_panel: f64,
+        half_width: f64,
+        density: &Mixture2,
+        scores_of: &Mixture2,
+    ) -> &[(f64, f64)] {
+        let hmax = max_panel * density.sigma.max(scores_of.sigma);
+        let reach = half_width * density.sigma;
+        let (m0, m1) = (
+            density.mu[0].min(density.mu[1]),
+            density.mu[0].max(density.mu[1]),
         );
-        let hw = 100.0 * s2 / delta;
-        let (lo, hi) = (c - hw, c + hw);
-        if hw.is_finite() && hi > windows[0].1 && lo < windows[1].0 {
-            windows.insert(1, (lo.max(windows[0].1), hi.min(windows[1].0)));
-        }
-    }
-    // Graded edges around the crossover of the mixture whose scores are integrated:
-    // c, c ± d, c ± 3d, c ± 7d, … until the spacing reaches hmax.
-    let mut graded = Vec::new();
-    if let Some(c) = scores_of.crossover().filter(|c| c.is_finite()) {
-        let d = scores_of.pole_distance();
-        // d > 0: with σ² underflowing to 0 (σ ≲ 1e-162) the doubling below never grew and
-        // filled the memory. Config bounds σ; this keeps any caller safe.
-        if d > 0.0 && d < hmax {
-            graded.push(c);
-            let mut off = d;
-            let mut step = d;
-            while step < hmax {
-                graded.push(c - off);
-                graded.push(c + off);
-                step *= 2.0;
-                off += step;
+        let mut windows = [(0.0, 0.0); 3];
+        let mut nw = if m1 - m0 <= 2.0 * reach {
+            windows[0] = (m0 - reach, m1 + reach);
+            1
+        } else {
+            windows[0] = (m0 - reach, m0 + reach);
+            windows[1] = (m1 - reach, m1 + reach);
+            2
+        };
+        // Well-separated components: the cross terms (r₁r₂ in the Fisher matrix's off-diagonal)
+        // live at the crossover c, in the gap between the windows, where p·r₁r₂ ≈ min(w₁N₁, w₂N₂)
+        // falls like e^{−|Δ||x−c|/2σ²}: a window of half-width 100σ²/|Δ| around c keeps what is
+        // left out below e^{−50} of the entry. Beyond |Δ| = 80σ the entry, ~e^{−Δ²/8σ²}, underflows
+        // (e^{−800}), and the window is left out.
+        if nw == 2
+            && (scores_of.mu[1] - scores_of.mu[0]).abs() < 80.0 * scores_of.sigma
+            && let Some(c) = scores_of.crossover()
+        {
+            let (delta, s2) = (
+                (scores_of.mu[1] - scores_of.mu[0]).abs(),
+                scores_of.sigma * scores_of.sigma,
+            );
+            let hw = 100.0 * s2 / delta;
+            let (lo, hi) = (c - hw, c + hw);
+            if hw.is_finite() && hi > windows[0].1 && lo < windows[1].0 {
+                windows[2] = windows[1];
+                windows[1] = (lo.max(windows[0].1), hi.min(windows[1].0));
+                nw = 3;
             }
         }
-    }
-    let mut out = Vec::new();
-    for (lo, hi) in windows {
-        let mut edges = vec![lo, hi];
-        edges.extend(graded.iter().copied().filter(|&e| e > lo && e < hi));
-        edges.sort_by(f64::total_cmp);
-        edges.dedup_by(|a, b| (*a - *b).abs() <= 1e-14 * (1.0 + b.abs()));
-        // Subdivide gaps wider than hmax uniformly; at most MAX_SUBDIVISIONS panels per gap
-        // (only reachable with non-finite or out-of-range inputs, which config refuses: a
-        // window of width ≤ 4·L·σ needs ≤ 4L/max_panel panels).
-        for pair in edges.windows(2) {
-            let (a, b) = (pair[0], pair[1]);
-            if !(a.is_finite() && b.is_finite()) {
-                continue;
-            }
-            let m = ((b - a) / hmax).ceil().clamp(1.0, MAX_SUBDIVISIONS as f64) as usize;
-            for i in 0..m {
-                let lo_i = a + (b - a) * i as f64 / m as f64;
-                let hi_i = if i + 1 == m {
-                    b
-                } else {
-                    a + (b - a) * (i + 1) as f64 / m as f64
-                };
-                out.push((lo_i, hi_i));
+        // Graded edges around the crossover of the mixture whose scores are integrated:
+        // c, c ± d, c ± 3d, c ± 7d, … until the spacing reaches hmax.
+        self.graded.clear();
+        if let Some(c) = scores_of.crossover().filter(|c| c.is_finite()) {
+            let d = scores_of.pole_distance();
+            // d > 0: with σ² underflowing to 0 (σ ≲ 1e-162) the doubling below never grew and
+            // filled the memory. Config bounds σ; this keeps any caller safe.
+            if d > 0.0 && d < hmax {
+                self.graded.push(c);
+                let mut off = d;
+                let mut step = d;
+                while step < hmax {
+                    self.graded.push(c - off);
+                    self.graded.push(c + off);
+                    step *= 2.0;
+                    off += step;
+                }
             }
         }
+        self.panels.clear();
+        for &(lo, hi) in &windows[..nw] {
+            self.edges.clear();
+            self.edges.extend([lo, hi]);
+            self.edges
+                .extend(self.graded.iter().copied().filter(|&e| e > lo && e < hi));
+            self.edges.sort_unstable_by(f64::total_cmp);
+            self.edges
+                .dedup_by(|a, b| (*a - *b).abs() <= 1e-14 * (1.0 + b.abs()));
+            // Subdivide gaps wider than hmax uniformly; at most MAX_SUBDIVISIONS panels per gap
+            // (only reachable with non-finite or out-of-range inputs, which config refuses: a
+            // window of width ≤ 4·L·σ needs ≤ 4L/max_panel panels).
+            for pair in self.edges.windows(2) {
+                let (a, b) = (pair[0], pair[1]);
+                if !(a.is_finite() && b.is_finite()) {
+                    continue;
+                }
+                let m = ((b - a) / hmax).ceil().clamp(1.0, MAX_SUBDIVISIONS as f64) as usize;
+                for i in 0..m {
+                    let lo_i = a + (b - a) * i as f64 / m as f64;
+                    let hi_i = if i + 1 == m {
+                        b
+                    } else {
+                        a + (b - a) * (i + 1) as f64 / m as f64
+                    };
+                    self.panels.push((lo_i, hi_i));
+                }
+            }
+        }
+        &self.panels
     }
-    out
 }
 
 fn composite(
