@@ -55,8 +55,8 @@ pub enum Scheme {
 impl Default for Scheme {
     fn default() -> Self {
         Scheme::Composite {
-            nodes_per_panel: 12,
-            max_panel: 1.0,
+            nodes_per_panel: 16,
+            max_panel: 4.0,
             half_width: 10.0,
         }
     }

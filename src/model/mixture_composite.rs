@@ -69,18 +69,25 @@ const PAD: usize = 8;
 /// Lay out the nodes mid + half·zⱼ and weights half·ωⱼ·norm of `panels` flat, padded with
 /// zero-weight copies of the last node to a multiple of [`PAD`].
 fn layout(panels: &[(f64, f64)], gl: &GlTable, norm: f64, x: &mut Vec<f64>, wt: &mut Vec<f64>) {
-    x.clear();
-    wt.clear();
-    for &(a, b) in panels {
+    let n = gl.z.len();
+    let len = (panels.len() * n).div_ceil(PAD) * PAD;
+    x.resize(len, 0.0);
+    wt.resize(len, 0.0);
+    for ((&(a, b), xc), wc) in panels
+        .iter()
+        .zip(x.chunks_exact_mut(n.max(1)))
+        .zip(wt.chunks_exact_mut(n.max(1)))
+    {
         let (half, mid) = (0.5 * (b - a), 0.5 * (a + b));
-        x.extend(gl.z.iter().map(|&z| mid + half * z));
-        wt.extend(gl.w.iter().map(|&om| half * om * norm));
+        for (((xi, wi), &z), &om) in xc.iter_mut().zip(wc.iter_mut()).zip(&gl.z).zip(&gl.w) {
+            *xi = mid + half * z;
+            *wi = half * om * norm;
+        }
     }
-    let last = x.last().copied().unwrap_or(0.0);
-    while !x.len().is_multiple_of(PAD) {
-        x.push(last);
-        wt.push(0.0);
-    }
+    let used = panels.len() * n;
+    let last = if used > 0 { x[used - 1] } else { 0.0 };
+    x[used..].fill(last);
+    wt[used..].fill(0.0);
 }
 
 /// (g, (G₁₁, G₁₂, G₂₂)) at θ = `p.mu` under the composite rule with `max_panel`, `half_width`.
