@@ -14,13 +14,17 @@
 //!   c, c ± d, c ± 3d, c ± 7d, … with d = πσ²/|Δ| until the spacing reaches `max_panel`·σ, and
 //!   panels of width ≤ `max_panel`·σ cover the rest of [min μ − Lσ, max μ + Lσ] (L = 10 by
 //!   default: the Gaussian tail beyond, times the quadratic growth of the integrands, is below
-//!   1e-19 relative). Each panel is a 12-node Gauss–Legendre rule, so every pole sits outside a
-//!   Bernstein ellipse with ρ ≥ 4.3 and the per-panel error is ≲ ρ^(−24) ≈ 1e-15.
-//!   Measured against a rule with 4× the nodes per panel and panels 8× narrower
+//!   1e-19 relative). Each panel is a 16-node Gauss–Legendre rule (default), so every pole sits
+//!   outside a Bernstein ellipse with ρ ≥ 4.3 and the per-panel error is ≲ ρ^(−32) ≈ 5e-21;
+//!   away from the crossover panels are up to 4σ wide (default `max_panel` = 4), where the
+//!   Gaussian factor alone limits the rule: ρ^(−32)·e^{ρ²/2} at ρ ≈ 5.7, ≈ 1e-17.
+//!   Measured against a rule with 48 nodes per panel and panels ≤ σ/8
 //!   (`tests/quadrature.rs`, `cargo run --release --example quad_table`), every Fisher entry
-//!   agrees to ≤ 1.1e-14 relative for |Δ|/σ ∈ [0.5, 20] (8 nodes/panel: 1.9e-10; 10: 4.9e-13;
-//!   Gauss–Hermite with 64 nodes per component: 6.7e-1 on the tiny off-diagonal entry of
-//!   well-separated components and ≈1e-4 on the diagonal at |Δ| ≈ 5σ); the rule has ≤ 528 nodes.
+//!   agrees to ≤ 1.1e-14 relative for |Δ|/σ ∈ [0.5, 20] with ≤ 288 nodes — as accurate as the
+//!   former default (12 nodes, panels ≤ σ: 1.1e-14 with ≤ 540 nodes); 12 nodes on 2σ panels
+//!   reach only 1.1e-13, 8 nodes/panel on σ panels 1.9e-10, 10: 4.9e-13; Gauss–Hermite with 64
+//!   nodes per component: 6.7e-1 on the tiny off-diagonal entry of well-separated components
+//!   and ≈1e-4 on the diagonal at |Δ| ≈ 5σ. Loss and gradient: ≤ 1.0e-14.
 //! * [`Scheme::GaussHermite`] — K Gauss–Hermite nodes per component, xₖⱼ = μₖ + √2 σ zⱼ, kept for
 //!   comparisons with tools that use it (`--nodes K`). Fast, but only ≈1e-5 accurate for partly
 //!   overlapping components.
@@ -36,7 +40,8 @@ use std::sync::OnceLock;
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "scheme", rename_all = "kebab-case")]
 pub enum Scheme {
-    /// Composite Gauss–Legendre graded at the responsibility crossover (accurate to ~1e-13).
+    /// Composite Gauss–Legendre graded at the responsibility crossover (accurate to ~1e-13;
+    /// default 16 nodes per panel, panels ≤ 4σ).
     Composite {
         /// Gauss–Legendre nodes per panel.
         nodes_per_panel: usize,
@@ -93,7 +98,7 @@ impl Scheme {
         }
     }
 
-    /// Short human-readable description, e.g. "composite Gauss–Legendre (12/panel)".
+    /// Short human-readable description, e.g. "composite Gauss–Legendre (16/panel)".
     pub fn describe(&self) -> String {
         match self {
             Scheme::Composite {
