@@ -7,8 +7,8 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use fisher_flow::flow::FlowRhs;
 use fisher_flow::metric::MetricKind;
-use fisher_flow::model::{GaussianMixture, LossKind, StatModel};
 use fisher_flow::model::mixture_kernel::MixtureKernel;
+use fisher_flow::model::{GaussianMixture, LossKind, StatModel};
 use fisher_flow::quadrature::{Rule, Scheme};
 use std::hint::black_box;
 

@@ -25,8 +25,16 @@ fn main() {
         Some("gh64") => Scheme::GaussHermite { nodes: 64 },
         _ => Scheme::default(),
     };
-    let threads: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, 64);
-    let repeats: usize = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(5).clamp(1, 1000);
+    let threads: usize = args
+        .get(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .clamp(1, 64);
+    let repeats: usize = args
+        .get(3)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+        .clamp(1, 1000);
     let m = GaussianMixture {
         sigma: 1.0,
         w: 0.5,

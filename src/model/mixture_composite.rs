@@ -603,11 +603,16 @@ mod tests {
     #[test]
     fn lanes_match_libm() {
         let xs: Vec<f64> = (0..=1600).map(|i| -700.0 + 0.875 * i as f64).collect();
-        let ys: Vec<f64> = (0..=1600).map(|i| 1.0 + 1e-3 * i as f64 * i as f64).collect();
+        let ys: Vec<f64> = (0..=1600)
+            .map(|i| 1.0 + 1e-3 * i as f64 * i as f64)
+            .collect();
         let check = |e: &[f64], r: &[f64], name: &str| {
             for (i, (&v, &x)) in e.iter().zip(&xs).enumerate() {
                 let want = x.exp();
-                assert!((v - want).abs() <= 4.5e-16 * want, "{name} exp({x}): {v} vs {want}");
+                assert!(
+                    (v - want).abs() <= 4.5e-16 * want,
+                    "{name} exp({x}): {v} vs {want}"
+                );
                 let want = 1.0 / ys[i];
                 assert!((r[i] - want).abs() <= 2.3e-16 * want, "{name} 1/{}", ys[i]);
             }
@@ -661,8 +666,10 @@ mod tests {
     #[test]
     fn all_lane_widths_agree() {
         let gl = GlTable::new(
-            &gauss_quad::legendre::GaussLegendre::new(std::num::NonZeroUsize::MIN.saturating_add(11))
-                .as_node_weight_pairs(),
+            &gauss_quad::legendre::GaussLegendre::new(
+                std::num::NonZeroUsize::MIN.saturating_add(11),
+            )
+            .as_node_weight_pairs(),
         );
         for mu in [[0.7, -2.3], [-3.0, -2.9], [1.0, 9.0], [-40.0, 45.0]] {
             let p = Params {
@@ -678,7 +685,13 @@ mod tests {
             };
             let mut s = PanelScratch::default();
             let (mut x, mut wt) = (Vec::new(), Vec::new());
-            layout(s.build(1.0, 10.0, &model, &model), &gl, 0.39, &mut x, &mut wt);
+            layout(
+                s.build(1.0, 10.0, &model, &model),
+                &gl,
+                0.39,
+                &mut x,
+                &mut wt,
+            );
             let k = Consts {
                 mu1: mu[0],
                 mu2: mu[1],
@@ -691,7 +704,12 @@ mod tests {
                 c0: 0.7f64.ln() - 0.3f64.ln(),
             };
             // SAFETY: scalar lanes.
-            let (f0, g0) = unsafe { (fisher_sums::<f64>(&x, &wt, &k), grad_sums::<f64>(&x, &wt, &k)) };
+            let (f0, g0) = unsafe {
+                (
+                    fisher_sums::<f64>(&x, &wt, &k),
+                    grad_sums::<f64>(&x, &wt, &k),
+                )
+            };
             let (f, g) = (dispatch_fisher(&x, &wt, &k), dispatch_grad(&x, &wt, &k));
             let fs = f0.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             for i in 0..3 {
