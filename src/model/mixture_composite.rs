@@ -666,7 +666,7 @@ mod tests {
     #[test]
     fn all_lane_widths_agree() {
         let gl = GlTable::new(
-            &gauss_quad::legendre::GaussLegendre::new(
+            gauss_quad::legendre::GaussLegendre::new(
                 std::num::NonZeroUsize::MIN.saturating_add(11),
             )
             .as_node_weight_pairs(),

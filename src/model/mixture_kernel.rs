@@ -391,7 +391,7 @@ impl MixtureKernel {
                 },
             ) => std::num::NonZeroUsize::new(nodes_per_panel).map(|n| FastComposite {
                 gl: super::mixture_composite::GlTable::new(
-                    &gauss_quad::legendre::GaussLegendre::new(n).as_node_weight_pairs(),
+                    gauss_quad::legendre::GaussLegendre::new(n).as_node_weight_pairs(),
                 ),
                 max_panel,
                 half_width,
