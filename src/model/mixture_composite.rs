@@ -710,14 +710,29 @@ mod tests {
                     grad_sums::<f64>(&x, &wt, &k),
                 )
             };
-            let (f, g) = (dispatch_fisher(&x, &wt, &k), dispatch_grad(&x, &wt, &k));
-            let fs = f0.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            for i in 0..3 {
-                assert!((f[i] - f0[i]).abs() <= 1e-14 * fs, "{mu:?} F {f:?} {f0:?}");
+            let mut paths = vec![(dispatch_fisher(&x, &wt, &k), dispatch_grad(&x, &wt, &k))];
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: AVX2 and FMA are available (checked above).
+                    paths.push(unsafe { (fisher_avx2(&x, &wt, &k), grad_avx2(&x, &wt, &k)) });
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: AVX-512F is available (checked above).
+                    paths.push(unsafe { (fisher_avx512(&x, &wt, &k), grad_avx512(&x, &wt, &k)) });
+                }
             }
-            let gs = g0.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
-            for i in 0..2 {
-                assert!((g[i] - g0[i]).abs() <= 1e-14 * gs, "{mu:?} g {g:?} {g0:?}");
+            for (f, g) in paths {
+                let fs = f0.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                for i in 0..3 {
+                    assert!((f[i] - f0[i]).abs() <= 1e-14 * fs, "{mu:?} F {f:?} {f0:?}");
+                }
+                let gs = g0.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
+                for i in 0..2 {
+                    assert!((g[i] - g0[i]).abs() <= 1e-14 * gs, "{mu:?} g {g:?} {g0:?}");
+                }
             }
         }
     }
