@@ -1,13 +1,15 @@
 //! Cost of one right-hand-side evaluation f(θ) = −(I + λI)⁺∇L for the demo mixture:
 //! the shared-exponential Gauss–Hermite fast path (K = 64), the generic log-sum-exp path
-//! through `loss_grad` + `fisher` + `Metric::solve` (same rule), and the composite default; plus
-//! one libm `exp` for the bound 2·2K·t_exp.
+//! through `loss_grad` + `fisher` + `Metric::solve` (same rule), and the composite default (the
+//! whole rhs and its kernel alone; the node count is printed, for ns per node); plus one libm
+//! `exp` for the bound 2·2K·t_exp.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fisher_flow::flow::FlowRhs;
 use fisher_flow::metric::MetricKind;
+use fisher_flow::model::mixture_kernel::MixtureKernel;
 use fisher_flow::model::{GaussianMixture, LossKind, StatModel};
-use fisher_flow::quadrature::Scheme;
+use fisher_flow::quadrature::{Rule, Scheme};
 use std::hint::black_box;
 
 fn demo(scheme: Scheme) -> GaussianMixture {
@@ -43,6 +45,19 @@ fn bench(c: &mut Criterion) {
     g.bench_function("composite default", |b| {
         let mut out = [0.0; 2];
         b.iter(|| slow.eval(black_box(&theta), &mut out))
+    });
+    // Nodes of one composite evaluation at θ (Fisher rule + gradient rule), for ns per node.
+    let rule_nodes = |d: &GaussianMixture| {
+        let (p, t) = (d.density(&theta), d.density(&d.target));
+        Rule::build(&d.scheme, &p, &p).len() + Rule::build(&d.scheme, &t, &p).len()
+    };
+    eprintln!(
+        "composite default at θ = {theta:?}: {} quadrature nodes per rhs (gauss-hermite-64: 256)",
+        rule_nodes(&comp)
+    );
+    let kernel = MixtureKernel::new(&comp);
+    g.bench_function("composite default, kernel alone (g and I)", |b| {
+        b.iter(|| kernel.composite_grad_fisher(black_box(&theta)))
     });
     g.bench_function("exact jacobian gauss-hermite-64", |b| {
         let mut k = 0.0;

@@ -14,13 +14,17 @@
 //!   c, c ± d, c ± 3d, c ± 7d, … with d = πσ²/|Δ| until the spacing reaches `max_panel`·σ, and
 //!   panels of width ≤ `max_panel`·σ cover the rest of [min μ − Lσ, max μ + Lσ] (L = 10 by
 //!   default: the Gaussian tail beyond, times the quadratic growth of the integrands, is below
-//!   1e-19 relative). Each panel is a 12-node Gauss–Legendre rule, so every pole sits outside a
-//!   Bernstein ellipse with ρ ≥ 4.3 and the per-panel error is ≲ ρ^(−24) ≈ 1e-15.
-//!   Measured against a rule with 4× the nodes per panel and panels 8× narrower
+//!   1e-19 relative). Each panel is a 16-node Gauss–Legendre rule (default), so every pole sits
+//!   outside a Bernstein ellipse with ρ ≥ 4.3 and the per-panel error is ≲ ρ^(−32) ≈ 5e-21;
+//!   away from the crossover panels are up to 4σ wide (default `max_panel` = 4), where the
+//!   Gaussian factor alone limits the rule: ρ^(−32)·e^{ρ²/2} at ρ ≈ 5.7, ≈ 1e-17.
+//!   Measured against a rule with 48 nodes per panel and panels ≤ σ/8
 //!   (`tests/quadrature.rs`, `cargo run --release --example quad_table`), every Fisher entry
-//!   agrees to ≤ 1.1e-14 relative for |Δ|/σ ∈ [0.5, 20] (8 nodes/panel: 1.9e-10; 10: 4.9e-13;
-//!   Gauss–Hermite with 64 nodes per component: 6.7e-1 on the tiny off-diagonal entry of
-//!   well-separated components and ≈1e-4 on the diagonal at |Δ| ≈ 5σ); the rule has ≤ 528 nodes.
+//!   agrees to ≤ 1.1e-14 relative for |Δ|/σ ∈ [0.5, 20] with ≤ 288 nodes — as accurate as the
+//!   former default (12 nodes, panels ≤ σ: 1.1e-14 with ≤ 540 nodes); 12 nodes on 2σ panels
+//!   reach only 1.1e-13, 8 nodes/panel on σ panels 1.9e-10, 10: 4.9e-13; Gauss–Hermite with 64
+//!   nodes per component: 6.7e-1 on the tiny off-diagonal entry of well-separated components
+//!   and ≈1e-4 on the diagonal at |Δ| ≈ 5σ. Loss and gradient: ≤ 1.0e-14.
 //! * [`Scheme::GaussHermite`] — K Gauss–Hermite nodes per component, xₖⱼ = μₖ + √2 σ zⱼ, kept for
 //!   comparisons with tools that use it (`--nodes K`). Fast, but only ≈1e-5 accurate for partly
 //!   overlapping components.
@@ -36,7 +40,8 @@ use std::sync::OnceLock;
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "scheme", rename_all = "kebab-case")]
 pub enum Scheme {
-    /// Composite Gauss–Legendre graded at the responsibility crossover (accurate to ~1e-13).
+    /// Composite Gauss–Legendre graded at the responsibility crossover (accurate to ~1e-13;
+    /// default 16 nodes per panel, panels ≤ 4σ).
     Composite {
         /// Gauss–Legendre nodes per panel.
         nodes_per_panel: usize,
@@ -55,8 +60,8 @@ pub enum Scheme {
 impl Default for Scheme {
     fn default() -> Self {
         Scheme::Composite {
-            nodes_per_panel: 12,
-            max_panel: 1.0,
+            nodes_per_panel: 16,
+            max_panel: 4.0,
             half_width: 10.0,
         }
     }
@@ -93,7 +98,7 @@ impl Scheme {
         }
     }
 
-    /// Short human-readable description, e.g. "composite Gauss–Legendre (12/panel)".
+    /// Short human-readable description, e.g. "composite Gauss–Legendre (16/panel)".
     pub fn describe(&self) -> String {
         match self {
             Scheme::Composite {
@@ -255,82 +260,116 @@ pub fn panels(
     density: &Mixture2,
     scores_of: &Mixture2,
 ) -> Vec<(f64, f64)> {
-    let hmax = max_panel * density.sigma.max(scores_of.sigma);
-    let reach = half_width * density.sigma;
-    let (m0, m1) = (
-        density.mu[0].min(density.mu[1]),
-        density.mu[0].max(density.mu[1]),
-    );
-    let mut windows = if m1 - m0 <= 2.0 * reach {
-        vec![(m0 - reach, m1 + reach)]
-    } else {
-        vec![(m0 - reach, m0 + reach), (m1 - reach, m1 + reach)]
-    };
-    // Well-separated components: the cross terms (r₁r₂ in the Fisher matrix's off-diagonal)
-    // live at the crossover c, in the gap between the windows, where p·r₁r₂ ≈ min(w₁N₁, w₂N₂)
-    // falls like e^{−|Δ||x−c|/2σ²}: a window of half-width 100σ²/|Δ| around c keeps what is
-    // left out below e^{−50} of the entry. Beyond |Δ| = 80σ the entry, ~e^{−Δ²/8σ²}, underflows
-    // (e^{−800}), and the window is left out.
-    if windows.len() == 2
-        && (scores_of.mu[1] - scores_of.mu[0]).abs() < 80.0 * scores_of.sigma
-        && let Some(c) = scores_of.crossover()
-    {
-        let (delta, s2) = (
-            (scores_of.mu[1] - scores_of.mu[0]).abs(),
-            scores_of.sigma * scores_of.sigma,
+    let mut scratch = PanelScratch::default();
+    scratch.build(max_panel, half_width, density, scores_of);
+    scratch.panels
+}
+
+/// Reusable buffers for [`panels`]: building the panels into them allocates nothing once they
+/// have grown to the largest layout seen (the flow kernels keep one per thread).
+#[derive(Clone, Debug, Default)]
+pub struct PanelScratch {
+    graded: Vec<f64>,
+    edges: Vec<f64>,
+    /// The panels of the last [`PanelScratch::build`].
+    pub panels: Vec<(f64, f64)>,
+}
+
+impl PanelScratch {
+    /// The panels of [`panels`] into `self.panels` (same layout, no allocation when warm).
+    pub fn build(
+        &mut self,
+        max_panel: f64,
+        half_width: f64,
+        density: &Mixture2,
+        scores_of: &Mixture2,
+    ) -> &[(f64, f64)] {
+        let hmax = max_panel * density.sigma.max(scores_of.sigma);
+        let reach = half_width * density.sigma;
+        let (m0, m1) = (
+            density.mu[0].min(density.mu[1]),
+            density.mu[0].max(density.mu[1]),
         );
-        let hw = 100.0 * s2 / delta;
-        let (lo, hi) = (c - hw, c + hw);
-        if hw.is_finite() && hi > windows[0].1 && lo < windows[1].0 {
-            windows.insert(1, (lo.max(windows[0].1), hi.min(windows[1].0)));
-        }
-    }
-    // Graded edges around the crossover of the mixture whose scores are integrated:
-    // c, c ± d, c ± 3d, c ± 7d, … until the spacing reaches hmax.
-    let mut graded = Vec::new();
-    if let Some(c) = scores_of.crossover().filter(|c| c.is_finite()) {
-        let d = scores_of.pole_distance();
-        // d > 0: with σ² underflowing to 0 (σ ≲ 1e-162) the doubling below never grew and
-        // filled the memory. Config bounds σ; this keeps any caller safe.
-        if d > 0.0 && d < hmax {
-            graded.push(c);
-            let mut off = d;
-            let mut step = d;
-            while step < hmax {
-                graded.push(c - off);
-                graded.push(c + off);
-                step *= 2.0;
-                off += step;
+        let mut windows = [(0.0, 0.0); 3];
+        let mut nw = if m1 - m0 <= 2.0 * reach {
+            windows[0] = (m0 - reach, m1 + reach);
+            1
+        } else {
+            windows[0] = (m0 - reach, m0 + reach);
+            windows[1] = (m1 - reach, m1 + reach);
+            2
+        };
+        // Well-separated components: the cross terms (r₁r₂ in the Fisher matrix's off-diagonal)
+        // live at the crossover c, in the gap between the windows, where p·r₁r₂ ≈ min(w₁N₁, w₂N₂)
+        // falls like e^{−|Δ||x−c|/2σ²}: a window of half-width 100σ²/|Δ| around c keeps what is
+        // left out below e^{−50} of the entry. Beyond |Δ| = 80σ the entry, ~e^{−Δ²/8σ²}, underflows
+        // (e^{−800}), and the window is left out.
+        if nw == 2
+            && (scores_of.mu[1] - scores_of.mu[0]).abs() < 80.0 * scores_of.sigma
+            && let Some(c) = scores_of.crossover()
+        {
+            let (delta, s2) = (
+                (scores_of.mu[1] - scores_of.mu[0]).abs(),
+                scores_of.sigma * scores_of.sigma,
+            );
+            let hw = 100.0 * s2 / delta;
+            let (lo, hi) = (c - hw, c + hw);
+            if hw.is_finite() && hi > windows[0].1 && lo < windows[1].0 {
+                windows[2] = windows[1];
+                windows[1] = (lo.max(windows[0].1), hi.min(windows[1].0));
+                nw = 3;
             }
         }
-    }
-    let mut out = Vec::new();
-    for (lo, hi) in windows {
-        let mut edges = vec![lo, hi];
-        edges.extend(graded.iter().copied().filter(|&e| e > lo && e < hi));
-        edges.sort_by(f64::total_cmp);
-        edges.dedup_by(|a, b| (*a - *b).abs() <= 1e-14 * (1.0 + b.abs()));
-        // Subdivide gaps wider than hmax uniformly; at most MAX_SUBDIVISIONS panels per gap
-        // (only reachable with non-finite or out-of-range inputs, which config refuses: a
-        // window of width ≤ 4·L·σ needs ≤ 4L/max_panel panels).
-        for pair in edges.windows(2) {
-            let (a, b) = (pair[0], pair[1]);
-            if !(a.is_finite() && b.is_finite()) {
-                continue;
-            }
-            let m = ((b - a) / hmax).ceil().clamp(1.0, MAX_SUBDIVISIONS as f64) as usize;
-            for i in 0..m {
-                let lo_i = a + (b - a) * i as f64 / m as f64;
-                let hi_i = if i + 1 == m {
-                    b
-                } else {
-                    a + (b - a) * (i + 1) as f64 / m as f64
-                };
-                out.push((lo_i, hi_i));
+        // Graded edges around the crossover of the mixture whose scores are integrated:
+        // c, c ± d, c ± 3d, c ± 7d, … until the spacing reaches hmax.
+        self.graded.clear();
+        if let Some(c) = scores_of.crossover().filter(|c| c.is_finite()) {
+            let d = scores_of.pole_distance();
+            // d > 0: with σ² underflowing to 0 (σ ≲ 1e-162) the doubling below never grew and
+            // filled the memory. Config bounds σ; this keeps any caller safe.
+            if d > 0.0 && d < hmax {
+                self.graded.push(c);
+                let mut off = d;
+                let mut step = d;
+                while step < hmax {
+                    self.graded.push(c - off);
+                    self.graded.push(c + off);
+                    step *= 2.0;
+                    off += step;
+                }
             }
         }
+        self.panels.clear();
+        for &(lo, hi) in &windows[..nw] {
+            self.edges.clear();
+            self.edges.extend([lo, hi]);
+            self.edges
+                .extend(self.graded.iter().copied().filter(|&e| e > lo && e < hi));
+            self.edges.sort_unstable_by(f64::total_cmp);
+            self.edges
+                .dedup_by(|a, b| (*a - *b).abs() <= 1e-14 * (1.0 + b.abs()));
+            // Subdivide gaps wider than hmax uniformly; at most MAX_SUBDIVISIONS panels per gap
+            // (only reachable with non-finite or out-of-range inputs, which config refuses: a
+            // window of width ≤ 4·L·σ needs ≤ 4L/max_panel panels).
+            for pair in self.edges.windows(2) {
+                let (a, b) = (pair[0], pair[1]);
+                if !(a.is_finite() && b.is_finite()) {
+                    continue;
+                }
+                let m = ((b - a) / hmax).ceil().clamp(1.0, MAX_SUBDIVISIONS as f64) as usize;
+                for i in 0..m {
+                    let lo_i = a + (b - a) * i as f64 / m as f64;
+                    let hi_i = if i + 1 == m {
+                        b
+                    } else {
+                        a + (b - a) * (i + 1) as f64 / m as f64
+                    };
+                    self.panels.push((lo_i, hi_i));
+                }
+            }
+        }
+        &self.panels
     }
-    out
 }
 
 fn composite(

@@ -64,34 +64,64 @@ pub fn log_density<T: DualNum<Primitive = f64>>(x: f64, mu1: T, mu2: T, sigma: f
 /// log p(x|θ) and the scores (∂/∂μ₁, ∂/∂μ₂) in closed form.
 #[inline]
 pub fn log_density_scores(x: f64, mu: [f64; 2], sigma: f64, w: f64) -> (f64, [f64; 2]) {
-    let inv_s2 = 1.0 / (sigma * sigma);
-    let d1 = x - mu[0];
-    let d2 = x - mu[1];
-    let (logp, r1, r2) = log_density_responsibilities(d1, d2, inv_s2, sigma, w);
-    (logp, [r1 * d1 * inv_s2, r2 * d2 * inv_s2])
+    NodeConsts::new(sigma, w).log_density_scores(x, mu)
 }
 
-/// log p(x|θ) and the responsibilities (r₁, r₂) from dᵢ = x − μᵢ: log-sum-exp of the two
-/// component terms; r₁ = 1/(1+e^{b−a}), r₂ = 1/(1+e^{a−b}) each computed directly (never as
-/// 1 − r, which would lose all relative accuracy of the small one) and without overflow.
-#[inline]
-fn log_density_responsibilities(
-    d1: f64,
-    d2: f64,
+/// The per-node constants of the closed forms, computed once per sum instead of per node
+/// (ln w, ln(1−w), ln(σ√2π), 1/σ²; the values are the same expressions, so results are
+/// bit-identical to evaluating them per node).
+#[derive(Clone, Copy, Debug)]
+struct NodeConsts {
     inv_s2: f64,
-    sigma: f64,
+    lw1: f64,
+    lw2: f64,
+    log_norm: f64,
     w: f64,
-) -> (f64, f64, f64) {
-    let a = -0.5 * d1 * d1 * inv_s2 + w.ln();
-    let b = -0.5 * d2 * d2 * inv_s2 + (1.0 - w).ln();
-    let (lse, r1, r2) = if a >= b {
-        let e = (b - a).exp();
-        (a + e.ln_1p(), 1.0 / (1.0 + e), e / (1.0 + e))
-    } else {
-        let e = (a - b).exp();
-        (b + e.ln_1p(), e / (1.0 + e), 1.0 / (1.0 + e))
-    };
-    (lse - (sigma * (2.0 * PI).sqrt()).ln(), r1, r2)
+}
+
+impl NodeConsts {
+    #[inline]
+    fn new(sigma: f64, w: f64) -> Self {
+        NodeConsts {
+            inv_s2: 1.0 / (sigma * sigma),
+            lw1: w.ln(),
+            lw2: (1.0 - w).ln(),
+            log_norm: (sigma * (2.0 * PI).sqrt()).ln(),
+            w,
+        }
+    }
+
+    /// log p(x|θ) and the scores ([`log_density_scores`]).
+    #[inline]
+    fn log_density_scores(&self, x: f64, mu: [f64; 2]) -> (f64, [f64; 2]) {
+        let d1 = x - mu[0];
+        let d2 = x - mu[1];
+        let (logp, r1, r2) = self.responsibilities(d1, d2, true);
+        (logp, [r1 * d1 * self.inv_s2, r2 * d2 * self.inv_s2])
+    }
+
+    /// log p(x|θ) (NaN unless `with_logp`: it costs a ln_1p) and the responsibilities
+    /// (r₁, r₂) from dᵢ = x − μᵢ: log-sum-exp of the two component terms; r₁ = 1/(1+e^{b−a}),
+    /// r₂ = 1/(1+e^{a−b}) each computed directly (never as 1 − r, which would lose all
+    /// relative accuracy of the small one) and without overflow.
+    #[inline]
+    fn responsibilities(&self, d1: f64, d2: f64, with_logp: bool) -> (f64, f64, f64) {
+        let a = -0.5 * d1 * d1 * self.inv_s2 + self.lw1;
+        let b = -0.5 * d2 * d2 * self.inv_s2 + self.lw2;
+        let (hi, e, r1, r2) = if a >= b {
+            let e = (b - a).exp();
+            (a, e, 1.0 / (1.0 + e), e / (1.0 + e))
+        } else {
+            let e = (a - b).exp();
+            (b, e, e / (1.0 + e), 1.0 / (1.0 + e))
+        };
+        let logp = if with_logp {
+            hi + e.ln_1p() - self.log_norm
+        } else {
+            f64::NAN
+        };
+        (logp, r1, r2)
+    }
 }
 
 /// Per-node quantities in the chart (M, δ) = (wμ₁ + (1−w)μ₂, μ₂ − μ₁), θ = (M − (1−w)δ, M + wδ).
@@ -119,20 +149,26 @@ pub struct ChartScores {
 /// deviation from the weights).
 #[inline]
 pub fn chart_scores(x: f64, mu: [f64; 2], sigma: f64, w: f64) -> ChartScores {
-    let inv_s2 = 1.0 / (sigma * sigma);
+    chart_scores_with(&NodeConsts::new(sigma, w), x, mu, true)
+}
+
+/// [`chart_scores`] with the constants hoisted; `logp` is NaN unless `with_logp`.
+#[inline]
+fn chart_scores_with(k: &NodeConsts, x: f64, mu: [f64; 2], with_logp: bool) -> ChartScores {
+    let (w, inv_s2) = (k.w, k.inv_s2);
     let d1 = x - mu[0];
     let d2 = x - mu[1];
     let delta = mu[1] - mu[0];
-    let (logp, r1, r2) = log_density_responsibilities(d1, d2, inv_s2, sigma, w);
+    let (logp, r1, r2) = k.responsibilities(d1, d2, with_logp);
     let v = 1.0 - w;
     // u/δ = (d₁ + d₂)/(2σ²), exact in the differences (no squares subtracted)
-    let k = 0.5 * (d1 + d2) * inv_s2;
-    let u = delta * k;
+    let kk = 0.5 * (d1 + d2) * inv_s2;
+    let u = delta * kk;
     // Δr/δ without cancellation: expm1(u)/u·(u/δ) for u ≤ 1, a plain quotient beyond
     // (where Δr is not small); Δr = r₂ − (1−w).
     let dr_over_delta = if u <= 1.0 {
         let phi = if u == 0.0 { 1.0 } else { u.exp_m1() / u };
-        w * v * phi * k / (w + v * u.exp())
+        w * v * phi * kk / (w + v * u.exp())
     } else {
         let dr = w * v * (-(-u).exp_m1()) / (w * (-u).exp() + v);
         dr / delta
@@ -328,9 +364,10 @@ impl GaussianMixture {
     pub fn chart_eval(&self, theta: &[f64]) -> ChartEval {
         let mu = [theta[0], theta[1]];
         let (w, sigma) = (self.w, self.sigma);
+        let k = NodeConsts::new(sigma, w);
         let mut g = [0.0f64; 4]; // −Σ (s₁, s₂, s_M, t)
         let add = |wt: f64, x: f64| {
-            let c = chart_scores(x, mu, sigma, w);
+            let c = chart_scores_with(&k, x, mu, false);
             g[0] -= wt * c.s[0];
             g[1] -= wt * c.s[1];
             g[2] -= wt * c.s_m;
@@ -341,7 +378,7 @@ impl GaussianMixture {
         let rule = Rule::build(&self.scheme, &p, &p);
         let (mut a, mut b, mut c) = (0.0, 0.0, 0.0);
         for (&x, &wt) in rule.x.iter().zip(&rule.w) {
-            let cs = chart_scores(x, mu, sigma, w);
+            let cs = chart_scores_with(&k, x, mu, false);
             a += wt * cs.s_m * cs.s_m;
             b += wt * cs.s_m * cs.t;
             c += wt * cs.t * cs.t;
@@ -388,9 +425,10 @@ impl StatModel for GaussianMixture {
 
     fn loss_grad(&self, theta: &[f64], grad: &mut [f64]) -> f64 {
         let mu = [theta[0], theta[1]];
+        let k = NodeConsts::new(self.sigma, self.w);
         let mut acc = [0.0; 3];
         let add = |wt: f64, x: f64| {
-            let (lp, s) = log_density_scores(x, mu, self.sigma, self.w);
+            let (lp, s) = k.log_density_scores(x, mu);
             acc[0] -= wt * lp;
             acc[1] -= wt * s[0];
             acc[2] -= wt * s[1];
@@ -405,9 +443,12 @@ impl StatModel for GaussianMixture {
         let p = self.density(theta);
         let rule = Rule::build(&self.scheme, &p, &p);
         let mu = [theta[0], theta[1]];
+        let k = NodeConsts::new(self.sigma, self.w);
         let (mut a, mut b, mut c) = (0.0, 0.0, 0.0);
         for (&x, &wt) in rule.x.iter().zip(&rule.w) {
-            let (_, s) = log_density_scores(x, mu, self.sigma, self.w);
+            let (d1, d2) = (x - mu[0], x - mu[1]);
+            let (_, r1, r2) = k.responsibilities(d1, d2, false);
+            let s = [r1 * d1 * k.inv_s2, r2 * d2 * k.inv_s2];
             a += wt * s[0] * s[0];
             b += wt * s[0] * s[1];
             c += wt * s[1] * s[1];

@@ -28,7 +28,8 @@
 //!
 //! **Composite fast path.** [`MixtureKernel::composite_grad_fisher`] uses the same panels and
 //! nodes as [`Rule::build`] but shares work: two exponentials per Fisher node (density weight
-//! and responsibilities from the same component terms), three per gradient node, batched.
+//! and responsibilities from the same component terms), three per gradient node, fused into one
+//! SIMD pass per rule without allocation ([`super::mixture_composite`]).
 
 use super::mixture::{GaussianMixture, LossKind};
 use crate::flow::FlowKernel;
@@ -128,41 +129,6 @@ fn responsibilities(a: f64, e: &[f64]) -> ([f64; 4], [f64; 4]) {
     let d = [1.0 + u[0], 1.0 + u[1], 1.0 + u[2], 1.0 + u[3]];
     let p = [1.0 / (d[0] * d[1]), 1.0 / (d[2] * d[3])];
     (u, [d[1] * p[0], d[0] * p[0], d[3] * p[1], d[2] * p[1]])
-}
-
-/// vᵢ ← e^{vᵢ} with vᵢ first clamped to [−700, 700] (e^{−700} ≈ 1e-304 stands for the
-/// underflowing tail terms, e^{700} for saturated responsibilities), four lanes at a time where
-/// the CPU has AVX2 + FMA.
-fn exp_batch(v: &mut [f64]) {
-    for x in v.iter_mut() {
-        *x = x.clamp(-700.0, 700.0);
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports the features the function is compiled for (checked above).
-        unsafe { exp_batch_avx2(v) };
-        return;
-    }
-    for x in v.iter_mut() {
-        *x = x.exp();
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn exp_batch_avx2(v: &mut [f64]) {
-    use std::arch::x86_64::*;
-    let mut chunks = v.chunks_exact_mut(4);
-    for c in &mut chunks {
-        // SAFETY: each chunk holds exactly four f64.
-        unsafe {
-            let r = exp4(_mm256_loadu_pd(c.as_ptr()));
-            _mm256_storeu_pd(c.as_mut_ptr(), r);
-        }
-    }
-    for x in chunks.into_remainder() {
-        *x = x.exp();
-    }
 }
 
 /// e[j] = e^{βzⱼ}, e[h+j] = 1/e[j] (vectorized exponential where the CPU has AVX2 + FMA).
@@ -403,7 +369,7 @@ pub struct MixtureKernel {
 /// Gauss–Legendre nodes and the panel parameters of the composite scheme, for its fast path.
 #[derive(Clone, Debug)]
 struct FastComposite {
-    gl: Vec<(f64, f64)>,
+    gl: super::mixture_composite::GlTable,
     max_panel: f64,
     half_width: f64,
 }
@@ -424,9 +390,9 @@ impl MixtureKernel {
                     half_width,
                 },
             ) => std::num::NonZeroUsize::new(nodes_per_panel).map(|n| FastComposite {
-                gl: gauss_quad::legendre::GaussLegendre::new(n)
-                    .as_node_weight_pairs()
-                    .to_vec(),
+                gl: super::mixture_composite::GlTable::new(
+                    gauss_quad::legendre::GaussLegendre::new(n).as_node_weight_pairs(),
+                ),
                 max_panel,
                 half_width,
             }),
@@ -448,74 +414,17 @@ impl MixtureKernel {
     pub fn composite_grad_fisher(&self, theta: &[f64]) -> Option<([f64; 2], [f64; 3])> {
         let c = self.composite.as_ref()?;
         let m = &self.model;
-        let (mu1, mu2) = (theta[0], theta[1]);
-        let sigma = m.sigma;
-        let inv_s2 = 1.0 / (sigma * sigma);
-        let inv2s2 = 0.5 * inv_s2;
-        let norm = 1.0 / (sigma * (2.0 * PI).sqrt());
-        let (lw1, lw2) = (m.w.ln(), (1.0 - m.w).ln());
-        let p = m.density(theta);
-        // Fisher rule: nodes, weights and the two exponents per node, then one batched exp.
-        let mut xs = Vec::with_capacity(512);
-        let mut ws = Vec::with_capacity(512);
-        for (a, b) in crate::quadrature::panels(c.max_panel, c.half_width, &p, &p) {
-            let (half, mid) = (0.5 * (b - a), 0.5 * (a + b));
-            for &(z, om) in &c.gl {
-                xs.push(mid + half * z);
-                ws.push(half * om * norm);
-            }
-        }
-        let n = xs.len();
-        let mut ex = Vec::with_capacity(2 * n);
-        ex.extend(xs.iter().map(|&x| lw1 - (x - mu1) * (x - mu1) * inv2s2));
-        ex.extend(xs.iter().map(|&x| lw2 - (x - mu2) * (x - mu2) * inv2s2));
-        exp_batch(&mut ex);
-        let mut f = [0.0f64; 3];
-        for i in 0..n {
-            let (x, ea, eb) = (xs[i], ex[i], ex[n + i]);
-            let k = ws[i] / (ea + eb);
-            let (q1, q2) = (ea * (x - mu1), eb * (x - mu2));
-            f[0] += k * q1 * q1;
-            f[1] += k * q1 * q2;
-            f[2] += k * q2 * q2;
-        }
-        // Gradient rule (target density): two exponents for p*, one for the responsibilities.
-        let t = m.density(&m.target);
-        let (t1, t2) = (m.target[0], m.target[1]);
-        let delta = mu2 - mu1;
-        let c0 = lw2 - lw1;
-        xs.clear();
-        ws.clear();
-        for (a, b) in crate::quadrature::panels(c.max_panel, c.half_width, &t, &p) {
-            let (half, mid) = (0.5 * (b - a), 0.5 * (a + b));
-            for &(z, om) in &c.gl {
-                xs.push(mid + half * z);
-                ws.push(half * om * norm);
-            }
-        }
-        let n = xs.len();
-        ex.clear();
-        ex.extend(xs.iter().map(|&x| lw1 - (x - t1) * (x - t1) * inv2s2));
-        ex.extend(xs.iter().map(|&x| lw2 - (x - t2) * (x - t2) * inv2s2));
-        // u = e^{b−a}, b − a = Δ(2x − μ₁ − μ₂)/(2σ²) + ln((1−w)/w)
-        ex.extend(
-            xs.iter()
-                .map(|&x| delta * (2.0 * x - mu1 - mu2) * inv2s2 + c0),
-        );
-        exp_batch(&mut ex);
-        let mut g = [0.0f64; 2];
-        for i in 0..n {
-            let x = xs[i];
-            let k = ws[i] * (ex[i] + ex[n + i]);
-            let u = ex[2 * n + i];
-            let r1 = 1.0 / (1.0 + u);
-            g[0] -= k * r1 * (x - mu1);
-            g[1] -= k * (u * r1) * (x - mu2);
-        }
-        let i4 = inv_s2 * inv_s2;
-        Some((
-            [g[0] * inv_s2, g[1] * inv_s2],
-            [f[0] * i4, f[1] * i4, f[2] * i4],
+        let p = super::mixture_composite::Params {
+            mu: [theta[0], theta[1]],
+            target: m.target,
+            sigma: m.sigma,
+            w: m.w,
+        };
+        Some(super::mixture_composite::grad_fisher(
+            &c.gl,
+            c.max_panel,
+            c.half_width,
+            &p,
         ))
     }
 

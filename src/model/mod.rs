@@ -3,6 +3,7 @@
 pub mod chart;
 pub mod exponential_family;
 pub mod mixture;
+mod mixture_composite;
 pub mod mixture_kernel;
 pub mod normal;
 pub mod variational;
