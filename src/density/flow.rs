@@ -235,23 +235,19 @@ impl<'a> DensityRhs<'a> {
         }
     }
 
-    /// The split form's Jacobian–vector product: θ̃ rows −v·[FR] + W'v, c row −∇Ē·v; nothing
-    /// depends on c.
+    /// The Jacobian–vector product diffsol is given for the split form: the θ̃ rows
+    /// −v·[FR] + W'v. The c row (−∇Ē·v) is left out: it is dense, so it would force one
+    /// colour per column and fill the LU; nothing depends on c, so the Newton iteration is
+    /// block lower-triangular and c converges one iteration after θ̃.
     pub fn jac_vec_split(&self, x: &[f64], v: &[f64], y: &mut [f64]) {
         let n = self.log_pi.len();
         let th = &x[..n];
         let vt = &v[..n];
         y.fill(0.0);
         if self.has_fr() {
-            let (w, e) = self.fr_weights(th);
-            let mut s = 0.0;
-            for (((wj, t), p), vj) in w.iter().zip(th).zip(self.log_pi).zip(vt) {
-                s += wj * (t - p + 1.0 - e) * vj;
-            }
             for (yi, vi) in y[..n].iter_mut().zip(vt) {
                 *yi = -vi;
             }
-            y[n] = -s;
         }
         if self.has_w() {
             for &(i, j, w, a) in &self.faces {
