@@ -379,7 +379,8 @@ fn density_certificate_verifies_and_edits_are_rejected() {
             .map(|v| v.as_f64().expect("number"))
             .collect()
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    type Edit<'a> = Box<dyn Fn(&mut serde_json::Value) + 'a>;
+    let cases: Vec<(&str, Edit<'_>, &str)> = vec![
         (
             "kl",
             Box::new(|c| {

@@ -615,7 +615,7 @@ fn record(path: &mut DensityPath, rhs: &DensityRhs<'_>, t: f64, th: &[f64]) -> b
         .push(th.iter().fold(0.0f64, |m, v| m.max(v.abs())));
     path.state_sha256.push(state_hash(th));
     let n = th.len().max(1);
-    if k % path.state_stride == 0 {
+    if k.is_multiple_of(path.state_stride) {
         path.states.push((k, th.to_vec()));
         while path.states.len() > 2 && path.states.len() * n > STATE_VALUES_MAX {
             path.state_stride *= 2;
