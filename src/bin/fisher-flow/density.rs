@@ -3,7 +3,8 @@
 //!
 //! `run` integrates all three flows, writes the densities of the file's flow (`density.csv`,
 //! columns `t,x,rho` or `t,x,y,rho`, at the save times), KL and mass after every accepted step
-//! of every flow (`kl.csv`), a summary (`density.json`), the snapshots (`density.svg/png` in
+//! of every flow (`kl.csv`), a summary (`density.json`), the monotone-KL certificate of the
+//! three flows (`certificate.json`, see `fisher_flow::certificate::density`), the snapshots (`density.svg/png` in
 //! 1-D; `density-K.svg/png` heat maps in 2-D), KL(t) of the three flows (`kl.svg/png`) and,
 //! when target and start are mixtures of one σ and w, the bridge to the parametric mixture
 //! flow (`bridge.svg/png`). `compare` runs the flows named by `--metrics` and writes
