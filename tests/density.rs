@@ -236,7 +236,7 @@ fn run_writes_densities_kl_and_figures_reproducibly() {
             "{f} differs between reruns"
         );
     }
-    assert!(!out.join("certificate.json").exists());
+    assert!(out.join("certificate.json").is_file());
     svg_font_covers(&out, &["density.svg", "kl.svg", "bridge.svg"]);
     // KL falls along every flow in kl.csv
     let kl = std::fs::read_to_string(out.join("kl.csv")).expect("kl.csv");
@@ -310,6 +310,231 @@ fn compare_runs_the_named_flows() {
         .collect();
     assert_eq!(flows, ["fisher-rao", "wasserstein"]);
     assert!(out.join("compare.md").is_file());
+}
+
+/// `verify CERT` (exit code, stderr).
+fn verify(cert: &Path, model: Option<&Path>) -> (i32, String) {
+    let mut c = bin();
+    c.arg("verify").arg(cert);
+    if let Some(m) = model {
+        c.arg("--model").arg(m);
+    }
+    let o = c.output().expect("runs");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// The density run's certificate verifies (with and without `--model`), and every kind of
+/// edit is rejected with exit 1 and a reason naming the field: a KL value, a stored density
+/// value (caught by its hash), a Fisher–Rao density moved off the closed form with its hash
+/// recomputed, a Wasserstein state replaced consistently (hash and its own claims redone:
+/// caught where the claims are checked against the state), a removed flow, a removed state,
+/// the verdict, a tolerance, and a changed model file.
+#[test]
+fn density_certificate_verifies_and_edits_are_rejected() {
+    use fisher_flow::density::flow::state_hash;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = write(dir.path(), "d1.toml", TINY_1D);
+    let out = dir.path().join("out");
+    bin()
+        .args(["run", model.to_str().expect("utf8"), "--out"])
+        .arg(&out)
+        .arg("-q")
+        .assert()
+        .code(0);
+    let cert_path = out.join("certificate.json");
+    assert_eq!(verify(&cert_path, None).0, 0);
+    assert_eq!(verify(&cert_path, Some(&model)).0, 0);
+    let cert: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cert_path).expect("read")).expect("json");
+    assert_eq!(cert["model_family"], "density");
+    assert_eq!(cert["monotone"], true);
+    let flows = cert["flows"].as_array().expect("flows");
+    assert_eq!(flows.len(), 3);
+    for f in flows {
+        let steps = f["steps"].as_array().expect("steps").len();
+        // every step is stored at this size
+        assert_eq!(f["states"].as_array().expect("states").len(), steps);
+        assert!(steps > 5, "{steps}");
+    }
+    let tampered = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| -> (i32, String) {
+        let mut c = cert.clone();
+        edit(&mut c);
+        let p = dir.path().join(format!("{name}.json"));
+        std::fs::write(&p, serde_json::to_vec(&c).expect("json")).expect("write");
+        verify(&p, None)
+    };
+    let f64_at = |v: &serde_json::Value| v.as_f64().expect("number");
+    let set_state = |c: &mut serde_json::Value, flow: usize, k: usize, th: Vec<f64>| {
+        c["flows"][flow]["steps"][k]["state_sha256"] = state_hash(&th).into();
+        c["flows"][flow]["states"][k]["log_rho"] = serde_json::json!(th);
+    };
+    let state = |c: &serde_json::Value, flow: usize, k: usize| -> Vec<f64> {
+        c["flows"][flow]["states"][k]["log_rho"]
+            .as_array()
+            .expect("state")
+            .iter()
+            .map(|v| v.as_f64().expect("number"))
+            .collect()
+    };
+    type Edit<'a> = Box<dyn Fn(&mut serde_json::Value) + 'a>;
+    let cases: Vec<(&str, Edit<'_>, &str)> = vec![
+        (
+            "kl",
+            Box::new(|c| {
+                let v = f64_at(&c["flows"][1]["steps"][3]["kl"]);
+                c["flows"][1]["steps"][3]["kl"] = (v * (1.0 + 1e-9)).into();
+            }),
+            "kl: claimed",
+        ),
+        (
+            "density-value",
+            Box::new(|c| {
+                let v = f64_at(&c["flows"][2]["states"][4]["log_rho"][20]);
+                c["flows"][2]["states"][4]["log_rho"][20] = (v + 1e-12).into();
+            }),
+            "state_sha256",
+        ),
+        (
+            "fisher-rao-off-closed-form",
+            Box::new(|c| {
+                let mut th = state(c, 0, 3);
+                th[24] += 1e-2;
+                set_state(c, 0, 3, th);
+            }),
+            "closed form",
+        ),
+        (
+            "wasserstein-state-swapped",
+            Box::new(|c| {
+                // a later state in place of step 2's, with its hash: its KL is not step 2's
+                let th = state(c, 1, 6);
+                set_state(c, 1, 2, th);
+            }),
+            "kl: claimed",
+        ),
+        (
+            "flow-removed",
+            Box::new(|c| {
+                c["flows"].as_array_mut().expect("flows").remove(1);
+            }),
+            "flows",
+        ),
+        (
+            "state-removed",
+            Box::new(|c| {
+                c["flows"][1]["states"]
+                    .as_array_mut()
+                    .expect("states")
+                    .remove(2);
+            }),
+            "states at steps",
+        ),
+        (
+            "verdict",
+            Box::new(|c| {
+                c["flows"][2]["monotone"] = false.into();
+            }),
+            "monotone",
+        ),
+        (
+            "tolerance",
+            Box::new(|c| {
+                let v = f64_at(&c["flows"][1]["steps"][2]["tolerance"]);
+                c["flows"][1]["steps"][2]["tolerance"] = (v * 2.0).into();
+            }),
+            "tolerance: claimed",
+        ),
+        (
+            "rtol",
+            Box::new(|c| {
+                c["rtol"] = 1e-3.into();
+            }),
+            "rtol",
+        ),
+    ];
+    for (name, edit, needle) in &cases {
+        let (code, err) = tampered(name, edit.as_ref());
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(err.contains(needle), "{name}: {err}");
+    }
+    // a different model file
+    let other = write(
+        dir.path(),
+        "d1b.toml",
+        &TINY_1D.replace("t_end = 2.0", "t_end = 2.5"),
+    );
+    let (code, err) = verify(&cert_path, Some(&other));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("model_sha256"), "{err}");
+}
+
+/// The sparse split form (the default for implicit solvers) and the dense path integrate the
+/// same flows: KL at the save times agrees to the tolerance level, and the split form conserves
+/// mass as a genuine check (c is integrated, not computed from θ̃).
+#[test]
+fn sparse_split_form_matches_the_dense_path() {
+    let grid = Grid::plane((-6.5, 6.5), (-5.5, 5.5), 14, 12);
+    let pi = Shape::Bimodal {
+        separation: 3.0,
+        sigma: 1.0,
+        dim: 2,
+    };
+    let start = Shape::Gaussian {
+        mean: vec![0.5, 0.0],
+        sd: vec![1.2, 1.0],
+    };
+    let (lp, l0) = (on(&grid, &pi), on(&grid, &start));
+    for flow in [FlowKind::Wasserstein, FlowKind::Wfr, FlowKind::FisherRao] {
+        let base = DensitySettings {
+            t_end: 3.0,
+            rtol: 1e-9,
+            atol: 1e-11,
+            save_at: vec![0.5, 1.0, 3.0],
+            solver: Some(fisher_flow::flow::SolverKind::Bdf),
+            ..DensitySettings::default()
+        };
+        let sparse = integrate(flow, &grid, &lp, &l0, &base).expect("sparse");
+        let dense = integrate(
+            flow,
+            &grid,
+            &lp,
+            &l0,
+            &DensitySettings {
+                dense_jacobian: true,
+                ..base.clone()
+            },
+        )
+        .expect("dense");
+        assert!(sparse.finished() && dense.finished(), "{flow:?}");
+        assert!(
+            sparse.mass_drift() < 1e-7,
+            "{flow:?}: {}",
+            sparse.mass_drift()
+        );
+        for ((t, a), (_, b)) in sparse.saved.iter().zip(&dense.saved) {
+            let ka = fisher_flow::density::kl(a, &lp, grid.volume());
+            let kb = fisher_flow::density::kl(b, &lp, grid.volume());
+            assert!(
+                (ka - kb).abs() <= 1e-6 * kb.max(1e-3),
+                "{flow:?} t = {t}: {ka} vs {kb}"
+            );
+        }
+        if flow == FlowKind::FisherRao {
+            // the split form meets the closed form too
+            for (t, a) in &sparse.saved {
+                let ex = fisher_rao_exact(&l0, &lp, grid.volume(), *t);
+                let e = a
+                    .iter()
+                    .zip(&ex)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0, f64::max);
+                assert!(e < 1e-6, "t = {t}: {e}");
+            }
+        }
+    }
 }
 
 /// Bad input: exit 2 and a one-line message naming what to change.

@@ -171,7 +171,8 @@ fn shipped_model_files_load() {
     let l = load("models/vi-logistic.toml");
     let v = l.model.as_variational().expect("vi");
     assert_eq!(v.d(), 3);
-    assert!(v.evaluation_error() < 1e-5, "{}", v.evaluation_error());
+    // 12³ nodes: measured 6.7e-5 (16³: 9.6e-6)
+    assert!(v.evaluation_error() < 1e-4, "{}", v.evaluation_error());
     assert!(v.posterior.is_some());
 }
 
@@ -204,7 +205,7 @@ fn bad_input_is_refused_with_exit_2() {
             &["vi.nodes", "d ≤ 3", "Monte Carlo"],
         ),
         (
-            base.replace("chart = \"natural\"", "chart = \"polar\""),
+            base.replace("chart = \"mean-cov\"", "chart = \"polar\""),
             &["vi.chart", "mean-cholesky"],
         ),
         (
@@ -229,7 +230,7 @@ fn bad_input_is_refused_with_exit_2() {
             base.replace("prior_sd = 2.0", "prior_sd = 0.0"),
             &["vi.prior_sd"],
         ),
-        (base.replace("nodes = 16", "nodes = 0"), &["vi.nodes"]),
+        (base.replace("nodes = 12", "nodes = 0"), &["vi.nodes"]),
         (
             base.replace("target = \"logistic\"", "target = \"probit\""),
             &["vi.target", "logistic"],
@@ -332,8 +333,8 @@ fn monte_carlo_beyond_three_dimensions() {
             "features = [\"petal_length\", \"petal_width\"]",
             "features = [\"petal_length\", \"petal_width\", \"sepal_length\", \"sepal_width\"]",
         )
-        .replace("nodes = 16", "samples = 256\nseed = 11")
-        .replace("chart = \"natural\"", "chart = \"mean-cholesky\"")
+        .replace("nodes = 12", "samples = 256\nseed = 11")
+        .replace("chart = \"mean-cov\"", "chart = \"mean-cholesky\"")
         .replace(
             "mean = [0.0, 0.0, 0.0]\ncov = [[4.0, 0.0, 0.0],\n       [0.0, 4.0, 0.0],\n       [0.0, 0.0, 4.0]]",
             "mean = [0.0, 0.0, 0.0, 0.0, 0.0]\ncov = [[1.0, 0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0, 1.0]]",

@@ -39,6 +39,8 @@
 //! `complete: false`; its steps are still checked, but the certificate's `monotone` is false:
 //! nothing is certified for a run that did not finish.
 
+pub mod density;
+pub mod density_ref;
 pub mod mlp_ref;
 pub mod reference;
 pub mod verify;
@@ -51,6 +53,43 @@ use crate::model::StatModel;
 use crate::quadrature::Scheme;
 use crate::trajectory::Trajectory;
 use serde::{Deserialize, Serialize};
+
+/// A certificate of either kind: parametric trajectories or the density family's flows
+/// (`model_family = "density"`, [`density`]).
+#[derive(Clone, Debug)]
+pub enum Certificate {
+    /// [`Monotone`]: the parametric families.
+    Monotone(Box<Monotone>),
+    /// [`density::DensityCertificate`].
+    Density(Box<density::DensityCertificate>),
+}
+
+/// Read a certificate of either kind (the density kind by its `model_family`); unusable input
+/// is an input error (exit 2).
+pub fn load_any(path: &std::path::Path) -> crate::error::Result<Certificate> {
+    let value = verify::load_value(path)?;
+    if value.get("model_family").and_then(|v| v.as_str()) == Some("density") {
+        serde_json::from_value(value)
+            .map(|c| Certificate::Density(Box::new(c)))
+            .map_err(|e| crate::error::Error::Parse {
+                path: path.to_path_buf(),
+                message: format!("does not match schema {SCHEMA} (density): {e}"),
+            })
+    } else {
+        verify::from_value(path, value).map(|c| Certificate::Monotone(Box::new(c)))
+    }
+}
+
+/// Verify a certificate of either kind ([`verify()`] or [`density_ref::verify_density`]).
+pub fn verify_any(
+    cert: &Certificate,
+    model_file: Option<&std::path::Path>,
+) -> crate::error::Result<VerifyReport> {
+    match cert {
+        Certificate::Monotone(c) => verify(c, model_file),
+        Certificate::Density(c) => density_ref::verify_density(c, model_file),
+    }
+}
 
 /// Schema identifier written into every certificate.
 pub const SCHEMA: &str = "fisher-flow/certificate/v3";

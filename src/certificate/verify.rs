@@ -225,6 +225,11 @@ pub fn cannot_recheck(exp: &Experiment) -> Option<&'static str> {
 
 /// Read a certificate: missing file, invalid JSON, wrong schema → an input error (exit 2).
 pub fn load(path: &Path) -> Result<Monotone> {
+    from_value(path, load_value(path)?)
+}
+
+/// The JSON of a certificate file whose `schema` is [`SCHEMA`].
+pub fn load_value(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_path_buf(),
         source,
@@ -236,15 +241,20 @@ pub fn load(path: &Path) -> Result<Monotone> {
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| perr(format!("not valid JSON: {e}")))?;
     match value.get("schema").and_then(|s| s.as_str()) {
-        Some(SCHEMA) => {}
-        Some(other) => {
-            return Err(perr(format!(
-                "unsupported schema '{other}' (expected '{SCHEMA}')"
-            )));
-        }
-        None => return Err(perr(format!("no \"schema\" key (expected '{SCHEMA}')"))),
+        Some(SCHEMA) => Ok(value),
+        Some(other) => Err(perr(format!(
+            "unsupported schema '{other}' (expected '{SCHEMA}')"
+        ))),
+        None => Err(perr(format!("no \"schema\" key (expected '{SCHEMA}')"))),
     }
-    serde_json::from_value(value).map_err(|e| perr(format!("does not match schema {SCHEMA}: {e}")))
+}
+
+/// A parametric certificate from its JSON.
+pub fn from_value(path: &Path, value: serde_json::Value) -> Result<Monotone> {
+    serde_json::from_value(value).map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        message: format!("does not match schema {SCHEMA}: {e}"),
+    })
 }
 
 /// The resolved settings of `exp` as command-line overrides (to re-load a model file the way
@@ -572,7 +582,11 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
 }
 
 /// Path and values of the first difference between two JSON values.
-fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Option<String> {
+pub(crate) fn first_difference(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    at: &str,
+) -> Option<String> {
     use serde_json::Value;
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {

@@ -124,6 +124,10 @@ pub struct DensityExperiment {
     pub log_pi: Vec<f64>,
     /// log ρ₀ on the grid, normalized there.
     pub log_rho0: Vec<f64>,
+    /// The model file with the settings filled in and the command-line overrides applied
+    /// (`density.flow`, `flow.t_end`, `rtol`, `atol`, `max_steps`, `save_at`, `solver`):
+    /// loading it with no overrides gives this experiment again.
+    pub resolved: ModelFile,
 }
 
 /// Whether `path` is a model file of family "density" (false when it cannot be read or parsed:
@@ -553,21 +557,21 @@ impl DensityExperiment {
             max_steps,
             save_at,
             solver,
+            dense_jacobian: false,
         };
-        let n = grid.len();
-        let implicit = solver.unwrap_or(flow.default_solver()).is_implicit();
-        if implicit && n > super::flow::IMPLICIT_CELLS_MAX {
-            return Err(Error::invalid(
-                "density.points",
-                format!("{:?}", grid.n),
-                format!(
-                    "{n} cells: the {} flow's implicit solver forms a dense n×n Jacobian; use at most {} cells",
-                    flow.name(),
-                    super::flow::IMPLICIT_CELLS_MAX
-                ),
-            ));
+        let mut resolved = file.clone();
+        if let Some(sec) = resolved.density.as_mut() {
+            sec.flow = Some(flow.name().into());
         }
+        let rf = &mut resolved.flow;
+        rf.t_end = Some(settings.t_end);
+        rf.rtol = Some(settings.rtol);
+        rf.atol = Some(settings.atol);
+        rf.max_steps = Some(settings.max_steps);
+        rf.save_at = Some(settings.save_at.clone());
+        rf.solver = Some(solver.map_or("auto", |k| k.name()).into());
         Ok(DensityExperiment {
+            resolved,
             path: path.to_path_buf(),
             file_hash,
             grid,

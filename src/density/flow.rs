@@ -22,9 +22,14 @@
 use super::grid::{Grid, log_mass};
 use crate::error::{Error, Result};
 use crate::flow::SolverKind;
-use diffsol::{NalgebraLU, NalgebraMat, NalgebraVec, OdeBuilder, OdeEquations, OdeSolverMethod};
+use diffsol::OdeSolverMethod;
+use diffsol::{FaerSparseLU, FaerSparseMat, NalgebraLU, NalgebraMat, OdeBuilder, OdeEquations};
 use diffsol::{OdeSolverStopReason, Vector};
 use serde::Serialize;
+
+/// Most stored states (cells × steps) per flow for the certificate: beyond it every other
+/// stored state is dropped (the stride doubles), the first and the last are always kept.
+pub const STATE_VALUES_MAX: usize = 1_000_000;
 
 /// Largest number of cells for implicit solvers: they form a dense n×n Jacobian and factor it
 /// (8n² bytes = 32 MiB and n³/3 ≈ 2.9 GFLOP per factorization at 2048).
@@ -104,6 +109,9 @@ pub struct DensitySettings {
     pub save_at: Vec<f64>,
     /// Solver; `None` (or `auto`): [`FlowKind::default_solver`].
     pub solver: Option<SolverKind>,
+    /// Implicit solvers: integrate f with a dense Jacobian (the old path, for comparisons)
+    /// instead of the sparse split form (see [`integrate`]).
+    pub dense_jacobian: bool,
 }
 
 impl Default for DensitySettings {
@@ -115,6 +123,7 @@ impl Default for DensitySettings {
             max_steps: 100_000,
             save_at: vec![0.0, 0.5, 1.0, 2.0, 5.0, 10.0],
             solver: None,
+            dense_jacobian: false,
         }
     }
 }
@@ -208,9 +217,75 @@ impl<'a> DensityRhs<'a> {
         }
     }
 
+    /// The split form's rhs at x = (θ̃, c) (see [`integrate`]): −(θ̃ − log π)·[FR] + W(θ̃)
+    /// and c' = −Ē(θ̃)·[FR].
+    pub fn eval_split(&self, x: &[f64], y: &mut [f64]) {
+        let n = self.log_pi.len();
+        let th = &x[..n];
+        y.fill(0.0);
+        if self.has_fr() {
+            let (_, e) = self.fr_weights(th);
+            for ((yi, t), p) in y[..n].iter_mut().zip(th).zip(self.log_pi) {
+                *yi = -(t - p);
+            }
+            y[n] = -e;
+        }
+        if self.has_w() {
+            self.add_w(th, &mut y[..n]);
+        }
+    }
+
+    /// The Jacobian–vector product diffsol is given for the split form: the θ̃ rows
+    /// −v·[FR] + W'v. The c row (−∇Ē·v) is left out: it is dense, so it would force one
+    /// colour per column and fill the LU; nothing depends on c, so the Newton iteration is
+    /// block lower-triangular and c converges one iteration after θ̃.
+    pub fn jac_vec_split(&self, x: &[f64], v: &[f64], y: &mut [f64]) {
+        let n = self.log_pi.len();
+        let th = &x[..n];
+        let vt = &v[..n];
+        y.fill(0.0);
+        if self.has_fr() {
+            for (yi, vi) in y[..n].iter_mut().zip(vt) {
+                *yi = -vi;
+            }
+        }
+        if self.has_w() {
+            for &(i, j, w, a) in &self.faces {
+                let d = th[j] - th[i];
+                let dv = vt[j] - vt[i];
+                y[i] += w * (d - a).exp() * dv;
+                y[j] -= w * (a - d).exp() * dv;
+            }
+        }
+    }
+
+    /// y += W(θ).
+    fn add_w(&self, th: &[f64], y: &mut [f64]) {
+        for &(i, j, w, a) in &self.faces {
+            let d = th[j] - th[i];
+            y[i] += w * ((d - a).exp() - a.exp());
+            y[j] += w * ((a - d).exp() - (-a).exp());
+        }
+    }
+
     /// KL(ρ̂‖π) of the normalized ρ̂ = ρ/M.
     pub fn kl(&self, th: &[f64]) -> f64 {
         kl(th, self.log_pi, self.volume)
+    }
+
+    /// ‖∇_θ KL(ρ̂‖π)‖₂ (gᵢ = Vρ̂ᵢ(log(ρ̂ᵢ/πᵢ) − KL)) and Σ Vρ̂ᵢ(|log ρ̂ᵢ| + |log πᵢ| + 1).
+    pub fn grad_and_scale(&self, th: &[f64]) -> (f64, f64) {
+        let z = log_mass(th, self.volume);
+        let kl = self.kl(th);
+        let (mut g2, mut scale) = (0.0, 0.0);
+        for (t, p) in th.iter().zip(self.log_pi) {
+            let lr = t - z;
+            let m = self.volume * lr.exp();
+            let g = m * (lr - p - kl);
+            g2 += g * g;
+            scale += m * (lr.abs() + p.abs() + 1.0);
+        }
+        (g2.sqrt(), scale)
     }
 
     /// The mass M = Σ Vρᵢ.
@@ -274,6 +349,22 @@ pub struct DensityPath {
     pub mass: Vec<f64>,
     /// Smallest ρᵢ over the grid at those times.
     pub min_rho: Vec<f64>,
+    /// ‖∇_θ KL‖₂ at those times: gᵢ = Vρ̂ᵢ(log(ρ̂ᵢ/πᵢ) − KL).
+    pub grad_norm: Vec<f64>,
+    /// Σ Vρ̂ᵢ(|log ρ̂ᵢ| + |log πᵢ| + 1): the scale of KL's round-off.
+    pub kl_scale: Vec<f64>,
+    /// maxᵢ |θᵢ| of the state.
+    pub theta_max: Vec<f64>,
+    /// SHA-256 of the state θ = log ρ (unnormalized, as integrated; little-endian f64 bytes).
+    pub state_sha256: Vec<String>,
+    /// (index into `times`, θ) of the stored states: every `state_stride`-th and the last.
+    #[serde(skip)]
+    pub states: Vec<(usize, Vec<f64>)>,
+    /// The last recorded θ (moved into `states` when the run ends).
+    #[serde(skip)]
+    last_state: Vec<f64>,
+    /// Stride of `states` (doubles whenever they exceed [`STATE_VALUES_MAX`] values).
+    pub state_stride: usize,
     /// (t, normalized log ρ) at the save times reached.
     #[serde(skip)]
     pub saved: Vec<(f64, Vec<f64>)>,
@@ -335,6 +426,20 @@ impl DensityPath {
 }
 
 /// Integrate `flow` from `log_rho0` towards `log_pi` (both normalized on `grid`).
+///
+/// Explicit solvers integrate θ' = f(θ). Implicit solvers integrate the *split form* in the
+/// state (θ̃, c), θ = θ̃ − c:
+///
+///   θ̃ᵢ' = −(θ̃ᵢ − log πᵢ)·[FR] + Wᵢ(θ̃),  c' = −Ē(θ̃)·[FR],
+///
+/// which is the same flow: W and the normalized ρ̂ depend on θ only up to a constant, and
+/// Ē(θ̃ − c) = Ē(θ̃) − c, so θ̃' − c' = f(θ̃ − c). Its Jacobian [[−I·[FR] + W', 0], [−∇Ēᵀ, 0]] is
+/// sparse — the 5-point (3-point in 1-D) stencil plus one dense row, no dense column — where f's
+/// Jacobian has the dense rank-one term 1·∇Ēᵀ. diffsol finds the pattern by NaN probing, colours
+/// it (a handful of Jacobian–vector products per Jacobian) and factors it with faer's sparse LU.
+/// Mass is still a genuine check: log M(θ) = log M(θ̃) − c, and c is integrated, not computed
+/// from θ̃. `settings.dense_jacobian` selects the old dense path (f with a dense n×n Jacobian,
+/// n ≤ [`IMPLICIT_CELLS_MAX`]) for comparisons.
 pub fn integrate(
     flow: FlowKind,
     grid: &Grid,
@@ -348,13 +453,13 @@ pub fn integrate(
         Some(k) => k,
     };
     let n = log_rho0.len();
-    if solver.is_implicit() && n > IMPLICIT_CELLS_MAX {
+    let dense = solver.is_implicit() && settings.dense_jacobian;
+    if dense && n > IMPLICIT_CELLS_MAX {
         return Err(Error::invalid(
             "density.points",
             n,
             format!(
-                "the implicit solver {} forms a dense {n}×{n} Jacobian; use at most {IMPLICIT_CELLS_MAX} cells, or flow.solver = \"tsit45\"",
-                solver.name()
+                "the dense-Jacobian path forms a dense {n}×{n} matrix; use at most {IMPLICIT_CELLS_MAX} cells, or the sparse default"
             ),
         ));
     }
@@ -362,18 +467,6 @@ pub fn integrate(
         solver: solver.name().into(),
         message: e.to_string(),
     };
-    let x0 = log_rho0.to_vec();
-    let problem = OdeBuilder::<NalgebraMat<f64>>::new()
-        .t0(0.0)
-        .rtol(settings.rtol)
-        .atol([settings.atol])
-        .init(move |_p, _t, y: &mut [f64]| y.copy_from_slice(&x0), n)
-        .rhs_implicit(
-            |x: &[f64], _p: &[f64], _t: f64, y: &mut [f64]| rhs.eval(x, y),
-            |x: &[f64], _p: &[f64], _t: f64, v: &[f64], y: &mut [f64]| rhs.jac_vec(x, v, y),
-        )
-        .build()
-        .map_err(solver_err)?;
     let mut path = DensityPath {
         flow,
         solver: solver.name().into(),
@@ -381,68 +474,173 @@ pub fn integrate(
         kl: Vec::new(),
         mass: Vec::new(),
         min_rho: Vec::new(),
+        grad_norm: Vec::new(),
+        kl_scale: Vec::new(),
+        theta_max: Vec::new(),
+        state_sha256: Vec::new(),
+        states: Vec::new(),
+        state_stride: 1,
+        last_state: Vec::new(),
         saved: Vec::new(),
         steps: 0,
         rejected: 0,
         factorizations: 0,
         stop: DensityStop::Finished,
     };
-    match solver {
-        SolverKind::Bdf => drive(
-            problem.bdf::<NalgebraLU<f64>>().map_err(solver_err)?,
-            &rhs,
-            grid,
-            settings,
-            &mut path,
-        ),
-        SolverKind::TrBdf2 => drive(
-            problem.tr_bdf2::<NalgebraLU<f64>>().map_err(solver_err)?,
-            &rhs,
-            grid,
-            settings,
-            &mut path,
-        ),
-        SolverKind::Esdirk34 => drive(
-            problem.esdirk34::<NalgebraLU<f64>>().map_err(solver_err)?,
-            &rhs,
-            grid,
-            settings,
-            &mut path,
-        ),
-        SolverKind::Tsit45 | SolverKind::Auto => drive(
-            problem.tsit45().map_err(solver_err)?,
-            &rhs,
-            grid,
-            settings,
-            &mut path,
-        ),
+    let plain = |x: &[f64]| x.to_vec();
+    if solver.is_implicit() && !dense {
+        let split = |x: &[f64]| {
+            let c = x[n];
+            x[..n].iter().map(|v| v - c).collect::<Vec<f64>>()
+        };
+        let mut x0 = log_rho0.to_vec();
+        x0.push(0.0);
+        let problem = OdeBuilder::<FaerSparseMat<f64>>::new()
+            .t0(0.0)
+            .rtol(settings.rtol)
+            .atol([settings.atol])
+            .init(move |_p, _t, y: &mut [f64]| y.copy_from_slice(&x0), n + 1)
+            .rhs_implicit(
+                |x: &[f64], _p: &[f64], _t: f64, y: &mut [f64]| rhs.eval_split(x, y),
+                |x: &[f64], _p: &[f64], _t: f64, v: &[f64], y: &mut [f64]| {
+                    rhs.jac_vec_split(x, v, y)
+                },
+            )
+            .build()
+            .map_err(solver_err)?;
+        match solver {
+            SolverKind::Bdf => drive(
+                problem.bdf::<FaerSparseLU<f64>>().map_err(solver_err)?,
+                &rhs,
+                &split,
+                grid,
+                settings,
+                &mut path,
+            ),
+            SolverKind::TrBdf2 => drive(
+                problem.tr_bdf2::<FaerSparseLU<f64>>().map_err(solver_err)?,
+                &rhs,
+                &split,
+                grid,
+                settings,
+                &mut path,
+            ),
+            _ => drive(
+                problem
+                    .esdirk34::<FaerSparseLU<f64>>()
+                    .map_err(solver_err)?,
+                &rhs,
+                &split,
+                grid,
+                settings,
+                &mut path,
+            ),
+        }
+    } else {
+        let x0 = log_rho0.to_vec();
+        let problem = OdeBuilder::<NalgebraMat<f64>>::new()
+            .t0(0.0)
+            .rtol(settings.rtol)
+            .atol([settings.atol])
+            .init(move |_p, _t, y: &mut [f64]| y.copy_from_slice(&x0), n)
+            .rhs_implicit(
+                |x: &[f64], _p: &[f64], _t: f64, y: &mut [f64]| rhs.eval(x, y),
+                |x: &[f64], _p: &[f64], _t: f64, v: &[f64], y: &mut [f64]| rhs.jac_vec(x, v, y),
+            )
+            .build()
+            .map_err(solver_err)?;
+        match solver {
+            SolverKind::Bdf => drive(
+                problem.bdf::<NalgebraLU<f64>>().map_err(solver_err)?,
+                &rhs,
+                &plain,
+                grid,
+                settings,
+                &mut path,
+            ),
+            SolverKind::TrBdf2 => drive(
+                problem.tr_bdf2::<NalgebraLU<f64>>().map_err(solver_err)?,
+                &rhs,
+                &plain,
+                grid,
+                settings,
+                &mut path,
+            ),
+            SolverKind::Esdirk34 => drive(
+                problem.esdirk34::<NalgebraLU<f64>>().map_err(solver_err)?,
+                &rhs,
+                &plain,
+                grid,
+                settings,
+                &mut path,
+            ),
+            SolverKind::Tsit45 | SolverKind::Auto => drive(
+                problem.tsit45().map_err(solver_err)?,
+                &rhs,
+                &plain,
+                grid,
+                settings,
+                &mut path,
+            ),
+        }
+    }
+    let last = path.times.len().saturating_sub(1);
+    if !path.times.is_empty() && path.states.last().is_none_or(|(i, _)| *i != last) {
+        let th = std::mem::take(&mut path.last_state);
+        path.states.push((last, th));
     }
     Ok(path)
 }
 
-/// Record (t, θ) into the path: KL, mass, smallest ρ.
+/// SHA-256 of the little-endian bytes of `th`.
+pub fn state_hash(th: &[f64]) -> String {
+    let bytes: Vec<u8> = th.iter().flat_map(|v| v.to_le_bytes()).collect();
+    crate::config::sha256_hex(&bytes)
+}
+
+/// Record (t, θ) into the path: KL, mass, smallest ρ, the certificate's per-step values, and
+/// θ itself every `state_stride` steps.
 fn record(path: &mut DensityPath, rhs: &DensityRhs<'_>, t: f64, th: &[f64]) -> bool {
     let finite = th.iter().all(|v| v.is_finite());
+    let k = path.times.len();
     path.times.push(t);
     path.kl.push(rhs.kl(th));
     path.mass.push(rhs.mass(th));
     let lo = th.iter().copied().fold(f64::INFINITY, f64::min);
     path.min_rho.push(lo.exp());
+    let (g, scale) = rhs.grad_and_scale(th);
+    path.grad_norm.push(g);
+    path.kl_scale.push(scale);
+    path.theta_max
+        .push(th.iter().fold(0.0f64, |m, v| m.max(v.abs())));
+    path.state_sha256.push(state_hash(th));
+    let n = th.len().max(1);
+    if k.is_multiple_of(path.state_stride) {
+        path.states.push((k, th.to_vec()));
+        while path.states.len() > 2 && path.states.len() * n > STATE_VALUES_MAX {
+            path.state_stride *= 2;
+            let s = path.state_stride;
+            path.states.retain(|(i, _)| i % s == 0);
+        }
+    }
+    path.last_state.clear();
+    path.last_state.extend_from_slice(th);
     finite
 }
 
 fn drive<'a, Eqn, S>(
     mut solver: S,
     rhs: &DensityRhs<'_>,
+    state: &dyn Fn(&[f64]) -> Vec<f64>,
     grid: &Grid,
     s: &DensitySettings,
     path: &mut DensityPath,
 ) where
-    Eqn: OdeEquations<T = f64, V = NalgebraVec<f64>> + 'a,
+    Eqn: OdeEquations<T = f64> + 'a,
     S: OdeSolverMethod<'a, Eqn>,
 {
     let vol = grid.volume();
-    let y0 = solver.state().y.clone_as_vec();
+    let y0 = state(&solver.state().y.clone_as_vec());
     record(path, rhs, 0.0, &y0);
     let mut next = 0;
     while next < s.save_at.len() && s.save_at[next] <= 0.0 {
@@ -472,7 +670,7 @@ fn drive<'a, Eqn, S>(
             match solver.interpolate(ts) {
                 Ok(v) => path
                     .saved
-                    .push((ts, super::grid::normalized(&v.clone_as_vec(), vol))),
+                    .push((ts, super::grid::normalized(&state(&v.clone_as_vec()), vol))),
                 Err(e) => {
                     path.stop = DensityStop::SolverFailure(e.to_string());
                     return;
@@ -480,7 +678,7 @@ fn drive<'a, Eqn, S>(
             }
             next += 1;
         }
-        let y = solver.state().y.clone_as_vec();
+        let y = state(&solver.state().y.clone_as_vec());
         if !record(path, rhs, t, &y) {
             path.stop = DensityStop::NonFinite;
             return;

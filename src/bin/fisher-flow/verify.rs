@@ -2,7 +2,7 @@
 
 use clap::Args;
 use fisher_flow::Result;
-use fisher_flow::certificate::verify::{load, verify as verify_certificate};
+use fisher_flow::certificate::{load_any, verify_any};
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
@@ -20,8 +20,8 @@ pub struct VerifyArgs {
 
 /// Exit code: 0 all claims hold, 1 a claim fails (first failing step printed), 2 bad input.
 pub fn verify(args: &VerifyArgs) -> Result<i32> {
-    let cert = load(&args.certificate)?;
-    let report = verify_certificate(&cert, args.model.as_deref())?;
+    let cert = load_any(&args.certificate)?;
+    let report = verify_any(&cert, args.model.as_deref())?;
     if args.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| fisher_flow::Error::Numerical(format!("JSON encoding failed: {e}")))?;

@@ -138,12 +138,24 @@ impl VariationalGaussian {
         s: &DMatrix<f64>,
         rule: Option<&Rule>,
     ) -> Option<BaseLoss> {
+        self.base_loss_opt(m, s, rule, true)
+    }
+
+    /// With `value = false` the loss value is NaN and only the gradient is computed (see
+    /// [`Target::expected_log_density_with`]).
+    fn base_loss_opt(
+        &self,
+        m: &DVector<f64>,
+        s: &DMatrix<f64>,
+        rule: Option<&Rule>,
+        value: bool,
+    ) -> Option<BaseLoss> {
         let d = m.len();
         let ch = s.clone().cholesky()?;
         let l = ch.l();
         let logdet: f64 = 2.0 * l.diagonal().iter().map(|v| v.ln()).sum::<f64>();
         let p = ch.inverse();
-        let (e, gm, gs) = self.target.expected_log_density(m, s, &l, rule);
+        let (e, gm, gs) = self.target.expected_log_density_with(m, s, &l, rule, value);
         let value = -0.5 * (logdet + d as f64 * (2.0 * PI * E).ln()) - e;
         Some(BaseLoss {
             value,
@@ -218,6 +230,20 @@ impl StatModel for VariationalGaussian {
                 f64::NAN
             }
         }
+    }
+
+    /// ∇L without the loss value (the flow's right-hand side): the same gradient as
+    /// [`StatModel::loss_grad`]'s, bit for bit, at about half the cost for cubature targets.
+    fn gradient(&self, phi: &[f64]) -> DVector<f64> {
+        let n = self.coords.dim();
+        self.coords
+            .mean_cov(phi)
+            .and_then(|(m, s)| {
+                let b = self.base_loss_opt(&m, &s, self.rule.as_ref(), false)?;
+                let j = self.coords.jacobian(phi)?;
+                Some(j.transpose() * self.base_grad_vec(&b))
+            })
+            .unwrap_or_else(|| DVector::from_element(n, f64::NAN))
     }
 
     fn fisher_into(&self, phi: &[f64], out: &mut DMatrix<f64>) {
