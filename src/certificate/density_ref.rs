@@ -274,28 +274,12 @@ pub fn verify_density(
     .map_err(|e| bad(format!("certificate's model_resolved: {e}")))?;
     if let Some(p) = model_file {
         let e = DensityExperiment::load(p, &overrides_of(&exp))?;
-        let mut why = Vec::new();
-        if e.file_hash != cert.model_sha256 {
-            why.push(format!(
-                "model_sha256: model file {} has SHA-256 {} but the certificate was made from {}",
-                p.display(),
-                e.file_hash,
-                cert.model_sha256
-            ));
-        }
-        let mine: serde_json::Value = serde_json::to_string(&e.resolved)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(serde_json::Value::Null);
-        if mine != cert.model_resolved {
-            why.push(format!(
-                "model_resolved differs from {} resolved with the certificate's settings{}",
-                p.display(),
-                super::verify::first_difference(&mine, &cert.model_resolved, "model_resolved")
-                    .map(|d| format!(" (first difference: {d})"))
-                    .unwrap_or_default()
-            ));
-        }
+        let why = super::verify::model_file_mismatch(
+            p,
+            &e.file_hash,
+            &e.resolved,
+            (&cert.model_sha256, &cert.model_resolved),
+        );
         if !why.is_empty() {
             fail(&mut report, None, None, why);
             return Ok(report);

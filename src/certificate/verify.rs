@@ -257,6 +257,39 @@ pub fn from_value(path: &Path, value: serde_json::Value) -> Result<Monotone> {
     })
 }
 
+/// Why the model file `p` (SHA-256 `file_hash`, resolved with the certificate's settings to
+/// `resolved`) is not the one the certificate was made from; empty when it is. The resolved
+/// settings are compared through JSON text, as the certificate's copy went (serde_json may
+/// parse a float to a neighbouring value; both sides then went through the same parse).
+pub(crate) fn model_file_mismatch(
+    p: &Path,
+    file_hash: &str,
+    resolved: &impl serde::Serialize,
+    (cert_hash, cert_resolved): (&str, &serde_json::Value),
+) -> Vec<String> {
+    let mut why = Vec::new();
+    if file_hash != cert_hash {
+        why.push(format!(
+            "model_sha256: model file {} has SHA-256 {file_hash} but the certificate was made from {cert_hash}",
+            p.display()
+        ));
+    }
+    let mine: serde_json::Value = serde_json::to_string(resolved)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    if &mine != cert_resolved {
+        why.push(format!(
+            "model_resolved differs from {} resolved with the certificate's settings{}",
+            p.display(),
+            first_difference(&mine, cert_resolved, "model_resolved")
+                .map(|d| format!(" (first difference: {d})"))
+                .unwrap_or_default()
+        ));
+    }
+    why
+}
+
 /// The resolved settings of `exp` as command-line overrides (to re-load a model file the way
 /// the run did).
 fn overrides_of(exp: &Experiment) -> Overrides {
@@ -319,30 +352,12 @@ pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport
 
     if let Some(p) = model_file {
         let e = Experiment::load(p, &overrides_of(&exp_cert))?;
-        let mut why = Vec::new();
-        if e.file_hash != cert.model_sha256 {
-            why.push(format!(
-                "model_sha256: model file {} has SHA-256 {} but the certificate was made from {}",
-                p.display(),
-                e.file_hash,
-                cert.model_sha256
-            ));
-        }
-        // Through JSON text, as the certificate's copy went (serde_json may parse a float to
-        // a neighbouring value; both sides then went through the same parse).
-        let mine: serde_json::Value = serde_json::to_string(&e.resolved)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or(serde_json::Value::Null);
-        if mine != cert.model_resolved {
-            why.push(format!(
-                "model_resolved differs from {} resolved with the certificate's settings{}",
-                p.display(),
-                first_difference(&mine, &cert.model_resolved, "model_resolved")
-                    .map(|d| format!(" (first difference: {d})"))
-                    .unwrap_or_default()
-            ));
-        }
+        let why = model_file_mismatch(
+            p,
+            &e.file_hash,
+            &e.resolved,
+            (&cert.model_sha256, &cert.model_resolved),
+        );
         if !why.is_empty() {
             report.failure = fail(None, None, why);
             return Ok(report);
