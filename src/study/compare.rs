@@ -703,6 +703,14 @@ fn styling(
             .map(|r| start_label(k, &r.trajectory.start))
             .unwrap_or_default()
     };
+    // `adaptive` configurations take the first, strongest colours: with many configurations
+    // the later palette entries are light and `adaptive` (listed last) would be hard to see.
+    let mut order: Vec<usize> = (0..configs.len()).collect();
+    order.sort_by_key(|&c| configs[c].flow.metric.name() != "adaptive");
+    let mut colour_of = vec![0; configs.len()];
+    for (k, &c) in order.iter().enumerate() {
+        colour_of[c] = k;
+    }
     let line = |label: String, colour: Option<usize>, dash: Dash| LegendEntry {
         label,
         glyph: LegendGlyph::Line(colour, dash),
@@ -711,12 +719,12 @@ fn styling(
         let styles = runs
             .iter()
             .map(|r| SeriesStyle {
-                colour: r.config,
+                colour: colour_of[r.config],
                 dash: Dash::Solid,
             })
             .collect();
         let legend = (0..configs.len())
-            .map(|c| line(name(c), Some(c), Dash::Solid))
+            .map(|c| line(name(c), Some(colour_of[c]), Dash::Solid))
             .collect();
         return (styles, legend);
     }
@@ -727,7 +735,7 @@ fn styling(
             let (colour, dash) = if by_start {
                 (r.start, r.config)
             } else {
-                (r.config, r.start)
+                (colour_of[r.config], r.start)
             };
             SeriesStyle {
                 colour,
@@ -740,7 +748,7 @@ fn styling(
         legend.extend((0..n_starts).map(|k| line(start_name(k), Some(k), Dash::Solid)));
         legend.extend((0..configs.len()).map(|c| line(name(c), None, Dash::nth(c))));
     } else {
-        legend.extend((0..configs.len()).map(|c| line(name(c), Some(c), Dash::Solid)));
+        legend.extend((0..configs.len()).map(|c| line(name(c), Some(colour_of[c]), Dash::Solid)));
         legend.extend((0..n_starts).map(|k| line(start_name(k), None, Dash::nth(k))));
     }
     (styles, legend)
