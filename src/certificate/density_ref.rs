@@ -245,16 +245,7 @@ pub fn verify_density(
     cert: &DensityCertificate,
     model_file: Option<&Path>,
 ) -> Result<VerifyReport> {
-    let mut report = VerifyReport {
-        trajectories: cert.flows.len(),
-        steps_checked: 0,
-        worst_loss_ratio: 0.0,
-        worst_rate_ratio: 0.0,
-        worst_continuity_ratio: 0.0,
-        worst_increase_ratio: 0.0,
-        worst_local_error: 0.0,
-        failure: None,
-    };
+    let mut report = VerifyReport::new(cert.flows.len());
     let cert_path = Path::new(&cert.model_file);
     let bad = |m: String| Error::Parse {
         path: cert_path.to_path_buf(),

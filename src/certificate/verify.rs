@@ -79,6 +79,20 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// A report on `trajectories` trajectories with nothing checked yet.
+    pub fn new(trajectories: usize) -> Self {
+        VerifyReport {
+            trajectories,
+            steps_checked: 0,
+            worst_loss_ratio: 0.0,
+            worst_rate_ratio: 0.0,
+            worst_continuity_ratio: 0.0,
+            worst_increase_ratio: 0.0,
+            worst_local_error: 0.0,
+            failure: None,
+        }
+    }
+
     /// True iff every check passed.
     pub fn ok(&self) -> bool {
         self.failure.is_none()
@@ -321,16 +335,7 @@ fn overrides_of(exp: &Experiment) -> Overrides {
 /// `model_resolved` exactly); otherwise from the certificate's `model_resolved` copy.
 /// Unusable input is an `Err`; failed claims are reported in [`VerifyReport::failure`].
 pub fn verify(cert: &Monotone, model_file: Option<&Path>) -> Result<VerifyReport> {
-    let mut report = VerifyReport {
-        trajectories: cert.trajectories.len(),
-        steps_checked: 0,
-        worst_loss_ratio: 0.0,
-        worst_rate_ratio: 0.0,
-        worst_continuity_ratio: 0.0,
-        worst_increase_ratio: 0.0,
-        worst_local_error: 0.0,
-        failure: None,
-    };
+    let mut report = VerifyReport::new(cert.trajectories.len());
     let cert_path = Path::new(&cert.model_file);
     let bad = |m: String| Error::Parse {
         path: cert_path.to_path_buf(),

@@ -91,21 +91,7 @@ pub fn field(args: &FieldArgs) -> Result<()> {
         }
         None => exp.plot_range.unwrap_or((-4.0, 4.0)),
     };
-    let pool = {
-        let mut b = rayon::ThreadPoolBuilder::new();
-        if let Some(t) = args.threads {
-            if t == 0 || t > MAX_THREADS {
-                return Err(Error::invalid(
-                    "--threads",
-                    t,
-                    format!("must be between 1 and {MAX_THREADS}"),
-                ));
-            }
-            b = b.num_threads(t);
-        }
-        b.build()
-            .map_err(|e| Error::Numerical(format!("thread pool: {e}")))?
-    };
+    let pool = thread_pool(args.threads)?;
     let starts = grid_starts(args.grid, a, b);
     let model = &exp.model;
     // The settings' checks before touching the output directory (errors name the flags).
@@ -240,4 +226,21 @@ fn load(args: &FieldArgs, ov: &Overrides) -> Result<Experiment> {
         }
         other => other,
     }
+}
+
+/// A rayon pool of `--threads T` threads (1 … [`MAX_THREADS`]; rayon's default without it).
+pub fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(t) = threads {
+        if t == 0 || t > MAX_THREADS {
+            return Err(Error::invalid(
+                "--threads",
+                t,
+                format!("must be between 1 and {MAX_THREADS}"),
+            ));
+        }
+        b = b.num_threads(t);
+    }
+    b.build()
+        .map_err(|e| Error::Numerical(format!("thread pool: {e}")))
 }

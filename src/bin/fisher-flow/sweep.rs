@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Largest `--threads` (as `field`).
-const MAX_THREADS: usize = 1024;
 
 #[derive(Args, Debug, Clone)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -97,21 +96,7 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
         Some(s) => Shard::parse("--shard", s)?,
         None => Shard::ALL,
     };
-    let pool = {
-        let mut b = rayon::ThreadPoolBuilder::new();
-        if let Some(t) = args.threads {
-            if t == 0 || t > MAX_THREADS {
-                return Err(Error::invalid(
-                    "--threads",
-                    t,
-                    format!("must be between 1 and {MAX_THREADS}"),
-                ));
-            }
-            b = b.num_threads(t);
-        }
-        b.build()
-            .map_err(|e| Error::Numerical(format!("thread pool: {e}")))?
-    };
+    let pool = crate::field::thread_pool(args.threads)?;
     let spec = SweepSpec::load(spec_path)?;
     if let sweep::spec::StartLayout::Random { seed } = spec.layout {
         println!("random starts: seed {seed}");
