@@ -416,6 +416,15 @@ impl Lanes for f64 {
     }
 }
 
+/// e^x for four lanes (AVX2 + FMA), |x| < 700: the [`Lanes`] exponential, shared with the
+/// Gauss–Hermite fast path of `mixture_kernel`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn exp_avx2(x: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
+    // SAFETY: this function's target features are those the AVX2 `Lanes` impl needs.
+    unsafe { <std::arch::x86_64::__m256d as Lanes>::exp(x) }
+}
+
 /// Coefficients 1/i! of the degree-12 Taylor polynomial of e^r.
 const TAYLOR: [f64; 13] = [
     1.0,

@@ -146,42 +146,13 @@ fn fill_exponentials(beta: f64, z: &[f64], half: usize, e: &mut [f64]) {
     }
 }
 
-/// e^x for four lanes, |x| < 700: x = k·ln2 + r with k = round(x/ln2) (Cody–Waite split of
-/// ln2), e^r by its degree-12 Taylor polynomial on |r| ≤ ln2/2 (truncation < 2e-16 relative,
-/// Horner with FMA), times 2^k built in the exponent bits. Within 2 ulp of libm (tested).
+/// e^x for four lanes, |x| < 700: the composite rule's vector exponential
+/// ([`super::mixture_composite::exp_avx2`]: Cody–Waite range reduction, degree-12 Taylor
+/// polynomial, 2^k in the exponent bits; within 2 ulp of libm, tested there).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn exp4(x: std::arch::x86_64::__m256d) -> std::arch::x86_64::__m256d {
-    use std::arch::x86_64::*;
-    const LN2_HI: f64 = 0.6931471803691238;
-    const LN2_LO: f64 = 1.9082149292705877e-10;
-    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5·2^52: adding it puts round(k) in the low bits
-    let k = _mm256_round_pd(
-        _mm256_mul_pd(x, _mm256_set1_pd(std::f64::consts::LOG2_E)),
-        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
-    );
-    let r = _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_HI), x);
-    let r = _mm256_fnmadd_pd(k, _mm256_set1_pd(LN2_LO), r);
-    let mut c = 1.0f64;
-    let mut coef = [1.0f64; 13];
-    for (i, v) in coef.iter_mut().enumerate().skip(1) {
-        c /= i as f64;
-        *v = c;
-    }
-    let mut p = _mm256_set1_pd(coef[12]);
-    for &ci in coef[..12].iter().rev() {
-        p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(ci));
-    }
-    let magic = _mm256_set1_pd(MAGIC);
-    let ki = _mm256_sub_epi64(
-        _mm256_castpd_si256(_mm256_add_pd(k, magic)),
-        _mm256_castpd_si256(magic),
-    );
-    let two_k = _mm256_castsi256_pd(_mm256_slli_epi64(
-        _mm256_add_epi64(ki, _mm256_set1_epi64x(1023)),
-        52,
-    ));
-    _mm256_mul_pd(p, two_k)
+    super::mixture_composite::exp_avx2(x)
 }
 
 /// Fill e[j] = e^{βzⱼ} and e[h+j] = 1/e[j] for the h positive nodes (AVX2 + FMA).
