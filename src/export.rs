@@ -46,7 +46,7 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
 }
 
 /// Format a number for CSV: shortest round-trip representation, `inf`/`nan` spelled out.
-fn num(v: f64) -> String {
+pub fn csv_num(v: f64) -> String {
     if v.is_finite() {
         format!("{v:e}")
     } else if v.is_nan() {
@@ -87,17 +87,17 @@ pub fn trajectories_csv_header(names: &[String]) -> String {
 pub fn trajectory_csv_rows(i: usize, tr: &crate::trajectory::Trajectory) -> String {
     let mut out = String::new();
     for s in &tr.steps {
-        out.push_str(&format!("{i},{}", num(s.t)));
+        out.push_str(&format!("{i},{}", csv_num(s.t)));
         for v in &s.theta {
             out.push(',');
-            out.push_str(&num(*v));
+            out.push_str(&csv_num(*v));
         }
         out.push_str(&format!(
             ",{},{},{},{}\n",
-            num(s.loss),
-            num(s.grad_norm),
-            num(s.kappa),
-            num(s.step_size)
+            csv_num(s.loss),
+            csv_num(s.grad_norm),
+            csv_num(s.kappa),
+            csv_num(s.step_size)
         ));
     }
     out

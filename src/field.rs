@@ -129,18 +129,6 @@ pub fn run_field(
     field(model, sim.settings(), starts, tolerance, &[&Tick(tick)])
 }
 
-fn num(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:e}")
-    } else if v.is_nan() {
-        "nan".into()
-    } else if v > 0.0 {
-        "inf".into()
-    } else {
-        "-inf".into()
-    }
-}
-
 /// `field.csv`: `mu1_start, mu2_start, mu1_end, mu2_end, converged, distance, steps, rejected,
 /// rhs_evals, stop, retcode` — no wall-clock column, so two runs write the same bytes.
 pub fn field_csv(points: &[FieldPoint]) -> String {
@@ -150,12 +138,12 @@ pub fn field_csv(points: &[FieldPoint]) -> String {
     for p in points {
         out.push_str(&format!(
             "{},{},{},{},{},{},{},{},{},{},{}\n",
-            num(p.start[0]),
-            num(p.start[1]),
-            num(p.end[0]),
-            num(p.end[1]),
+            crate::export::csv_num(p.start[0]),
+            crate::export::csv_num(p.start[1]),
+            crate::export::csv_num(p.end[0]),
+            crate::export::csv_num(p.end[1]),
             p.converged,
-            num(p.distance),
+            crate::export::csv_num(p.distance),
             p.steps,
             p.rejected,
             p.rhs_evals,

@@ -9,20 +9,8 @@ use arrow_schema::{DataType, Field, Schema};
 use std::path::Path;
 use std::sync::Arc;
 
-fn num(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:e}")
-    } else if v.is_nan() {
-        "nan".into()
-    } else if v > 0.0 {
-        "inf".into()
-    } else {
-        "-inf".into()
-    }
-}
-
 fn opt(v: Option<f64>) -> String {
-    v.map(num).unwrap_or_default()
+    v.map(crate::export::csv_num).unwrap_or_default()
 }
 
 /// A CSV field: quoted (with doubled quotes) when it holds a comma, quote or line break.
@@ -42,18 +30,18 @@ pub fn to_csv(records: &[CaseRecord]) -> String {
         let row = [
             r.id.to_string(),
             text(&r.settings_hash),
-            num(r.sigma),
-            num(r.w),
-            num(r.target_mu1),
-            num(r.target_mu2),
-            num(r.start_mu1),
-            num(r.start_mu2),
+            crate::export::csv_num(r.sigma),
+            crate::export::csv_num(r.w),
+            crate::export::csv_num(r.target_mu1),
+            crate::export::csv_num(r.target_mu2),
+            crate::export::csv_num(r.start_mu1),
+            crate::export::csv_num(r.start_mu2),
             text(&r.metric),
             text(&r.solver),
-            num(r.rtol),
-            num(r.atol),
-            num(r.damping),
-            num(r.t_end),
+            crate::export::csv_num(r.rtol),
+            crate::export::csv_num(r.atol),
+            crate::export::csv_num(r.damping),
+            crate::export::csv_num(r.t_end),
             text(&r.retcode),
             opt(r.t_eps),
             opt(r.rhs_evals_eps),
@@ -65,7 +53,7 @@ pub fn to_csv(records: &[CaseRecord]) -> String {
             r.rhs_evals.to_string(),
             r.monotone.map(|b| b.to_string()).unwrap_or_default(),
             r.message.as_deref().map(text).unwrap_or_default(),
-            num(r.wall_seconds),
+            crate::export::csv_num(r.wall_seconds),
         ];
         out.push_str(&row.join(","));
         out.push('\n');
