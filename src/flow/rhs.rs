@@ -343,32 +343,8 @@ impl<'m> FlowRhs<'m> {
                 if matches!(self.metric, MetricKind::Euclidean) {
                     f = [1.0, 0.0, 0.0, 1.0];
                 }
-                self.remember_grad(theta, (g[0] * g[0] + g[1] * g[1]).sqrt());
-                let lam = self.effective_damping(f[0] + f[3]);
-                let x = match self.line {
-                    Some(_) => {
-                        // e = (1, 1): c = eᵀg / eᵀMe
-                        let c = (g[0] + g[1]) / (f[0] + 2.0 * f[1] + f[3] + 2.0 * lam);
-                        [c, c]
-                    }
-                    None if matches!(self.metric, MetricKind::Exact)
-                        && near_singular(f[0], f[1], f[3]) =>
-                    {
-                        // near the singular line: the model's cancellation-free solve
-                        match self.model.exact_geometry(theta, lam) {
-                            Some(geo) => {
-                                let gg = [geo.gradient[0], geo.gradient[1]];
-                                self.remember_grad(theta, (gg[0] * gg[0] + gg[1] * gg[1]).sqrt());
-                                [geo.natural[0], geo.natural[1]]
-                            }
-                            None => solve2(f[0], f[1], f[3], lam, g),
-                        }
-                    }
-                    None => solve2(f[0], f[1], f[3], lam, g),
-                };
-                for (o, v) in out.iter_mut().zip(x) {
-                    *o = if v.is_finite() { -v } else { 0.0 };
-                }
+                let x = self.kernel_velocity(theta, g, f);
+                out.copy_from_slice(&x);
                 return;
             }
         }
@@ -415,6 +391,87 @@ impl<'m> FlowRhs<'m> {
         for (o, v) in out.iter_mut().zip(x.iter()) {
             *o = if v.is_finite() { -v } else { 0.0 };
         }
+    }
+
+    /// f(θ) = −M(θ)⁻¹g of the 2×2 kernel path from ∇L = `g` and the metric `f` (row-major,
+    /// as [`FlowRhs::grad_metric2`] returns them) already evaluated at θ: the restricted solve
+    /// on a singular line, the model's cancellation-free solve near it, the rank-revealing
+    /// 2×2 solve elsewhere. Non-finite components become 0. Does not count an evaluation.
+    fn kernel_velocity(&self, theta: &[f64], g: [f64; 2], f: [f64; 4]) -> [f64; 2] {
+        self.remember_grad(theta, (g[0] * g[0] + g[1] * g[1]).sqrt());
+        let lam = self.effective_damping(f[0] + f[3]);
+        let x = match self.line {
+            Some(_) => {
+                // e = (1, 1): c = eᵀg / eᵀMe
+                let c = (g[0] + g[1]) / (f[0] + 2.0 * f[1] + f[3] + 2.0 * lam);
+                [c, c]
+            }
+            None if matches!(self.metric, MetricKind::Exact) && near_singular(f[0], f[1], f[3]) => {
+                // near the singular line: the model's cancellation-free solve
+                match self.model.exact_geometry(theta, lam) {
+                    Some(geo) => {
+                        let gg = [geo.gradient[0], geo.gradient[1]];
+                        self.remember_grad(theta, (gg[0] * gg[0] + gg[1] * gg[1]).sqrt());
+                        [geo.natural[0], geo.natural[1]]
+                    }
+                    None => solve2(f[0], f[1], f[3], lam, g),
+                }
+            }
+            None => solve2(f[0], f[1], f[3], lam, g),
+        };
+        x.map(|v| if v.is_finite() { -v } else { 0.0 })
+    }
+
+    /// f(θ) from ∇L and the metric the 2×2 kernel path already evaluated at θ
+    /// ([`FlowRhs::grad_metric2`]), without evaluating the kernel again; None where f is not
+    /// that path's solve alone (a third-order correction is applied on top).
+    pub fn velocity_from2(&self, theta: &[f64], g: [f64; 2], f: [f64; 4]) -> Option<[f64; 2]> {
+        (theta.len() == 2 && self.uses_kernel() && self.correction.is_none())
+            .then(|| self.kernel_velocity(theta, g, f))
+    }
+
+    /// [`FlowRhs::conditioning_at`] from the 2×2 metric `f` of [`FlowRhs::grad_metric2`] at θ
+    /// in closed form, where that equals the provider's eigenvalues to rounding: off the
+    /// near-singular zone of the exact metric (there the provider's cancellation-free
+    /// eigenvalues decide, and this returns None).
+    pub fn conditioning_from2(&self, f: [f64; 4]) -> Option<(f64, f64)> {
+        if !self.uses_kernel()
+            || (matches!(self.metric, MetricKind::Exact) && near_singular(f[0], f[1], f[3]))
+        {
+            return None;
+        }
+        let (p, q, r) = (f[0], f[1], f[3]);
+        let hi = 0.5 * (p + r) + (0.5 * (p - r)).hypot(q);
+        // the small eigenvalue as det/λ_max: no cancellation in (p + r)/2 − disc
+        let lo = if hi > 0.0 {
+            (p * r - q * q) / hi
+        } else {
+            0.5 * (p + r) - (0.5 * (p - r)).hypot(q)
+        };
+        if !(lo.is_finite() && hi.is_finite()) {
+            return None;
+        }
+        let eig = DVector::from_row_slice(&[lo.min(hi), hi]);
+        let lam = match self.metric {
+            MetricKind::Euclidean => self.damping,
+            _ => self.effective_damping(lo + hi),
+        };
+        Some((crate::metric::damped_kappa(&eig, lam), eig[0]))
+    }
+
+    /// The model's Fisher matrix at θ from the fused 2×2 kernel (row-major), whatever metric
+    /// the flow solves with; None without one. The kernel is not counted as an f evaluation.
+    pub fn kernel_fisher2(&self, theta: &[f64]) -> Option<[f64; 4]> {
+        if theta.len() != 2 {
+            return None;
+        }
+        let k = self.kernel.as_ref()?.get();
+        if k.dim() != 2 {
+            return None;
+        }
+        let (mut g, mut f) = ([0.0; 2], [0.0; 4]);
+        k.grad_fisher(theta, &mut g, &mut f);
+        Some(f)
     }
 
     fn remember_grad(&self, theta: &[f64], norm: f64) {

@@ -344,7 +344,7 @@ impl<'m> Simulator<'m> {
             m => m,
         };
         if s.grad_tol > 0.0 {
-            st.threshold.set(self.steady_threshold(first_method, start));
+            st.threshold.set(self.steady_threshold(&rhs, first_method, start));
         }
         let stop = if !st.steps[0].loss.is_finite() || !st.grad0.is_finite() {
             StopReason::Unstable("non-finite loss or gradient at the start".into())
@@ -713,7 +713,7 @@ impl<'m> Simulator<'m> {
             if s.grad_tol > 0.0 && st.accepted.is_multiple_of(4) {
                 let g = st.last_grad.get();
                 if g <= 1e-3 * st.grad0 || g <= 100.0 * st.threshold.get() {
-                    st.threshold.set(self.steady_threshold(method, &theta));
+                    st.threshold.set(self.steady_threshold(rhs, method, &theta));
                 }
             }
             // the spectral radius costs a Jacobian: every 4th step, every step during a run
@@ -827,15 +827,23 @@ impl<'m> Simulator<'m> {
 
     /// The steady-state threshold at θ for `method`: max(grad_tol, 2·[`noise_floor`]) with the
     /// tolerances the method runs at.
-    fn steady_threshold(&self, method: SolverKind, theta: &[f64]) -> f64 {
+    /// The Fisher matrix comes from the model's kernel when it has one (the same quadrature
+    /// as [`StatModel::fisher`], fused).
+    fn steady_threshold(&self, rhs: &FlowRhs<'_>, method: SolverKind, theta: &[f64]) -> f64 {
         let s = &self.settings;
         let (rtol, atol) = if s.calibrated {
             super::internal_tolerances(method, s.rtol, s.atol)
         } else {
             (s.rtol, s.atol)
         };
-        s.grad_tol
-            .max(STEADY_FACTOR * noise_floor(self.model, theta, rtol, atol))
+        let floor = match rhs.kernel_fisher2(theta) {
+            Some(f) => {
+                let g = DMatrix::from_row_slice(2, 2, &f);
+                floor_of(&g, theta, rtol, atol)
+            }
+            None => noise_floor(self.model, theta, rtol, atol),
+        };
+        s.grad_tol.max(STEADY_FACTOR * floor)
     }
 
     /// Record why the run stops as converged when the noise floor, not `grad_tol`, decided.
@@ -879,12 +887,21 @@ impl<'m> Simulator<'m> {
     /// The start or end record of a lean run ([`Simulator::run_end`]): the same fields as
     /// [`Simulator::record`], with ∇L and G from the kernel when f uses it.
     fn record_lean(&self, rhs: &FlowRhs<'_>, t: f64, theta: &[f64], h: f64) -> Step {
-        let Some((g, _)) = rhs.grad_metric2(theta) else {
+        let Some((g, f)) = rhs.grad_metric2(theta) else {
             return self.record(rhs, t, theta, h, Vec::new());
         };
-        let (kappa, min_eig) = rhs.conditioning_at(theta);
-        let v = rhs.eval_vec(theta);
-        rhs_uncount(rhs);
+        // κ, λ_min and f from the kernel's (g, G) where they are its closed forms
+        let (kappa, min_eig) = rhs
+            .conditioning_from2(f)
+            .unwrap_or_else(|| rhs.conditioning_at(theta));
+        let v = match rhs.velocity_from2(theta, g, f) {
+            Some(v) => v,
+            None => {
+                let v = rhs.eval_vec(theta);
+                rhs_uncount(rhs);
+                [v[0], v[1]]
+            }
+        };
         Step {
             t,
             theta: theta.to_vec(),
@@ -995,7 +1012,11 @@ pub fn noise_floor(model: &dyn StatModel, theta: &[f64], rtol: f64, atol: f64) -
     if model.dim() > crate::metric::provider::DENSE_LIMIT {
         return 0.0;
     }
-    let g = model.fisher(theta);
+    floor_of(&model.fisher(theta), theta, rtol, atol)
+}
+
+/// [`noise_floor`] from the Fisher matrix `g` at θ.
+fn floor_of(g: &DMatrix<f64>, theta: &[f64], rtol: f64, atol: f64) -> f64 {
     let tau = theta
         .iter()
         .map(|t| (atol + rtol * t.abs()).powi(2))

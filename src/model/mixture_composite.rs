@@ -2,9 +2,11 @@
 //!
 //! One right-hand side under [`crate::quadrature::Scheme::Composite`] needs two rules: the
 //! Fisher rule (density p(·|θ), panels graded at θ's crossover) and the gradient rule (density
-//! the target p(·|θ*), graded at θ's crossover too). Per rule, the panels are built into
-//! reusable per-thread buffers ([`crate::quadrature::PanelScratch`]), the nodes and
-//! density-free weights Wᵢ = ½(b − a)·ωⱼ/(σ√2π) are laid out flat, and one pass over them
+//! the target p(·|θ*), graded at θ's crossover too). The crossover is computed once per
+//! evaluation (the logarithms of the weights once per kernel); per rule, the panels are built
+//! without sorting into reusable per-thread buffers
+//! ([`crate::quadrature::PanelScratch::build_graded`]), and one pass over them forms each
+//! panel's nodes x = mid + half·zⱼ and density-free weights Wⱼ = half·ωⱼ/(σ√2π) in registers,
 //! evaluates and accumulates everything in SIMD lanes (AVX-512 or AVX2 + FMA, detected at run
 //! time; scalar otherwise), with no allocation once the buffers are warm:
 //!
@@ -21,11 +23,12 @@
 //! polynomial (|r| ≤ ln2/2, truncation < 2e-16 relative); 1/y on AVX-512 is the 14-bit
 //! estimate refined by two Newton steps (error ≤ 2^−56 before rounding), elsewhere a division.
 
-use crate::quadrature::PanelScratch;
+use crate::quadrature::{Grading, Mixture2, PanelScratch};
 use std::cell::RefCell;
 use std::f64::consts::PI;
 
-/// Gauss–Legendre nodes and weights on [−1, 1] for the composite panels.
+/// Gauss–Legendre nodes and weights on [−1, 1] for the composite panels, padded with
+/// zero-weight nodes at z = 0 to a multiple of [`PAD`] (the kernels run whole lanes per panel).
 #[derive(Clone, Debug)]
 pub(crate) struct GlTable {
     z: Vec<f64>,
@@ -34,61 +37,65 @@ pub(crate) struct GlTable {
 
 impl GlTable {
     pub(crate) fn new(pairs: &[(f64, f64)]) -> GlTable {
-        GlTable {
+        let len = pairs.len().div_ceil(PAD) * PAD;
+        let mut t = GlTable {
             z: pairs.iter().map(|p| p.0).collect(),
             w: pairs.iter().map(|p| p.1).collect(),
-        }
+        };
+        t.z.resize(len, 0.0);
+        t.w.resize(len, 0.0);
+        t
     }
 }
 
-/// Everything a rhs evaluation needs besides θ.
+/// Everything a rhs evaluation needs besides θ, with the logarithms of the weights computed
+/// once ([`Params::new`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Params {
     pub mu: [f64; 2],
     pub target: [f64; 2],
     pub sigma: f64,
     pub w: f64,
+    /// ln w, ln(1 − w).
+    lw: [f64; 2],
+    /// ln((1 − w)/w) as ln(1 − w) − ln w (the responsibilities' offset).
+    c0: f64,
+    /// ln(w/(1 − w)) as the quadrature's crossover computes it.
+    log_odds: f64,
 }
 
-/// Per-thread buffers: the panels of both rules and the flat nodes/weights.
+impl Params {
+    pub(crate) fn new(mu: [f64; 2], target: [f64; 2], sigma: f64, w: f64) -> Params {
+        Params {
+            mu,
+            target,
+            sigma,
+            w,
+            lw: [w.ln(), (1.0 - w).ln()],
+            c0: (1.0 - w).ln() - w.ln(),
+            log_odds: (w / (1.0 - w)).ln(),
+        }
+    }
+
+    /// The same with the means θ.
+    pub(crate) fn at(&self, mu: [f64; 2]) -> Params {
+        Params { mu, ..*self }
+    }
+}
+
+/// Per-thread panel buffers of both rules.
 #[derive(Default)]
 struct Workspace {
     fisher: PanelScratch,
     grad: PanelScratch,
-    x: Vec<f64>,
-    wt: Vec<f64>,
 }
 
 thread_local! {
     static WORKSPACE: RefCell<Workspace> = RefCell::new(Workspace::default());
 }
 
-/// Widest lane count of the kernels (the flat arrays are padded to a multiple of it).
+/// Widest lane count of the kernels (the node table is padded to a multiple of it).
 const PAD: usize = 8;
-
-/// Lay out the nodes mid + half·zⱼ and weights half·ωⱼ·norm of `panels` flat, padded with
-/// zero-weight copies of the last node to a multiple of [`PAD`].
-fn layout(panels: &[(f64, f64)], gl: &GlTable, norm: f64, x: &mut Vec<f64>, wt: &mut Vec<f64>) {
-    let n = gl.z.len();
-    let len = (panels.len() * n).div_ceil(PAD) * PAD;
-    x.resize(len, 0.0);
-    wt.resize(len, 0.0);
-    for ((&(a, b), xc), wc) in panels
-        .iter()
-        .zip(x.chunks_exact_mut(n.max(1)))
-        .zip(wt.chunks_exact_mut(n.max(1)))
-    {
-        let (half, mid) = (0.5 * (b - a), 0.5 * (a + b));
-        for (((xi, wi), &z), &om) in xc.iter_mut().zip(wc.iter_mut()).zip(&gl.z).zip(&gl.w) {
-            *xi = mid + half * z;
-            *wi = half * om * norm;
-        }
-    }
-    let used = panels.len() * n;
-    let last = if used > 0 { x[used - 1] } else { 0.0 };
-    x[used..].fill(last);
-    wt[used..].fill(0.0);
-}
 
 /// (g, (G₁₁, G₁₂, G₂₂)) at θ = `p.mu` under the composite rule with `max_panel`, `half_width`.
 pub(crate) fn grad_fisher(
@@ -111,15 +118,17 @@ fn eval(
     half_width: f64,
     p: &Params,
 ) -> ([f64; 2], [f64; 3]) {
-    let model = crate::quadrature::Mixture2 {
+    let model = Mixture2 {
         mu: p.mu,
         sigma: p.sigma,
         w: p.w,
     };
-    let target = crate::quadrature::Mixture2 {
+    let target = Mixture2 {
         mu: p.target,
         ..model
     };
+    // both rules are graded at the model's crossover: computed once
+    let grading = Grading::with_log_odds(&model, p.log_odds);
     let norm = 1.0 / (p.sigma * (2.0 * PI).sqrt());
     let inv_s2 = 1.0 / (p.sigma * p.sigma);
     let k = Consts {
@@ -127,34 +136,24 @@ fn eval(
         mu2: p.mu[1],
         t1: p.target[0],
         t2: p.target[1],
-        lw1: p.w.ln(),
-        lw2: (1.0 - p.w).ln(),
+        lw1: p.lw[0],
+        lw2: p.lw[1],
         c: 0.5 * inv_s2,
         delta: p.mu[1] - p.mu[0],
-        c0: (1.0 - p.w).ln() - p.w.ln(),
+        c0: p.c0,
+        norm,
     };
-    let Workspace {
-        fisher,
-        grad,
-        x,
-        wt,
-    } = ws;
-    layout(
-        fisher.build(max_panel, half_width, &model, &model),
+    let Workspace { fisher, grad } = ws;
+    let f = dispatch_fisher(
+        fisher.build_graded(max_panel, half_width, &model, &model, &grading),
         gl,
-        norm,
-        x,
-        wt,
+        &k,
     );
-    let f = dispatch_fisher(x, wt, &k);
-    layout(
-        grad.build(max_panel, half_width, &target, &model),
+    let g = dispatch_grad(
+        grad.build_graded(max_panel, half_width, &target, &model, &grading),
         gl,
-        norm,
-        x,
-        wt,
+        &k,
     );
-    let g = dispatch_grad(x, wt, &k);
     let i4 = inv_s2 * inv_s2;
     (
         [-g[0] * inv_s2, -g[1] * inv_s2],
@@ -176,38 +175,40 @@ struct Consts {
     delta: f64,
     /// ln((1−w)/w).
     c0: f64,
+    /// 1/(σ√2π).
+    norm: f64,
 }
 
-fn dispatch_fisher(x: &[f64], wt: &[f64], k: &Consts) -> [f64; 3] {
+fn dispatch_fisher(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 3] {
     #[cfg(target_arch = "x86_64")]
     {
         if simd_level() == 2 {
             // SAFETY: the CPU supports AVX-512F (checked by `simd_level`).
-            return unsafe { fisher_avx512(x, wt, k) };
+            return unsafe { fisher_avx512(panels, gl, k) };
         }
         if simd_level() == 1 {
             // SAFETY: the CPU supports AVX2 and FMA (checked by `simd_level`).
-            return unsafe { fisher_avx2(x, wt, k) };
+            return unsafe { fisher_avx2(panels, gl, k) };
         }
     }
     // SAFETY: the scalar lanes use no CPU features.
-    unsafe { fisher_sums::<f64>(x, wt, k) }
+    unsafe { fisher_sums::<f64>(panels, gl, k) }
 }
 
-fn dispatch_grad(x: &[f64], wt: &[f64], k: &Consts) -> [f64; 2] {
+fn dispatch_grad(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 2] {
     #[cfg(target_arch = "x86_64")]
     {
         if simd_level() == 2 {
             // SAFETY: the CPU supports AVX-512F (checked by `simd_level`).
-            return unsafe { grad_avx512(x, wt, k) };
+            return unsafe { grad_avx512(panels, gl, k) };
         }
         if simd_level() == 1 {
             // SAFETY: the CPU supports AVX2 and FMA (checked by `simd_level`).
-            return unsafe { grad_avx2(x, wt, k) };
+            return unsafe { grad_avx2(panels, gl, k) };
         }
     }
     // SAFETY: the scalar lanes use no CPU features.
-    unsafe { grad_sums::<f64>(x, wt, k) }
+    unsafe { grad_sums::<f64>(panels, gl, k) }
 }
 
 /// 2 with AVX-512F, 1 with AVX2 + FMA, 0 otherwise (overridable downwards with the
@@ -236,50 +237,73 @@ fn simd_level() -> u8 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn fisher_avx512(x: &[f64], wt: &[f64], k: &Consts) -> [f64; 3] {
+fn fisher_avx512(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 3] {
     // SAFETY: AVX-512F is enabled for this function.
-    unsafe { fisher_sums::<std::arch::x86_64::__m512d>(x, wt, k) }
+    unsafe { fisher_sums::<std::arch::x86_64::__m512d>(panels, gl, k) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn fisher_avx2(x: &[f64], wt: &[f64], k: &Consts) -> [f64; 3] {
+fn fisher_avx2(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 3] {
     // SAFETY: AVX2 and FMA are enabled for this function.
-    unsafe { fisher_sums::<std::arch::x86_64::__m256d>(x, wt, k) }
+    unsafe { fisher_sums::<std::arch::x86_64::__m256d>(panels, gl, k) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn grad_avx512(x: &[f64], wt: &[f64], k: &Consts) -> [f64; 2] {
+fn grad_avx512(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 2] {
     // SAFETY: AVX-512F is enabled for this function.
-    unsafe { grad_sums::<std::arch::x86_64::__m512d>(x, wt, k) }
+    unsafe { grad_sums::<std::arch::x86_64::__m512d>(panels, gl, k) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn grad_avx2(x: &[f64], wt: &[f64], k: &Consts) -> [f64; 2] {
+fn grad_avx2(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 2] {
     // SAFETY: AVX2 and FMA are enabled for this function.
-    unsafe { grad_sums::<std::arch::x86_64::__m256d>(x, wt, k) }
+    unsafe { grad_sums::<std::arch::x86_64::__m256d>(panels, gl, k) }
 }
 
-/// Σ K·(q₁², q₁q₂, q₂²) over the nodes (see the module docs); `x.len()` a multiple of [`PAD`].
+/// Calls `node(x, W)` for every lane group of every panel: the nodes x = mid + half·zⱼ and
+/// density-free weights W = half·norm·ωⱼ, formed in registers (padding lanes have W = 0).
+///
+/// # Safety
+/// `V`'s CPU features must be available.
+#[inline(always)]
+unsafe fn for_each_node<V: Lanes>(
+    panels: &[(f64, f64)],
+    gl: &GlTable,
+    norm: f64,
+    mut node: impl FnMut(V, V),
+) {
+    // SAFETY: the caller guarantees V's features; loads stay within the table (j + N ≤ len,
+    // len a multiple of PAD, N divides PAD).
+    unsafe {
+        let len = gl.z.len().min(gl.w.len());
+        for &(a, b) in panels {
+            let half = 0.5 * (b - a);
+            let (h, m, hn) = (V::splat(half), V::splat(0.5 * (a + b)), V::splat(half * norm));
+            let mut j = 0;
+            while j + V::N <= len {
+                node(V::fma(h, V::load(&gl.z, j), m), hn.mul(V::load(&gl.w, j)));
+                j += V::N;
+            }
+        }
+    }
+}
+
+/// Σ K·(q₁², q₁q₂, q₂²) over the Fisher rule's nodes (see the module docs).
 ///
 /// # Safety
 /// `V`'s CPU features must be available (the callers are `target_feature` functions).
 #[inline(always)]
-unsafe fn fisher_sums<V: Lanes>(x: &[f64], wt: &[f64], k: &Consts) -> [f64; 3] {
-    // SAFETY: the caller guarantees V's features; loads stay within the slices (i + N ≤ len,
-    // len a multiple of PAD, N divides PAD).
+unsafe fn fisher_sums<V: Lanes>(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 3] {
+    // SAFETY: the caller guarantees V's features.
     unsafe {
         let (mu1, mu2) = (V::splat(k.mu1), V::splat(k.mu2));
         let (lw1, lw2) = (V::splat(k.lw1), V::splat(k.lw2));
         let (c, floor) = (V::splat(k.c), V::splat(-700.0));
         let mut acc = [V::splat(0.0); 3];
-        let n = x.len().min(wt.len());
-        let mut i = 0;
-        while i + V::N <= n {
-            let xv = V::load(x, i);
-            let w = V::load(wt, i);
+        for_each_node::<V>(panels, gl, k.norm, |xv, w| {
             let d1 = xv.sub(mu1);
             let d2 = xv.sub(mu2);
             let ea = V::fnma(c.mul(d1), d1, lw1).max(floor).exp();
@@ -291,18 +315,17 @@ unsafe fn fisher_sums<V: Lanes>(x: &[f64], wt: &[f64], k: &Consts) -> [f64; 3] {
             acc[0] = V::fma(kk.mul(q1), q1, acc[0]);
             acc[1] = V::fma(q1, kq2, acc[1]);
             acc[2] = V::fma(q2, kq2, acc[2]);
-            i += V::N;
-        }
+        });
         [acc[0].hsum(), acc[1].hsum(), acc[2].hsum()]
     }
 }
 
-/// Σ W p*·(r₁d₁, r₂d₂) over the nodes (see the module docs).
+/// Σ W p*·(r₁d₁, r₂d₂) over the gradient rule's nodes (see the module docs).
 ///
 /// # Safety
 /// As [`fisher_sums`].
 #[inline(always)]
-unsafe fn grad_sums<V: Lanes>(x: &[f64], wt: &[f64], k: &Consts) -> [f64; 2] {
+unsafe fn grad_sums<V: Lanes>(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 2] {
     // SAFETY: as in `fisher_sums`.
     unsafe {
         let (mu1, mu2) = (V::splat(k.mu1), V::splat(k.mu2));
@@ -313,11 +336,7 @@ unsafe fn grad_sums<V: Lanes>(x: &[f64], wt: &[f64], k: &Consts) -> [f64; 2] {
         let (dc, two, c0) = (V::splat(k.delta * k.c), V::splat(2.0), V::splat(k.c0));
         let one = V::splat(1.0);
         let mut acc = [V::splat(0.0); 2];
-        let n = x.len().min(wt.len());
-        let mut i = 0;
-        while i + V::N <= n {
-            let xv = V::load(x, i);
-            let w = V::load(wt, i);
+        for_each_node::<V>(panels, gl, k.norm, |xv, w| {
             let e1 = xv.sub(t1);
             let e2 = xv.sub(t2);
             let pa = V::fnma(c.mul(e1), e1, lw1).max(floor).exp();
@@ -329,8 +348,7 @@ unsafe fn grad_sums<V: Lanes>(x: &[f64], wt: &[f64], k: &Consts) -> [f64; 2] {
             let kr1 = kk.mul(r1);
             acc[0] = V::fma(kr1, xv.sub(mu1), acc[0]);
             acc[1] = V::fma(kr1.mul(u), xv.sub(mu2), acc[1]);
-            i += V::N;
-        }
+        });
         [acc[0].hsum(), acc[1].hsum()]
     }
 }
@@ -440,6 +458,26 @@ const TAYLOR: [f64; 13] = [
     1.0 / 3628800.0,
     1.0 / 39916800.0,
     1.0 / 479001600.0,
+];
+/// 2^{j/16}, j = 0…15, correctly rounded (the AVX-512 exponential's table; a test checks
+/// each against `exp2`).
+const EXP2_SIXTEENTHS: [f64; 16] = [
+    f64::from_bits(0x3ff0000000000000),
+    f64::from_bits(0x3ff0b5586cf9890f),
+    f64::from_bits(0x3ff172b83c7d517b),
+    f64::from_bits(0x3ff2387a6e756238),
+    f64::from_bits(0x3ff306fe0a31b715),
+    f64::from_bits(0x3ff3dea64c123422),
+    f64::from_bits(0x3ff4bfdad5362a27),
+    f64::from_bits(0x3ff5ab07dd485429),
+    f64::from_bits(0x3ff6a09e667f3bcd),
+    f64::from_bits(0x3ff7a11473eb0187),
+    f64::from_bits(0x3ff8ace5422aa0db),
+    f64::from_bits(0x3ff9c49182a3f090),
+    f64::from_bits(0x3ffae89f995ad3ad),
+    f64::from_bits(0x3ffc199bdd85529c),
+    f64::from_bits(0x3ffd5818dcfba487),
+    f64::from_bits(0x3ffea4afa2a490da),
 ];
 const LN2_HI: f64 = 0.6931471803691238;
 const LN2_LO: f64 = 1.9082149292705877e-10;
@@ -582,20 +620,39 @@ impl Lanes for std::arch::x86_64::__m512d {
             _mm512_fmadd_pd(r, _mm512_fnmadd_pd(self, r, one), r)
         }
     }
+    /// e^x = 2^m·2^{j/16}·e^r with x = (16m + j)·ln2/16 + r, |r| ≤ ln2/32: 16k = round(16x/ln2)
+    /// by the 1.5·2⁵² rounding trick (its low four bits index the table of 2^{j/16} through
+    /// a two-register permute, no memory gather), r by a Cody–Waite split, e^r − 1 by its
+    /// degree-7 Taylor polynomial (truncation < 2e-18), 2^m by `scalef` (which floors 16k/16).
+    /// Nine dependent operations instead of the degree-12 polynomial's fourteen.
     #[inline(always)]
     unsafe fn exp(self) -> Self {
         use std::arch::x86_64::*;
         unsafe {
-            let k = _mm512_roundscale_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-                _mm512_mul_pd(self, _mm512_set1_pd(std::f64::consts::LOG2_E)),
+            let magic = _mm512_set1_pd(6755399441055744.0); // 1.5·2⁵²
+            let y = _mm512_fmadd_pd(
+                self,
+                _mm512_set1_pd(16.0 * std::f64::consts::LOG2_E),
+                magic,
             );
-            let r = _mm512_fnmadd_pd(k, _mm512_set1_pd(LN2_HI), self);
-            let r = _mm512_fnmadd_pd(k, _mm512_set1_pd(LN2_LO), r);
-            let mut p = _mm512_set1_pd(TAYLOR[12]);
-            for &ci in TAYLOR[..12].iter().rev() {
+            let k = _mm512_sub_pd(y, magic);
+            let r = _mm512_fnmadd_pd(k, _mm512_set1_pd(LN2_HI / 16.0), self);
+            let r = _mm512_fnmadd_pd(k, _mm512_set1_pd(LN2_LO / 16.0), r);
+            let t = _mm512_permutex2var_pd(
+                _mm512_loadu_pd(EXP2_SIXTEENTHS.as_ptr()),
+                _mm512_castpd_si512(y),
+                _mm512_loadu_pd(EXP2_SIXTEENTHS.as_ptr().add(8)),
+            );
+            // e^r − 1 = r·(1 + r/2 + r²/6 + … + r⁶/7!)
+            let mut p = _mm512_set1_pd(TAYLOR[7]);
+            for &ci in TAYLOR[1..7].iter().rev() {
                 p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(ci));
             }
-            _mm512_scalef_pd(p, k)
+            let q = _mm512_mul_pd(p, r);
+            _mm512_scalef_pd(
+                _mm512_fmadd_pd(t, q, t),
+                _mm512_mul_pd(k, _mm512_set1_pd(1.0 / 16.0)),
+            )
         }
     }
     #[inline(always)]
@@ -671,6 +728,18 @@ mod tests {
         }
     }
 
+    /// The exponential's table is 2^{j/16} to within half an ulp of libm's exp2 (which is
+    /// itself within an ulp), and LN2_HI has the trailing zeros that make k·LN2_HI/16 exact.
+    #[test]
+    fn exp_table_is_two_to_the_sixteenths() {
+        for (j, &t) in EXP2_SIXTEENTHS.iter().enumerate() {
+            let want = (j as f64 / 16.0).exp2();
+            assert!((t - want).abs() <= 2.3e-16 * want, "2^({j}/16): {t} vs {want}");
+        }
+        assert_eq!(LN2_HI.to_bits() & 0x1f_ffff, 0, "LN2_HI low 21 bits");
+        assert!((LN2_HI + LN2_LO - std::f64::consts::LN_2).abs() < 1e-20);
+    }
+
     /// The three code paths (AVX-512, AVX2, scalar) give the same sums to rounding.
     #[test]
     fn all_lane_widths_agree() {
@@ -681,56 +750,41 @@ mod tests {
             .as_node_weight_pairs(),
         );
         for mu in [[0.7, -2.3], [-3.0, -2.9], [1.0, 9.0], [-40.0, 45.0]] {
-            let p = Params {
-                mu,
-                target: [-1.5, 2.0],
-                sigma: 1.0,
-                w: 0.3,
-            };
+            let target = [-1.5, 2.0];
             let model = crate::quadrature::Mixture2 {
                 mu,
                 sigma: 1.0,
                 w: 0.3,
             };
             let mut s = PanelScratch::default();
-            let (mut x, mut wt) = (Vec::new(), Vec::new());
-            layout(
-                s.build(1.0, 10.0, &model, &model),
-                &gl,
-                0.39,
-                &mut x,
-                &mut wt,
-            );
+            let panels = s.build(1.0, 10.0, &model, &model).to_vec();
             let k = Consts {
                 mu1: mu[0],
                 mu2: mu[1],
-                t1: p.target[0],
-                t2: p.target[1],
+                t1: target[0],
+                t2: target[1],
                 lw1: 0.3f64.ln(),
                 lw2: 0.7f64.ln(),
                 c: 0.5,
                 delta: mu[1] - mu[0],
                 c0: 0.7f64.ln() - 0.3f64.ln(),
+                norm: 0.39,
             };
+            let (x, wt) = (&panels, &gl);
             // SAFETY: scalar lanes.
-            let (f0, g0) = unsafe {
-                (
-                    fisher_sums::<f64>(&x, &wt, &k),
-                    grad_sums::<f64>(&x, &wt, &k),
-                )
-            };
-            let mut paths = vec![(dispatch_fisher(&x, &wt, &k), dispatch_grad(&x, &wt, &k))];
+            let (f0, g0) = unsafe { (fisher_sums::<f64>(x, wt, &k), grad_sums::<f64>(x, wt, &k)) };
+            let mut paths = vec![(dispatch_fisher(x, wt, &k), dispatch_grad(x, wt, &k))];
             #[cfg(target_arch = "x86_64")]
             {
                 if std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma")
                 {
                     // SAFETY: AVX2 and FMA are available (checked above).
-                    paths.push(unsafe { (fisher_avx2(&x, &wt, &k), grad_avx2(&x, &wt, &k)) });
+                    paths.push(unsafe { (fisher_avx2(x, wt, &k), grad_avx2(x, wt, &k)) });
                 }
                 if std::arch::is_x86_feature_detected!("avx512f") {
                     // SAFETY: AVX-512F is available (checked above).
-                    paths.push(unsafe { (fisher_avx512(&x, &wt, &k), grad_avx512(&x, &wt, &k)) });
+                    paths.push(unsafe { (fisher_avx512(x, wt, &k), grad_avx512(x, wt, &k)) });
                 }
             }
             for (f, g) in paths {

@@ -343,6 +343,8 @@ struct FastComposite {
     gl: super::mixture_composite::GlTable,
     max_panel: f64,
     half_width: f64,
+    /// σ, w, the target and the logarithms of the weights (θ is set per call).
+    params: super::mixture_composite::Params,
 }
 
 impl MixtureKernel {
@@ -366,6 +368,12 @@ impl MixtureKernel {
                 ),
                 max_panel,
                 half_width,
+                params: super::mixture_composite::Params::new(
+                    [0.0; 2],
+                    model.target,
+                    model.sigma,
+                    model.w,
+                ),
             }),
             _ => None,
         };
@@ -384,13 +392,7 @@ impl MixtureKernel {
     /// [`Rule::build`]; `None` unless the scheme is composite and the loss is the population one.
     pub fn composite_grad_fisher(&self, theta: &[f64]) -> Option<([f64; 2], [f64; 3])> {
         let c = self.composite.as_ref()?;
-        let m = &self.model;
-        let p = super::mixture_composite::Params {
-            mu: [theta[0], theta[1]],
-            target: m.target,
-            sigma: m.sigma,
-            w: m.w,
-        };
+        let p = c.params.at([theta[0], theta[1]]);
         Some(super::mixture_composite::grad_fisher(
             &c.gl,
             c.max_panel,
