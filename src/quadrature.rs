@@ -286,40 +286,7 @@ impl PanelScratch {
     ) -> &[(f64, f64)] {
         let hmax = max_panel * density.sigma.max(scores_of.sigma);
         let reach = half_width * density.sigma;
-        let (m0, m1) = (
-            density.mu[0].min(density.mu[1]),
-            density.mu[0].max(density.mu[1]),
-        );
-        let mut windows = [(0.0, 0.0); 3];
-        let mut nw = if m1 - m0 <= 2.0 * reach {
-            windows[0] = (m0 - reach, m1 + reach);
-            1
-        } else {
-            windows[0] = (m0 - reach, m0 + reach);
-            windows[1] = (m1 - reach, m1 + reach);
-            2
-        };
-        // Well-separated components: the cross terms (r₁r₂ in the Fisher matrix's off-diagonal)
-        // live at the crossover c, in the gap between the windows, where p·r₁r₂ ≈ min(w₁N₁, w₂N₂)
-        // falls like e^{−|Δ||x−c|/2σ²}: a window of half-width 100σ²/|Δ| around c keeps what is
-        // left out below e^{−50} of the entry. Beyond |Δ| = 80σ the entry, ~e^{−Δ²/8σ²}, underflows
-        // (e^{−800}), and the window is left out.
-        if nw == 2
-            && (scores_of.mu[1] - scores_of.mu[0]).abs() < 80.0 * scores_of.sigma
-            && let Some(c) = scores_of.crossover()
-        {
-            let (delta, s2) = (
-                (scores_of.mu[1] - scores_of.mu[0]).abs(),
-                scores_of.sigma * scores_of.sigma,
-            );
-            let hw = 100.0 * s2 / delta;
-            let (lo, hi) = (c - hw, c + hw);
-            if hw.is_finite() && hi > windows[0].1 && lo < windows[1].0 {
-                windows[2] = windows[1];
-                windows[1] = (lo.max(windows[0].1), hi.min(windows[1].0));
-                nw = 3;
-            }
-        }
+        let (windows, nw) = windows_of(density, scores_of, scores_of.crossover(), reach);
         // Graded edges around the crossover of the mixture whose scores are integrated:
         // c, c ± d, c ± 3d, c ± 7d, … until the spacing reaches hmax.
         self.graded.clear();
@@ -417,31 +384,66 @@ impl PanelScratch {
         if !finite {
             return self.build(max_panel, half_width, density, scores_of);
         }
-        let mut windows = [(0.0, 0.0); 3];
-        let mut nw = if m1 - m0 <= 2.0 * reach {
-            windows[0] = (m0 - reach, m1 + reach);
-            1
-        } else {
-            windows[0] = (m0 - reach, m0 + reach);
-            windows[1] = (m1 - reach, m1 + reach);
-            2
-        };
-        if nw == 2
-            && (scores_of.mu[1] - scores_of.mu[0]).abs() < 80.0 * scores_of.sigma
-            && let Some(c) = grading.crossover
-        {
-            let (delta, s2) = (
-                (scores_of.mu[1] - scores_of.mu[0]).abs(),
-                scores_of.sigma * scores_of.sigma,
-            );
-            let hw = 100.0 * s2 / delta;
-            let (lo, hi) = (c - hw, c + hw);
-            if hw.is_finite() && hi > windows[0].1 && lo < windows[1].0 {
-                windows[2] = windows[1];
-                windows[1] = (lo.max(windows[0].1), hi.min(windows[1].0));
-                nw = 3;
+        let (windows, nw) = windows_of(density, scores_of, grading.crossover, reach);
+        self.fill(&windows[..nw], grading, hmax);
+        &self.panels
+    }
+
+    /// The panels of the union of the windows of `densities` (each as [`PanelScratch::build`]
+    /// covers it, overlapping windows merged), graded at the crossover of `scores_of` and
+    /// subdivided to ≤ `max_panel`·σ: one node set on which the integrands of every density
+    /// are resolved as finely as on its own rule (same grading, same largest panel; outside a
+    /// density's windows it is below e^{−L²/2} of its peak). The flow kernel evaluates the
+    /// Fisher rule's and the gradient rule's sums on it in one pass. Non-finite inputs give
+    /// the windows of `build` for the first density.
+    pub fn build_union(
+        &mut self,
+        max_panel: f64,
+        half_width: f64,
+        densities: &[Mixture2],
+        scores_of: &Mixture2,
+        grading: &Grading,
+    ) -> &[(f64, f64)] {
+        let sigma = densities.iter().fold(scores_of.sigma, |s, d| s.max(d.sigma));
+        let hmax = max_panel * sigma;
+        let mut all = [(0.0, 0.0); 12];
+        let mut n = 0;
+        let mut finite = hmax.is_finite() && grading.crossover.is_none_or(f64::is_finite);
+        for d in densities.iter().take(4) {
+            let reach = half_width * d.sigma;
+            finite &= d.mu.iter().all(|m| m.is_finite()) && reach.is_finite();
+            let (w, nw) = windows_of(d, scores_of, grading.crossover, reach);
+            all[n..n + nw].copy_from_slice(&w[..nw]);
+            n += nw;
+        }
+        if !finite || n == 0 {
+            return match densities.first() {
+                Some(d) => self.build(max_panel, half_width, d, scores_of),
+                None => {
+                    self.panels.clear();
+                    &self.panels
+                }
+            };
+        }
+        let all = &mut all[..n];
+        all.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let mut merged = 0;
+        for i in 0..all.len() {
+            let w = all[i];
+            if merged > 0 && w.0 <= all[merged - 1].1 {
+                all[merged - 1].1 = all[merged - 1].1.max(w.1);
+            } else {
+                all[merged] = w;
+                merged += 1;
             }
         }
+        self.fill(&all[..merged], grading, hmax);
+        &self.panels
+    }
+
+    /// Panels of `windows` (ascending, disjoint) with the graded edges c, c ± d, c ± 3d, …
+    /// inside them, near-duplicate edges dropped, gaps subdivided to ≤ `hmax`.
+    fn fill(&mut self, windows: &[(f64, f64)], grading: &Grading, hmax: f64) {
         // graded edges in ascending order; `edges` holds the offsets d, 3d, 7d, …
         self.graded.clear();
         self.edges.clear();
@@ -461,7 +463,7 @@ impl PanelScratch {
         }
         self.panels.clear();
         let near = |e: f64, kept: f64| (e - kept).abs() <= 1e-14 * (1.0 + kept.abs());
-        for &(lo, hi) in &windows[..nw] {
+        for &(lo, hi) in windows {
             let first = self.graded.partition_point(|&e| e <= lo);
             let mut kept = lo;
             for &e in self.graded[first..].iter().take_while(|&&e| e < hi) {
@@ -475,8 +477,48 @@ impl PanelScratch {
                 subdivide(&mut self.panels, kept, hi, hmax);
             }
         }
-        &self.panels
     }
+}
+
+/// The windows [`PanelScratch::build`] covers for `density` (reach = L·σ): one around both
+/// means when they are within 2·reach, else one per mean plus, when the scores' means are
+/// within 80σ, one of half-width 100σ²/|Δ| around the crossover `c` in the gap between them.
+fn windows_of(
+    density: &Mixture2,
+    scores_of: &Mixture2,
+    crossover: Option<f64>,
+    reach: f64,
+) -> ([(f64, f64); 3], usize) {
+    let (m0, m1) = (
+        density.mu[0].min(density.mu[1]),
+        density.mu[0].max(density.mu[1]),
+    );
+    let mut windows = [(0.0, 0.0); 3];
+    let mut nw = if m1 - m0 <= 2.0 * reach {
+        windows[0] = (m0 - reach, m1 + reach);
+        1
+    } else {
+        windows[0] = (m0 - reach, m0 + reach);
+        windows[1] = (m1 - reach, m1 + reach);
+        2
+    };
+    if nw == 2
+        && (scores_of.mu[1] - scores_of.mu[0]).abs() < 80.0 * scores_of.sigma
+        && let Some(c) = crossover
+    {
+        let (delta, s2) = (
+            (scores_of.mu[1] - scores_of.mu[0]).abs(),
+            scores_of.sigma * scores_of.sigma,
+        );
+        let hw = 100.0 * s2 / delta;
+        let (lo, hi) = (c - hw, c + hw);
+        if hw.is_finite() && hi > windows[0].1 && lo < windows[1].0 {
+            windows[2] = windows[1];
+            windows[1] = (lo.max(windows[0].1), hi.min(windows[1].0));
+            nw = 3;
+        }
+    }
+    (windows, nw)
 }
 
 /// The gap (a, b) as ⌈(b − a)/hmax⌉ equal panels (at most [`MAX_SUBDIVISIONS`]; skipped when

@@ -83,11 +83,10 @@ impl Params {
     }
 }
 
-/// Per-thread panel buffers of both rules.
+/// Per-thread panel buffers.
 #[derive(Default)]
 struct Workspace {
-    fisher: PanelScratch,
-    grad: PanelScratch,
+    panels: PanelScratch,
 }
 
 thread_local! {
@@ -143,21 +142,16 @@ fn eval(
         c0: p.c0,
         norm,
     };
-    let Workspace { fisher, grad } = ws;
-    let f = dispatch_fisher(
-        fisher.build_graded(max_panel, half_width, &model, &model, &grading),
-        gl,
-        &k,
-    );
-    let g = dispatch_grad(
-        grad.build_graded(max_panel, half_width, &target, &model, &grading),
+    let s = dispatch(
+        ws.panels
+            .build_union(max_panel, half_width, &[model, target], &model, &grading),
         gl,
         &k,
     );
     let i4 = inv_s2 * inv_s2;
     (
-        [-g[0] * inv_s2, -g[1] * inv_s2],
-        [f[0] * i4, f[1] * i4, f[2] * i4],
+        [-s[3] * inv_s2, -s[4] * inv_s2],
+        [s[0] * i4, s[1] * i4, s[2] * i4],
     )
 }
 
@@ -179,36 +173,20 @@ struct Consts {
     norm: f64,
 }
 
-fn dispatch_fisher(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 3] {
+fn dispatch(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 5] {
     #[cfg(target_arch = "x86_64")]
     {
         if simd_level() == 2 {
             // SAFETY: the CPU supports AVX-512F (checked by `simd_level`).
-            return unsafe { fisher_avx512(panels, gl, k) };
+            return unsafe { sums_avx512(panels, gl, k) };
         }
         if simd_level() == 1 {
             // SAFETY: the CPU supports AVX2 and FMA (checked by `simd_level`).
-            return unsafe { fisher_avx2(panels, gl, k) };
+            return unsafe { sums_avx2(panels, gl, k) };
         }
     }
     // SAFETY: the scalar lanes use no CPU features.
-    unsafe { fisher_sums::<f64>(panels, gl, k) }
-}
-
-fn dispatch_grad(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 2] {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if simd_level() == 2 {
-            // SAFETY: the CPU supports AVX-512F (checked by `simd_level`).
-            return unsafe { grad_avx512(panels, gl, k) };
-        }
-        if simd_level() == 1 {
-            // SAFETY: the CPU supports AVX2 and FMA (checked by `simd_level`).
-            return unsafe { grad_avx2(panels, gl, k) };
-        }
-    }
-    // SAFETY: the scalar lanes use no CPU features.
-    unsafe { grad_sums::<f64>(panels, gl, k) }
+    unsafe { sums::<f64>(panels, gl, k) }
 }
 
 /// 2 with AVX-512F, 1 with AVX2 + FMA, 0 otherwise (overridable downwards with the
@@ -237,30 +215,16 @@ fn simd_level() -> u8 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn fisher_avx512(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 3] {
+fn sums_avx512(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 5] {
     // SAFETY: AVX-512F is enabled for this function.
-    unsafe { fisher_sums::<std::arch::x86_64::__m512d>(panels, gl, k) }
+    unsafe { sums::<std::arch::x86_64::__m512d>(panels, gl, k) }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn fisher_avx2(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 3] {
+fn sums_avx2(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 5] {
     // SAFETY: AVX2 and FMA are enabled for this function.
-    unsafe { fisher_sums::<std::arch::x86_64::__m256d>(panels, gl, k) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn grad_avx512(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 2] {
-    // SAFETY: AVX-512F is enabled for this function.
-    unsafe { grad_sums::<std::arch::x86_64::__m512d>(panels, gl, k) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn grad_avx2(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 2] {
-    // SAFETY: AVX2 and FMA are enabled for this function.
-    unsafe { grad_sums::<std::arch::x86_64::__m256d>(panels, gl, k) }
+    unsafe { sums::<std::arch::x86_64::__m256d>(panels, gl, k) }
 }
 
 /// Calls `node(x, W)` for every lane group of every panel: the nodes x = mid + half·zⱼ and
@@ -291,65 +255,61 @@ unsafe fn for_each_node<V: Lanes>(
     }
 }
 
-/// Σ K·(q₁², q₁q₂, q₂²) over the Fisher rule's nodes (see the module docs).
+/// [Σ K·q₁², Σ K·q₁q₂, Σ K·q₂², Σ K*·q₁, Σ K*·q₂] over the nodes of `panels` (see the module
+/// docs): the Fisher sums and the gradient sums in one pass.
 ///
 /// # Safety
 /// `V`'s CPU features must be available (the callers are `target_feature` functions).
 #[inline(always)]
-unsafe fn fisher_sums<V: Lanes>(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 3] {
+unsafe fn sums<V: Lanes>(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 5] {
     // SAFETY: the caller guarantees V's features.
-    unsafe {
-        let (mu1, mu2) = (V::splat(k.mu1), V::splat(k.mu2));
-        let (lw1, lw2) = (V::splat(k.lw1), V::splat(k.lw2));
-        let (c, floor) = (V::splat(k.c), V::splat(-700.0));
-        let mut acc = [V::splat(0.0); 3];
-        for_each_node::<V>(panels, gl, k.norm, |xv, w| {
-            let d1 = xv.sub(mu1);
-            let d2 = xv.sub(mu2);
-            let ea = V::fnma(c.mul(d1), d1, lw1).max(floor).exp();
-            let eb = V::fnma(c.mul(d2), d2, lw2).max(floor).exp();
-            let kk = w.mul(ea.add(eb).recip());
-            let q1 = ea.mul(d1);
-            let q2 = eb.mul(d2);
-            let kq2 = kk.mul(q2);
-            acc[0] = V::fma(kk.mul(q1), q1, acc[0]);
-            acc[1] = V::fma(q1, kq2, acc[1]);
-            acc[2] = V::fma(q2, kq2, acc[2]);
-        });
-        [acc[0].hsum(), acc[1].hsum(), acc[2].hsum()]
-    }
-}
-
-/// Σ W p*·(r₁d₁, r₂d₂) over the gradient rule's nodes (see the module docs).
-///
-/// # Safety
-/// As [`fisher_sums`].
-#[inline(always)]
-unsafe fn grad_sums<V: Lanes>(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 2] {
-    // SAFETY: as in `fisher_sums`.
     unsafe {
         let (mu1, mu2) = (V::splat(k.mu1), V::splat(k.mu2));
         let (t1, t2) = (V::splat(k.t1), V::splat(k.t2));
         let (lw1, lw2) = (V::splat(k.lw1), V::splat(k.lw2));
-        let (c, floor, ceil) = (V::splat(k.c), V::splat(-700.0), V::splat(700.0));
+        let (c, floor) = (V::splat(k.c), V::splat(-700.0));
         // b − a = Δ(2x − μ₁ − μ₂)/(2σ²) + c₀
         let (dc, two, c0) = (V::splat(k.delta * k.c), V::splat(2.0), V::splat(k.c0));
+        let nmsum = V::splat(-(k.mu1 + k.mu2));
         let one = V::splat(1.0);
-        let mut acc = [V::splat(0.0); 2];
+        let mut acc = [V::splat(0.0); 5];
         for_each_node::<V>(panels, gl, k.norm, |xv, w| {
+            let d1 = xv.sub(mu1);
+            let d2 = xv.sub(mu2);
+            // the model's log component terms a, b (each from its own square: b as a + (b − a)
+            // would cancel where both are large), their max s, and b − a in linear form
+            let a = V::fnma(c.mul(d1), d1, lw1);
+            let b = V::fnma(c.mul(d2), d2, lw2);
+            let lin = V::fma(dc, V::fma(two, xv, nmsum), c0);
+            let big = a.max(b).max(floor).exp();
+            let e = lin.min(lin.neg()).max(floor).exp();
+            // (A', B') = (A, B)/e^s: one of them is 1, the other e^{−|lin|}
+            let sa = lin.select_le0(one, e);
+            let sb = lin.select_le0(e, one);
+            let inv = one.add(e).recip();
+            let q1 = sa.mul(d1);
+            let q2 = sb.mul(d2);
+            let kk = w.mul(big).mul(inv);
+            let kq2 = kk.mul(q2);
+            acc[0] = V::fma(kk.mul(q1), q1, acc[0]);
+            acc[1] = V::fma(q1, kq2, acc[1]);
+            acc[2] = V::fma(q2, kq2, acc[2]);
+            // the target's density W·p*(x) = W(A* + B*) times 1/(A' + B')
             let e1 = xv.sub(t1);
             let e2 = xv.sub(t2);
             let pa = V::fnma(c.mul(e1), e1, lw1).max(floor).exp();
             let pb = V::fnma(c.mul(e2), e2, lw2).max(floor).exp();
-            let lin = V::fma(dc, V::fma(two, xv, mu1.add(mu2).neg()), c0);
-            let u = lin.max(floor).min(ceil).exp();
-            let kk = w.mul(pa.add(pb));
-            let r1 = one.add(u).recip();
-            let kr1 = kk.mul(r1);
-            acc[0] = V::fma(kr1, xv.sub(mu1), acc[0]);
-            acc[1] = V::fma(kr1.mul(u), xv.sub(mu2), acc[1]);
+            let kt = w.mul(pa.add(pb)).mul(inv);
+            acc[3] = V::fma(kt, q1, acc[3]);
+            acc[4] = V::fma(kt, q2, acc[4]);
         });
-        [acc[0].hsum(), acc[1].hsum()]
+        [
+            acc[0].hsum(),
+            acc[1].hsum(),
+            acc[2].hsum(),
+            acc[3].hsum(),
+            acc[4].hsum(),
+        ]
     }
 }
 
@@ -367,6 +327,8 @@ trait Lanes: Copy {
     unsafe fn neg(self) -> Self;
     unsafe fn max(self, o: Self) -> Self;
     unsafe fn min(self, o: Self) -> Self;
+    /// Lane-wise `if self ≤ 0 { t } else { f }`.
+    unsafe fn select_le0(self, t: Self, f: Self) -> Self;
     /// a·b + c.
     unsafe fn fma(a: Self, b: Self, c: Self) -> Self;
     /// c − a·b.
@@ -411,6 +373,10 @@ impl Lanes for f64 {
     #[inline(always)]
     unsafe fn min(self, o: Self) -> Self {
         f64::min(self, o)
+    }
+    #[inline(always)]
+    unsafe fn select_le0(self, t: Self, f: Self) -> Self {
+        if self <= 0.0 { t } else { f }
     }
     #[inline(always)]
     unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
@@ -519,6 +485,14 @@ impl Lanes for std::arch::x86_64::__m256d {
         unsafe { std::arch::x86_64::_mm256_min_pd(self, o) }
     }
     #[inline(always)]
+    unsafe fn select_le0(self, t: Self, f: Self) -> Self {
+        use std::arch::x86_64::*;
+        unsafe {
+            let m = _mm256_cmp_pd::<_CMP_LE_OQ>(self, _mm256_setzero_pd());
+            _mm256_blendv_pd(f, t, m)
+        }
+    }
+    #[inline(always)]
     unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
         unsafe { std::arch::x86_64::_mm256_fmadd_pd(a, b, c) }
     }
@@ -600,6 +574,14 @@ impl Lanes for std::arch::x86_64::__m512d {
     #[inline(always)]
     unsafe fn min(self, o: Self) -> Self {
         unsafe { std::arch::x86_64::_mm512_min_pd(self, o) }
+    }
+    #[inline(always)]
+    unsafe fn select_le0(self, t: Self, f: Self) -> Self {
+        use std::arch::x86_64::*;
+        unsafe {
+            let m = _mm512_cmp_pd_mask::<_CMP_LE_OQ>(self, _mm512_setzero_pd());
+            _mm512_mask_blend_pd(m, f, t)
+        }
     }
     #[inline(always)]
     unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
@@ -756,8 +738,12 @@ mod tests {
                 sigma: 1.0,
                 w: 0.3,
             };
+            let tm = crate::quadrature::Mixture2 { mu: target, ..model };
+            let g = Grading::of(&model);
             let mut s = PanelScratch::default();
-            let panels = s.build(1.0, 10.0, &model, &model).to_vec();
+            let panels = s
+                .build_union(1.0, 10.0, &[model, tm], &model, &g)
+                .to_vec();
             let k = Consts {
                 mu1: mu[0],
                 mu2: mu[1],
@@ -772,29 +758,29 @@ mod tests {
             };
             let (x, wt) = (&panels, &gl);
             // SAFETY: scalar lanes.
-            let (f0, g0) = unsafe { (fisher_sums::<f64>(x, wt, &k), grad_sums::<f64>(x, wt, &k)) };
-            let mut paths = vec![(dispatch_fisher(x, wt, &k), dispatch_grad(x, wt, &k))];
+            let s0 = unsafe { sums::<f64>(x, wt, &k) };
+            let mut paths = vec![dispatch(x, wt, &k)];
             #[cfg(target_arch = "x86_64")]
             {
                 if std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma")
                 {
                     // SAFETY: AVX2 and FMA are available (checked above).
-                    paths.push(unsafe { (fisher_avx2(x, wt, &k), grad_avx2(x, wt, &k)) });
+                    paths.push(unsafe { sums_avx2(x, wt, &k) });
                 }
                 if std::arch::is_x86_feature_detected!("avx512f") {
                     // SAFETY: AVX-512F is available (checked above).
-                    paths.push(unsafe { (fisher_avx512(x, wt, &k), grad_avx512(x, wt, &k)) });
+                    paths.push(unsafe { sums_avx512(x, wt, &k) });
                 }
             }
-            for (f, g) in paths {
-                let fs = f0.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for v in paths {
+                let fs = s0[..3].iter().fold(0.0f64, |m, v| m.max(v.abs()));
                 for i in 0..3 {
-                    assert!((f[i] - f0[i]).abs() <= 1e-14 * fs, "{mu:?} F {f:?} {f0:?}");
+                    assert!((v[i] - s0[i]).abs() <= 1e-14 * fs, "{mu:?} F {v:?} {s0:?}");
                 }
-                let gs = g0.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
-                for i in 0..2 {
-                    assert!((g[i] - g0[i]).abs() <= 1e-14 * gs, "{mu:?} g {g:?} {g0:?}");
+                let gs = s0[3..].iter().fold(1e-300f64, |m, v| m.max(v.abs()));
+                for i in 3..5 {
+                    assert!((v[i] - s0[i]).abs() <= 1e-14 * gs, "{mu:?} g {v:?} {s0:?}");
                 }
             }
         }
