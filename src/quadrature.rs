@@ -328,7 +328,7 @@ impl PanelScratch {
 
 /// The grading of [`PanelScratch::build`] for one mixture whose scores are integrated: its
 /// crossover c and pole distance d, computed once and shared by the rules of one evaluation
-/// ([`PanelScratch::build_graded`]).
+/// ([`PanelScratch::build_union`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Grading {
     /// [`Mixture2::crossover`] (as it returns it, possibly non-finite).
@@ -360,42 +360,16 @@ impl Grading {
 }
 
 impl PanelScratch {
-    /// The panels of [`PanelScratch::build`], the same to the bit, built without sorting: the
-    /// graded edges are generated in order (c − offsets reversed, c, c + offsets) and merged
-    /// with each window's ends in one pass, the near-duplicate edges dropped as `build` does
-    /// (an edge within 1e-14·(1 + |e|) of the previous kept one). Inputs with a non-finite
-    /// window end or crossover go to `build`.
-    pub fn build_graded(
-        &mut self,
-        max_panel: f64,
-        half_width: f64,
-        density: &Mixture2,
-        scores_of: &Mixture2,
-        grading: &Grading,
-    ) -> &[(f64, f64)] {
-        let hmax = max_panel * density.sigma.max(scores_of.sigma);
-        let reach = half_width * density.sigma;
-        let (m0, m1) = (
-            density.mu[0].min(density.mu[1]),
-            density.mu[0].max(density.mu[1]),
-        );
-        let finite = [m0, m1, reach, hmax].iter().all(|v| v.is_finite())
-            && grading.crossover.is_none_or(f64::is_finite);
-        if !finite {
-            return self.build(max_panel, half_width, density, scores_of);
-        }
-        let (windows, nw) = windows_of(density, scores_of, grading.crossover, reach);
-        self.fill(&windows[..nw], grading, hmax);
-        &self.panels
-    }
-
     /// The panels of the union of the windows of `densities` (each as [`PanelScratch::build`]
     /// covers it, overlapping windows merged), graded at the crossover of `scores_of` and
     /// subdivided to ≤ `max_panel`·σ: one node set on which the integrands of every density
     /// are resolved as finely as on its own rule (same grading, same largest panel; outside a
     /// density's windows it is below e^{−L²/2} of its peak). The flow kernel evaluates the
-    /// Fisher rule's and the gradient rule's sums on it in one pass. Non-finite inputs give
-    /// the windows of `build` for the first density.
+    /// Fisher rule's and the gradient rule's sums on it in one pass. For one density the
+    /// panels are `build`'s to the bit, built without sorting: the graded edges are generated
+    /// in order (c − offsets reversed, c, c + offsets) and merged with each window's ends in
+    /// one pass, near-duplicate edges dropped as `build` does. Non-finite inputs go to `build`
+    /// for the first density.
     pub fn build_union(
         &mut self,
         max_panel: f64,
@@ -404,7 +378,9 @@ impl PanelScratch {
         scores_of: &Mixture2,
         grading: &Grading,
     ) -> &[(f64, f64)] {
-        let sigma = densities.iter().fold(scores_of.sigma, |s, d| s.max(d.sigma));
+        let sigma = densities
+            .iter()
+            .fold(scores_of.sigma, |s, d| s.max(d.sigma));
         let hmax = max_panel * sigma;
         let mut all = [(0.0, 0.0); 12];
         let mut n = 0;
@@ -430,7 +406,9 @@ impl PanelScratch {
         let mut merged = 0;
         for i in 0..all.len() {
             let w = all[i];
-            if merged > 0 && w.0 <= all[merged - 1].1 {
+            // overlapping windows merge; touching ones stay apart (their junction stays an
+            // edge, as in `build`, where one density's windows touch but never overlap)
+            if merged > 0 && w.0 < all[merged - 1].1 {
                 all[merged - 1].1 = all[merged - 1].1.max(w.1);
             } else {
                 all[merged] = w;
@@ -594,7 +572,7 @@ mod tests {
             for density in [model, target] {
                 let (mut a, mut b) = (PanelScratch::default(), PanelScratch::default());
                 let want = a.build(max_panel, half_width, &density, &model).to_vec();
-                let got = b.build_graded(max_panel, half_width, &density, &model, &g).to_vec();
+                let got = b.build_union(max_panel, half_width, &[density], &model, &g).to_vec();
                 proptest::prop_assert_eq!(got, want);
             }
         }
@@ -603,12 +581,19 @@ mod tests {
     /// An edge exactly on a window end and a crossover on a mean: still the same panels.
     #[test]
     fn graded_builder_handles_coinciding_edges() {
-        for (mu, w) in [([0.0, 8.0], 0.5), ([-3.0, 3.0], 0.5), ([0.0, 1e-300], 0.5), ([2.0, 2.5], 0.2)] {
+        for (mu, w) in [
+            ([0.0, 8.0], 0.5),
+            ([-3.0, 3.0], 0.5),
+            ([0.0, 1e-300], 0.5),
+            ([2.0, 2.5], 0.2),
+        ] {
             let m = Mixture2 { mu, sigma: 1.0, w };
             for hw in [4.0, 10.0] {
                 let g = Grading::of(&m);
                 let want = PanelScratch::default().build(1.0, hw, &m, &m).to_vec();
-                let got = PanelScratch::default().build_graded(1.0, hw, &m, &m, &g).to_vec();
+                let got = PanelScratch::default()
+                    .build_union(1.0, hw, &[m], &m, &g)
+                    .to_vec();
                 assert_eq!(got, want, "{mu:?} {w} {hw}");
             }
         }

@@ -344,7 +344,8 @@ impl<'m> Simulator<'m> {
             m => m,
         };
         if s.grad_tol > 0.0 {
-            st.threshold.set(self.steady_threshold(&rhs, first_method, start));
+            st.threshold
+                .set(self.steady_threshold(&rhs, first_method, start));
         }
         let stop = if !st.steps[0].loss.is_finite() || !st.grad0.is_finite() {
             StopReason::Unstable("non-finite loss or gradient at the start".into())

@@ -1,25 +1,32 @@
 //! The composite rule's node sums for the mixture's flow kernel, fused and vectorized.
 //!
-//! One right-hand side under [`crate::quadrature::Scheme::Composite`] needs two rules: the
-//! Fisher rule (density p(·|θ), panels graded at θ's crossover) and the gradient rule (density
-//! the target p(·|θ*), graded at θ's crossover too). The crossover is computed once per
-//! evaluation (the logarithms of the weights once per kernel); per rule, the panels are built
-//! without sorting into reusable per-thread buffers
-//! ([`crate::quadrature::PanelScratch::build_graded`]), and one pass over them forms each
-//! panel's nodes x = mid + half·zⱼ and density-free weights Wⱼ = half·ωⱼ/(σ√2π) in registers,
-//! evaluates and accumulates everything in SIMD lanes (AVX-512 or AVX2 + FMA, detected at run
-//! time; scalar otherwise), with no allocation once the buffers are warm:
+//! One right-hand side under [`crate::quadrature::Scheme::Composite`] needs the Fisher sums
+//! (density p(·|θ)) and the gradient sums (density the target p(·|θ*)), both with integrands
+//! whose poles sit at θ's crossover. They are evaluated on **one node set**: the union of the
+//! windows of the two rules [`crate::quadrature::Rule::build`] would use, graded at θ's
+//! crossover and subdivided to the same largest panel
+//! ([`crate::quadrature::PanelScratch::build_union`], sort-free, into a per-thread buffer), so
+//! each integrand is resolved as finely as on its own rule (tested against the refined
+//! reference: as accurate as the two rules) while the model's terms and the reciprocal are
+//! shared. The crossover is computed once per evaluation, the logarithms of the weights once
+//! per kernel. One pass forms each panel's nodes x = mid + half·zⱼ and density-free weights
+//! W = half·ωⱼ/(σ√2π) in registers and accumulates all five sums in SIMD lanes (AVX-512 or
+//! AVX2 + FMA, detected at run time; scalar otherwise), with no allocation once warm. Per node,
+//! four exponentials (the two rules took five per pair of nodes):
 //!
-//! * Fisher node (two exponentials): A = w·e^{−d₁²/2σ²}, B = (1−w)·e^{−d₂²/2σ²}, dₖ = x − μₖ;
-//!   p·rₖrₗ·dₖdₗ = W·(A dₖ)(B dₗ)/(A + B) with the pair (A, B) standing for (wN₁, (1−w)N₂), so
-//!   the sums are Σ K·q₁², Σ K·q₁q₂, Σ K·q₂² with K = W/(A + B), q₁ = A d₁, q₂ = B d₂.
-//! * Gradient node (three exponentials): the target density W·(A* + B*) and the
-//!   responsibilities r₁ = 1/(1 + u), r₂ = u·r₁ with u = e^{b−a}, b − a = Δ(2x − μ₁ − μ₂)/(2σ²)
-//!   + ln((1−w)/w) linear in x; the sums are Σ W p*·r₁d₁ and Σ W p*·r₂d₂.
+//! * the model: a = ln w − d₁²/2σ², b = ln(1−w) − d₂²/2σ² (dₖ = x − μₖ, each from its own
+//!   square), s = max(a, b), ℓ = b − a = Δ(2x − μ₁ − μ₂)/(2σ²) + ln((1−w)/w) in linear form;
+//!   E = e^s and e = e^{−|ℓ|}, so (A, B) = (wN₁, (1−w)N₂)·√(2π)σ = E·(A′, B′) with one of
+//!   A′, B′ equal to 1 and the other e. The responsibilities are A′/(1 + e), B′/(1 + e), exact
+//!   however far both components are (no ratio of two underflowed terms);
+//! * Fisher sums Σ K·q₁², Σ K·q₁q₂, Σ K·q₂² with K = W·E/(1 + e), qₖ = (A′ d₁, B′ d₂)ₖ
+//!   (p·rₖrₗ·dₖdₗ = W(A dₖ)(B dₗ)/(A + B));
+//! * gradient sums Σ K*·q₁, Σ K*·q₂ with K* = W·(A* + B*)/(1 + e), the target's two terms.
 //!
-//! Exponents are clamped as in the scalar code (Gaussians to ≥ −700, so a node where both
-//! component terms underflow still has A + B > 0; u's exponent to [−700, 700]). The exponential
-//! is e^x = 2^k·e^r, k = round(x/ln 2), r by a Cody–Waite split, e^r by its degree-12 Taylor
+//! Exponents are clamped to ≥ −700 (E and the target terms then stand at e^{−700} where the
+//! density is below that; e ≥ e^{−700}). The AVX-512 exponential is table-driven (see
+//! `Lanes::exp` there: 2^{j/16} by a register permute, degree-7 polynomial); the AVX2 one is
+//! e^x = 2^k·e^r, k = round(x/ln 2), r by a Cody–Waite split, e^r by its degree-12 Taylor
 //! polynomial (|r| ≤ ln2/2, truncation < 2e-16 relative); 1/y on AVX-512 is the 14-bit
 //! estimate refined by two Newton steps (error ≤ 2^−56 before rounding), elsewhere a division.
 
@@ -245,7 +252,11 @@ unsafe fn for_each_node<V: Lanes>(
         let len = gl.z.len().min(gl.w.len());
         for &(a, b) in panels {
             let half = 0.5 * (b - a);
-            let (h, m, hn) = (V::splat(half), V::splat(0.5 * (a + b)), V::splat(half * norm));
+            let (h, m, hn) = (
+                V::splat(half),
+                V::splat(0.5 * (a + b)),
+                V::splat(half * norm),
+            );
             let mut j = 0;
             while j + V::N <= len {
                 node(V::fma(h, V::load(&gl.z, j), m), hn.mul(V::load(&gl.w, j)));
@@ -612,11 +623,7 @@ impl Lanes for std::arch::x86_64::__m512d {
         use std::arch::x86_64::*;
         unsafe {
             let magic = _mm512_set1_pd(6755399441055744.0); // 1.5·2⁵²
-            let y = _mm512_fmadd_pd(
-                self,
-                _mm512_set1_pd(16.0 * std::f64::consts::LOG2_E),
-                magic,
-            );
+            let y = _mm512_fmadd_pd(self, _mm512_set1_pd(16.0 * std::f64::consts::LOG2_E), magic);
             let k = _mm512_sub_pd(y, magic);
             let r = _mm512_fnmadd_pd(k, _mm512_set1_pd(LN2_HI / 16.0), self);
             let r = _mm512_fnmadd_pd(k, _mm512_set1_pd(LN2_LO / 16.0), r);
@@ -716,7 +723,10 @@ mod tests {
     fn exp_table_is_two_to_the_sixteenths() {
         for (j, &t) in EXP2_SIXTEENTHS.iter().enumerate() {
             let want = (j as f64 / 16.0).exp2();
-            assert!((t - want).abs() <= 2.3e-16 * want, "2^({j}/16): {t} vs {want}");
+            assert!(
+                (t - want).abs() <= 2.3e-16 * want,
+                "2^({j}/16): {t} vs {want}"
+            );
         }
         assert_eq!(LN2_HI.to_bits() & 0x1f_ffff, 0, "LN2_HI low 21 bits");
         assert!((LN2_HI + LN2_LO - std::f64::consts::LN_2).abs() < 1e-20);
@@ -738,12 +748,13 @@ mod tests {
                 sigma: 1.0,
                 w: 0.3,
             };
-            let tm = crate::quadrature::Mixture2 { mu: target, ..model };
+            let tm = crate::quadrature::Mixture2 {
+                mu: target,
+                ..model
+            };
             let g = Grading::of(&model);
             let mut s = PanelScratch::default();
-            let panels = s
-                .build_union(1.0, 10.0, &[model, tm], &model, &g)
-                .to_vec();
+            let panels = s.build_union(1.0, 10.0, &[model, tm], &model, &g).to_vec();
             let k = Consts {
                 mu1: mu[0],
                 mu2: mu[1],

@@ -26,10 +26,10 @@
 //! two); otherwise the log-sum-exp path is taken. The node sums and the exponentials run in
 //! AVX2/FMA lanes when the CPU has them (runtime detection; scalar code otherwise).
 //!
-//! **Composite fast path.** [`MixtureKernel::composite_grad_fisher`] uses the same panels and
-//! nodes as [`Rule::build`] but shares work: two exponentials per Fisher node (density weight
-//! and responsibilities from the same component terms), three per gradient node, fused into one
-//! SIMD pass per rule without allocation ([`super::mixture_composite`]).
+//! **Composite fast path.** [`MixtureKernel::composite_grad_fisher`] evaluates the Fisher and
+//! the gradient sums on one node set, the union of the panels [`Rule::build`] gives each (same
+//! grading, same largest panel), sharing the model's terms: four exponentials per node in one
+//! SIMD pass without allocation ([`super::mixture_composite`]).
 
 use super::mixture::{GaussianMixture, LossKind};
 use crate::flow::FlowKernel;
@@ -384,12 +384,12 @@ impl MixtureKernel {
         }
     }
 
-    /// g and (G₁₁, G₁₂, G₂₂) under the composite rule with shared work: on the Fisher rule the
-    /// two component terms A = w·e^{−d₁²/2σ²}, B = (1−w)·e^{−d₂²/2σ²} give both the density
-    /// weight and the responsibilities (p·r₁² = A²/(S·σ√2π), S = A + B), so a node costs two
-    /// exponentials; on the gradient rule the target density takes two and the
-    /// responsibilities one (their exponent is linear in x). Same panels and nodes as
-    /// [`Rule::build`]; `None` unless the scheme is composite and the loss is the population one.
+    /// g and (G₁₁, G₁₂, G₂₂) under the composite rule with shared work: on one node set (the
+    /// union of the Fisher rule's and the gradient rule's panels of [`Rule::build`]) the model's
+    /// two component terms give the Fisher weights and the responsibilities (two
+    /// exponentials: e^{max} and e^{−|b−a|}), the target's density two more. As accurate as the
+    /// two rules (tested against the refined reference); `None` unless the scheme is composite
+    /// and the loss is the population one.
     pub fn composite_grad_fisher(&self, theta: &[f64]) -> Option<([f64; 2], [f64; 3])> {
         let c = self.composite.as_ref()?;
         let p = c.params.at([theta[0], theta[1]]);
