@@ -30,4 +30,10 @@ pub trait FlowKernel: Send + Sync {
         hess: &mut [f64],
         dfisher: &mut [f64],
     );
+
+    /// L(θ) by the kernel's own quadrature where it has a fused path for it (the records of
+    /// lean runs use it); None to let the model's [`crate::model::StatModel::loss`] decide.
+    fn loss(&self, _theta: &[f64]) -> Option<f64> {
+        None
+    }
 }

@@ -109,7 +109,19 @@ pub struct FlowRhs<'m> {
     jacobians: Cell<usize>,
     jac_cache: RefCell<Option<(Vec<f64>, DMatrix<f64>)>>,
     grad_cache: RefCell<(Vec<f64>, f64)>,
+    /// The last 2×2 kernel evaluation (θ, ∇L, G): the kernel is a pure function of θ, and
+    /// the records, the steady-state threshold and the solver's first stage often ask for
+    /// the θ of the last one (first-same-as-last steps end where the next begins).
+    kernel_cache: Cell<Option<KernelValue>>,
     correction: Option<Box<dyn FlowCorrection + 'm>>,
+}
+
+/// One 2×2 kernel evaluation: θ, ∇L(θ) and the model's Fisher matrix G(θ) (row-major).
+#[derive(Clone, Copy, Debug)]
+struct KernelValue {
+    theta: [f64; 2],
+    grad: [f64; 2],
+    fisher: [f64; 4],
 }
 
 impl<'m> FlowRhs<'m> {
@@ -155,6 +167,7 @@ impl<'m> FlowRhs<'m> {
             jacobians: Cell::new(0),
             jac_cache: RefCell::new(None),
             grad_cache: RefCell::new((Vec::new(), f64::NAN)),
+            kernel_cache: Cell::new(None),
             correction: None,
         }
     }
@@ -262,13 +275,43 @@ impl<'m> FlowRhs<'m> {
         if theta.len() != 2 || !self.uses_kernel() {
             return None;
         }
-        let k = self.kernel.as_ref()?.get();
-        let (mut g, mut f) = ([0.0; 2], [0.0; 4]);
-        k.grad_fisher(theta, &mut g, &mut f);
-        if matches!(self.metric, MetricKind::Euclidean) {
-            f = [1.0, 0.0, 0.0, 1.0];
+        let v = self.kernel_value(theta)?;
+        let f = if matches!(self.metric, MetricKind::Euclidean) {
+            [1.0, 0.0, 0.0, 1.0]
+        } else {
+            v.fisher
+        };
+        Some((v.grad, f))
+    }
+
+    /// L(θ) from the model's kernel where it has a fused path for it (see
+    /// [`FlowKernel::loss`]); None otherwise.
+    pub fn kernel_loss(&self, theta: &[f64]) -> Option<f64> {
+        self.kernel.as_ref()?.get().loss(theta)
+    }
+
+    /// The 2×2 kernel's (∇L, G) at θ, from the cache when θ is the last one evaluated; None
+    /// without a 2-parameter kernel.
+    fn kernel_value(&self, theta: &[f64]) -> Option<KernelValue> {
+        let [t0, t1] = theta else { return None };
+        if let Some(v) = self.kernel_cache.get()
+            && v.theta[0].to_bits() == t0.to_bits()
+            && v.theta[1].to_bits() == t1.to_bits()
+        {
+            return Some(v);
         }
-        Some((g, f))
+        let k = self.kernel.as_ref()?.get();
+        if k.dim() != 2 {
+            return None;
+        }
+        let mut v = KernelValue {
+            theta: [*t0, *t1],
+            grad: [0.0; 2],
+            fisher: [0.0; 4],
+        };
+        k.grad_fisher(theta, &mut v.grad, &mut v.fisher);
+        self.kernel_cache.set(Some(v));
+        Some(v)
     }
 
     /// The damping actually applied for a metric with trace `trace` (λ or the floor).
@@ -335,18 +378,18 @@ impl<'m> FlowRhs<'m> {
     fn eval_first_order(&self, theta: &[f64], out: &mut [f64]) {
         self.evals.set(self.evals.get() + 1);
         let n = theta.len();
-        if n == 2 && self.uses_kernel() {
-            let k = self.kernel.as_ref().map(|k| k.get());
-            if let Some(k) = k {
-                let (mut g, mut f) = ([0.0; 2], [0.0; 4]);
-                k.grad_fisher(theta, &mut g, &mut f);
-                if matches!(self.metric, MetricKind::Euclidean) {
-                    f = [1.0, 0.0, 0.0, 1.0];
-                }
-                let x = self.kernel_velocity(theta, g, f);
-                out.copy_from_slice(&x);
-                return;
-            }
+        if n == 2
+            && self.uses_kernel()
+            && let Some(v) = self.kernel_value(theta)
+        {
+            let f = if matches!(self.metric, MetricKind::Euclidean) {
+                [1.0, 0.0, 0.0, 1.0]
+            } else {
+                v.fisher
+            };
+            let x = self.kernel_velocity(theta, v.grad, f);
+            out.copy_from_slice(&x);
+            return;
         }
         if self.line.is_none() && self.damping_floor == 0.0 {
             // one pass for ∇L and the natural gradient where the provider has one (K-FAC)
@@ -462,16 +505,7 @@ impl<'m> FlowRhs<'m> {
     /// The model's Fisher matrix at θ from the fused 2×2 kernel (row-major), whatever metric
     /// the flow solves with; None without one. The kernel is not counted as an f evaluation.
     pub fn kernel_fisher2(&self, theta: &[f64]) -> Option<[f64; 4]> {
-        if theta.len() != 2 {
-            return None;
-        }
-        let k = self.kernel.as_ref()?.get();
-        if k.dim() != 2 {
-            return None;
-        }
-        let (mut g, mut f) = ([0.0; 2], [0.0; 4]);
-        k.grad_fisher(theta, &mut g, &mut f);
-        Some(f)
+        self.kernel_value(theta).map(|v| v.fisher)
     }
 
     fn remember_grad(&self, theta: &[f64], norm: f64) {
@@ -587,13 +621,8 @@ impl<'m> FlowRhs<'m> {
                 return c.1;
             }
         }
-        if let Some(k) = self.kernel.as_ref().map(|k| k.get()) {
-            let n = theta.len();
-            if n == 2 {
-                let (mut g, mut f) = ([0.0; 2], [0.0; 4]);
-                k.grad_fisher(theta, &mut g, &mut f);
-                return (g[0] * g[0] + g[1] * g[1]).sqrt();
-            }
+        if let Some(v) = self.kernel_value(theta) {
+            return (v.grad[0] * v.grad[0] + v.grad[1] * v.grad[1]).sqrt();
         }
         self.model.gradient(theta).norm()
     }

@@ -906,7 +906,9 @@ impl<'m> Simulator<'m> {
         Step {
             t,
             theta: theta.to_vec(),
-            loss: rhs.model().loss(theta),
+            loss: rhs
+                .kernel_loss(theta)
+                .unwrap_or_else(|| rhs.model().loss(theta)),
             grad_norm: (g[0] * g[0] + g[1] * g[1]).sqrt(),
             kappa,
             min_eig,

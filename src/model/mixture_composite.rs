@@ -117,6 +117,92 @@ pub(crate) fn grad_fisher(
     })
 }
 
+/// L(θ) = −E_{p*}[log p(x|θ)] at θ = `p.mu` on the same node set as [`grad_fisher`]: per node
+/// log p = max(a, b) + ln(1 + e^{−|b−a|}) − ln(σ√2π), the logarithm in lanes too
+/// (`Lanes::ln_1p_unit`).
+pub(crate) fn cross_entropy(gl: &GlTable, max_panel: f64, half_width: f64, p: &Params) -> f64 {
+    WORKSPACE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut ws) => loss_eval(&mut ws, gl, max_panel, half_width, p),
+        Err(_) => loss_eval(&mut Workspace::default(), gl, max_panel, half_width, p),
+    })
+}
+
+fn loss_eval(ws: &mut Workspace, gl: &GlTable, max_panel: f64, half_width: f64, p: &Params) -> f64 {
+    let (model, target, grading, k) = setup(p);
+    let panels = ws
+        .panels
+        .build_union(max_panel, half_width, &[model, target], &model, &grading);
+    let log_norm = (p.sigma * (2.0 * PI).sqrt()).ln();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if simd_level() == 2 {
+            // SAFETY: the CPU supports AVX-512F (checked by `simd_level`).
+            return unsafe { loss_avx512(panels, gl, &k, log_norm) };
+        }
+        if simd_level() == 1 {
+            // SAFETY: the CPU supports AVX2 and FMA (checked by `simd_level`).
+            return unsafe { loss_avx2(panels, gl, &k, log_norm) };
+        }
+    }
+    // SAFETY: the scalar lanes use no CPU features.
+    unsafe { loss_sum::<f64>(panels, gl, &k, log_norm) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn loss_avx512(panels: &[(f64, f64)], gl: &GlTable, k: &Consts, log_norm: f64) -> f64 {
+    // SAFETY: AVX-512F is enabled for this function.
+    unsafe { loss_sum::<std::arch::x86_64::__m512d>(panels, gl, k, log_norm) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn loss_avx2(panels: &[(f64, f64)], gl: &GlTable, k: &Consts, log_norm: f64) -> f64 {
+    // SAFETY: AVX2 and FMA are enabled for this function.
+    unsafe { loss_sum::<std::arch::x86_64::__m256d>(panels, gl, k, log_norm) }
+}
+
+/// −Σ W p*·log p(x|θ) over the nodes of `panels`.
+///
+/// # Safety
+/// `V`'s CPU features must be available.
+#[inline(always)]
+unsafe fn loss_sum<V: Lanes>(
+    panels: &[(f64, f64)],
+    gl: &GlTable,
+    k: &Consts,
+    log_norm: f64,
+) -> f64 {
+    // SAFETY: the caller guarantees V's features.
+    unsafe {
+        let (mu1, mu2) = (V::splat(k.mu1), V::splat(k.mu2));
+        let (t1, t2) = (V::splat(k.t1), V::splat(k.t2));
+        let (lw1, lw2) = (V::splat(k.lw1), V::splat(k.lw2));
+        let (c, floor) = (V::splat(k.c), V::splat(-700.0));
+        let (dc, two, c0) = (V::splat(k.delta * k.c), V::splat(2.0), V::splat(k.c0));
+        let nmsum = V::splat(-(k.mu1 + k.mu2));
+        let (mut acc, mut mass) = (V::splat(0.0), V::splat(0.0));
+        for_each_node::<V>(panels, gl, k.norm, |xv, w| {
+            let d1 = xv.sub(mu1);
+            let d2 = xv.sub(mu2);
+            let a = V::fnma(c.mul(d1), d1, lw1);
+            let b = V::fnma(c.mul(d2), d2, lw2);
+            let lin = V::fma(dc, V::fma(two, xv, nmsum), c0);
+            let e = lin.min(lin.neg()).max(floor).exp();
+            let logp = a.max(b).add(e.ln_1p_unit());
+            let e1 = xv.sub(t1);
+            let e2 = xv.sub(t2);
+            let pa = V::fnma(c.mul(e1), e1, lw1).max(floor).exp();
+            let pb = V::fnma(c.mul(e2), e2, lw2).max(floor).exp();
+            let wp = w.mul(pa.add(pb));
+            acc = V::fma(wp, logp, acc);
+            mass = mass.add(wp);
+        });
+        // log p = (a ∨ b) + ln(1 + e) − ln(σ√2π)
+        log_norm * mass.hsum() - acc.hsum()
+    }
+}
+
 fn eval(
     ws: &mut Workspace,
     gl: &GlTable,
@@ -124,6 +210,24 @@ fn eval(
     half_width: f64,
     p: &Params,
 ) -> ([f64; 2], [f64; 3]) {
+    let (model, target, grading, k) = setup(p);
+    let s = dispatch(
+        ws.panels
+            .build_union(max_panel, half_width, &[model, target], &model, &grading),
+        gl,
+        &k,
+    );
+    let inv_s2 = 2.0 * k.c;
+    let i4 = inv_s2 * inv_s2;
+    (
+        [-s[3] * inv_s2, -s[4] * inv_s2],
+        [s[0] * i4, s[1] * i4, s[2] * i4],
+    )
+}
+
+/// The model and target mixtures, the grading at the model's crossover (both rules are
+/// graded there: computed once) and the scalars of one evaluation.
+fn setup(p: &Params) -> (Mixture2, Mixture2, Grading, Consts) {
     let model = Mixture2 {
         mu: p.mu,
         sigma: p.sigma,
@@ -133,9 +237,7 @@ fn eval(
         mu: p.target,
         ..model
     };
-    // both rules are graded at the model's crossover: computed once
     let grading = Grading::with_log_odds(&model, p.log_odds);
-    let norm = 1.0 / (p.sigma * (2.0 * PI).sqrt());
     let inv_s2 = 1.0 / (p.sigma * p.sigma);
     let k = Consts {
         mu1: p.mu[0],
@@ -147,19 +249,9 @@ fn eval(
         c: 0.5 * inv_s2,
         delta: p.mu[1] - p.mu[0],
         c0: p.c0,
-        norm,
+        norm: 1.0 / (p.sigma * (2.0 * PI).sqrt()),
     };
-    let s = dispatch(
-        ws.panels
-            .build_union(max_panel, half_width, &[model, target], &model, &grading),
-        gl,
-        &k,
-    );
-    let i4 = inv_s2 * inv_s2;
-    (
-        [-s[3] * inv_s2, -s[4] * inv_s2],
-        [s[0] * i4, s[1] * i4, s[2] * i4],
-    )
+    (model, target, grading, k)
 }
 
 /// Scalars of one evaluation.
@@ -348,6 +440,30 @@ trait Lanes: Copy {
     unsafe fn recip(self) -> Self;
     /// e^self for self ∈ [−700, 700].
     unsafe fn exp(self) -> Self;
+    /// ln(1 + self) for self ∈ [0, 1], fdlibm's logarithm kernel in lanes: with f = self, or
+    /// f = (self − 1)/2 and k = 1 above √2 − 1 (so 1 + self = 2^k(1 + f), f ∈ [√2/2 − 1,
+    /// √2 − 1], both exact), s = f/(2 + f), ln(1 + f) = f − ½f² + s(½f² + R(s²)) with R its
+    /// degree-7 minimax polynomial (error < 2^−58.45 on this range), plus k·ln 2 split.
+    #[inline(always)]
+    unsafe fn ln_1p_unit(self) -> Self {
+        // SAFETY: the caller guarantees the features of the methods used.
+        unsafe {
+            let (one, half) = (Self::splat(1.0), Self::splat(0.5));
+            let above = self.sub(Self::splat(std::f64::consts::SQRT_2 - 1.0));
+            let f = above.select_le0(self, self.sub(one).mul(half));
+            let k = above.select_le0(Self::splat(0.0), one);
+            let s = f.mul(Self::splat(2.0).add(f).recip());
+            let z = s.mul(s);
+            let mut r = Self::splat(LG[6]);
+            for &c in LG[..6].iter().rev() {
+                r = Self::fma(r, z, Self::splat(c));
+            }
+            let r = r.mul(z);
+            let hfsq = half.mul(f).mul(f);
+            let t = Self::fma(s, hfsq.add(r), k.mul(Self::splat(LN2_LO)));
+            Self::fma(k, Self::splat(LN2_HI), f.sub(hfsq.sub(t)))
+        }
+    }
     unsafe fn hsum(self) -> f64;
 }
 
@@ -406,6 +522,10 @@ impl Lanes for f64 {
         f64::exp(self)
     }
     #[inline(always)]
+    unsafe fn ln_1p_unit(self) -> Self {
+        f64::ln_1p(self)
+    }
+    #[inline(always)]
     unsafe fn hsum(self) -> f64 {
         self
     }
@@ -455,6 +575,17 @@ const EXP2_SIXTEENTHS: [f64; 16] = [
     f64::from_bits(0x3ffc199bdd85529c),
     f64::from_bits(0x3ffd5818dcfba487),
     f64::from_bits(0x3ffea4afa2a490da),
+];
+/// fdlibm's minimax coefficients Lg1…Lg7 of R(z) in ln(1 + f) = f − ½f² + s(½f² + R(s²))
+/// (`e_log.c`; |R error| < 2^−58.45 for |s| ≤ 0.1716).
+const LG: [f64; 7] = [
+    f64::from_bits(0x3fe5555555555593), // 6.666666666666735130e-01
+    f64::from_bits(0x3fd999999997fa04), // 3.999999999940941908e-01
+    f64::from_bits(0x3fd2492494229359), // 2.857142874366239149e-01
+    f64::from_bits(0x3fcc71c51d8e78af), // 2.222219843214978396e-01
+    f64::from_bits(0x3fc7466496cb03de), // 1.818357216161805012e-01
+    f64::from_bits(0x3fc39a09d078c69f), // 1.531383769920937332e-01
+    f64::from_bits(0x3fc2f112df3e5244), // 1.479819860511658591e-01
 ];
 const LN2_HI: f64 = 0.6931471803691238;
 const LN2_LO: f64 = 1.9082149292705877e-10;
@@ -715,6 +846,66 @@ mod tests {
                 check(&e, &r, "avx2");
             }
         }
+    }
+
+    /// The lanes' ln(1 + x) on [0, 1] agrees with libm's ln_1p to 2 ulp, at both ends of the
+    /// range split (√2 − 1), for tiny x (ln(1 + x) = x) and at 1.
+    #[test]
+    fn ln_1p_matches_libm() {
+        let mut xs: Vec<f64> = (0..=4000).map(|i| i as f64 / 4000.0).collect();
+        let s = std::f64::consts::SQRT_2 - 1.0;
+        xs.extend([1e-300, 1e-17, 1e-9, s, s.next_up(), s.next_down(), 0.5, 1.0]);
+        xs.extend([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+        let n = xs.len() / 8 * 8;
+        let check = |got: &[f64], name: &str| {
+            for (&v, &x) in got.iter().zip(&xs) {
+                let want = x.ln_1p();
+                assert!(
+                    (v - want).abs() <= 4.5e-16 * want,
+                    "{name} ln_1p({x:e}): {v:e} vs {want:e}"
+                );
+            }
+        };
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{__m256d, __m512d};
+            fn run<V: Lanes>(xs: &[f64]) -> Vec<f64> {
+                let mut out = vec![0.0; xs.len()];
+                let mut i = 0;
+                while i + V::N <= xs.len() {
+                    // SAFETY: only called below when the CPU has V's features; i + N ≤ len.
+                    unsafe {
+                        let a = V::load(xs, i).ln_1p_unit();
+                        for l in 0..V::N {
+                            let mut one = vec![0.0; V::N];
+                            one[l] = 1.0;
+                            out[i + l] = a.mul(V::load(&one, 0)).hsum();
+                        }
+                    }
+                    i += V::N;
+                }
+                out
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                #[target_feature(enable = "avx512f")]
+                fn go(xs: &[f64]) -> Vec<f64> {
+                    run::<__m512d>(xs)
+                }
+                // SAFETY: AVX-512F is available (checked above).
+                check(&unsafe { go(&xs[..n]) }, "avx512");
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn go(xs: &[f64]) -> Vec<f64> {
+                    run::<__m256d>(xs)
+                }
+                // SAFETY: AVX2 and FMA are available (checked above).
+                check(&unsafe { go(&xs[..n]) }, "avx2");
+            }
+        }
+        let _ = (n, &check);
     }
 
     /// The exponential's table is 2^{j/16} to within half an ulp of libm's exp2 (which is
