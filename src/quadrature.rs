@@ -389,8 +389,11 @@ impl PanelScratch {
             let reach = half_width * d.sigma;
             finite &= d.mu.iter().all(|m| m.is_finite()) && reach.is_finite();
             let (w, nw) = windows_of(d, scores_of, grading.crossover, reach);
-            all[n..n + nw].copy_from_slice(&w[..nw]);
-            n += nw;
+            // element-wise (a variable-length copy_from_slice is a memcpy call)
+            for &wi in w.iter().take(nw) {
+                all[n] = wi;
+                n += 1;
+            }
         }
         if !finite || n == 0 {
             return match densities.first() {
