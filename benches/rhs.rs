@@ -2,14 +2,15 @@
 //! the shared-exponential Gauss–Hermite fast path (K = 64), the generic log-sum-exp path
 //! through `loss_grad` + `fisher` + `Metric::solve` (same rule), and the composite default (the
 //! whole rhs and its kernel alone; the node count is printed, for ns per node); plus one libm
-//! `exp` for the bound 2·2K·t_exp.
+//! `exp` for the bound 2·2K·t_exp. The rhs benches alternate between θ and a point 1e-9 away:
+//! `FlowRhs` keeps its last kernel evaluation, and a repeated θ would time the cache.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use fisher_flow::flow::FlowRhs;
 use fisher_flow::metric::MetricKind;
 use fisher_flow::model::mixture_kernel::MixtureKernel;
 use fisher_flow::model::{GaussianMixture, LossKind, StatModel};
-use fisher_flow::quadrature::{Rule, Scheme};
+use fisher_flow::quadrature::{Grading, PanelScratch, Rule, Scheme};
 use std::hint::black_box;
 
 fn demo(scheme: Scheme) -> GaussianMixture {
@@ -27,10 +28,14 @@ fn bench(c: &mut Criterion) {
     let comp = demo(Scheme::default());
     let theta = [0.7, -2.3];
     let mut g = c.benchmark_group("rhs");
+    let thetas = [theta, [theta[0] + 1e-9, theta[1]]];
     let fast = FlowRhs::new(&gh, MetricKind::Exact, 0.0);
     g.bench_function("gauss-hermite-64 fast path", |b| {
-        let mut out = [0.0; 2];
-        b.iter(|| fast.eval(black_box(&theta), &mut out))
+        let (mut out, mut i) = ([0.0; 2], 0usize);
+        b.iter(|| {
+            i ^= 1;
+            fast.eval(black_box(&thetas[i]), &mut out)
+        })
     });
     g.bench_function(
         "gauss-hermite-64 generic (loss_grad + fisher + Metric::solve)",
@@ -43,17 +48,33 @@ fn bench(c: &mut Criterion) {
     );
     let slow = FlowRhs::new(&comp, MetricKind::Exact, 0.0);
     g.bench_function("composite default", |b| {
-        let mut out = [0.0; 2];
-        b.iter(|| slow.eval(black_box(&theta), &mut out))
+        let (mut out, mut i) = ([0.0; 2], 0usize);
+        b.iter(|| {
+            i ^= 1;
+            slow.eval(black_box(&thetas[i]), &mut out)
+        })
     });
-    // Nodes of one composite evaluation at θ (Fisher rule + gradient rule), for ns per node.
-    let rule_nodes = |d: &GaussianMixture| {
-        let (p, t) = (d.density(&theta), d.density(&d.target));
-        Rule::build(&d.scheme, &p, &p).len() + Rule::build(&d.scheme, &t, &p).len()
+    // Nodes of one composite evaluation at θ: the generic path's two rules (Fisher + gradient)
+    // and the kernel's one node set (their union), for ns per node.
+    let (p, t) = (comp.density(&theta), comp.density(&comp.target));
+    let two_rules =
+        Rule::build(&comp.scheme, &p, &p).len() + Rule::build(&comp.scheme, &t, &p).len();
+    let union = match comp.scheme {
+        Scheme::Composite {
+            nodes_per_panel,
+            max_panel,
+            half_width,
+        } => {
+            let mut s = PanelScratch::default();
+            s.build_union(max_panel, half_width, &[p, t], &p, &Grading::of(&p))
+                .len()
+                * nodes_per_panel
+        }
+        Scheme::GaussHermite { .. } => 0,
     };
     eprintln!(
-        "composite default at θ = {theta:?}: {} quadrature nodes per rhs (gauss-hermite-64: 256)",
-        rule_nodes(&comp)
+        "composite default at θ = {theta:?}: {two_rules} nodes in the generic path's two rules, \
+         {union} in the kernel's one node set (gauss-hermite-64: 256)"
     );
     let kernel = MixtureKernel::new(&comp);
     g.bench_function("composite default, kernel alone (g and I)", |b| {
