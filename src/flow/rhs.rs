@@ -290,6 +290,19 @@ impl<'m> FlowRhs<'m> {
         self.kernel.as_ref()?.get().loss(theta)
     }
 
+    /// L(θ): the kernel's fused loss where it has one, else the model's.
+    pub fn loss(&self, theta: &[f64]) -> f64 {
+        self.kernel_loss(theta)
+            .unwrap_or_else(|| self.model.loss(theta))
+    }
+
+    /// (L, ∇L) at θ from the kernel when it has both (the fused loss and the 2×2 kernel's
+    /// gradient on the same node set); None otherwise.
+    pub fn kernel_loss_grad2(&self, theta: &[f64]) -> Option<(f64, [f64; 2])> {
+        let l = self.kernel_loss(theta)?;
+        Some((l, self.kernel_value(theta)?.grad))
+    }
+
     /// The 2×2 kernel's (∇L, G) at θ, from the cache when θ is the last one evaluated; None
     /// without a 2-parameter kernel.
     fn kernel_value(&self, theta: &[f64]) -> Option<KernelValue> {

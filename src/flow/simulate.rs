@@ -822,7 +822,7 @@ impl<'m> Simulator<'m> {
         if record_end {
             push(st, t, theta);
         } else {
-            st.pending.push((t, rhs.model().loss(theta)));
+            st.pending.push((t, rhs.loss(theta)));
         }
     }
 
@@ -879,7 +879,7 @@ impl<'m> Simulator<'m> {
             .filter_map(|j| {
                 let t = t0 + (t1 - t0) * j as f64 / (k + 1) as f64;
                 let y = solver.interpolate(t).ok()?.clone_as_vec();
-                let l = rhs.model().loss(&y);
+                let l = rhs.loss(&y);
                 l.is_finite().then_some((t, l))
             })
             .collect()
@@ -906,9 +906,7 @@ impl<'m> Simulator<'m> {
         Step {
             t,
             theta: theta.to_vec(),
-            loss: rhs
-                .kernel_loss(theta)
-                .unwrap_or_else(|| rhs.model().loss(theta)),
+            loss: rhs.loss(theta),
             grad_norm: (g[0] * g[0] + g[1] * g[1]).sqrt(),
             kappa,
             min_eig,
@@ -930,15 +928,24 @@ impl<'m> Simulator<'m> {
         interior: Vec<(f64, f64)>,
     ) -> Step {
         let model = rhs.model();
-        let n = model.dim();
-        let mut grad = vec![0.0; n];
-        let loss = model.loss_grad(theta, &mut grad);
-        let g = nalgebra::DVector::from_vec(grad);
+        // L and ∇L from the kernel's one node set where it has a fused loss, else the model's
+        let (loss, g) = match rhs.kernel_loss_grad2(theta) {
+            Some((l, g)) => (l, nalgebra::DVector::from_row_slice(&g)),
+            None => {
+                let mut grad = vec![0.0; model.dim()];
+                let loss = model.loss_grad(theta, &mut grad);
+                (loss, nalgebra::DVector::from_vec(grad))
+            }
+        };
         let f = rhs.eval_vec(theta);
         rhs_uncount(rhs);
-        // κ of the damped metric and λ_min of the undamped one, from the provider's
-        // factorization where the size allows (NaN otherwise).
-        let (kappa, min_eig) = rhs.conditioning_at(theta);
+        // κ of the damped metric and λ_min of the undamped one: in closed form from the 2×2
+        // kernel's G off the near-singular zone, else from the provider's factorization where
+        // the size allows (NaN otherwise).
+        let (kappa, min_eig) = rhs
+            .grad_metric2(theta)
+            .and_then(|(_, m)| rhs.conditioning_from2(m))
+            .unwrap_or_else(|| rhs.conditioning_at(theta));
         Step {
             t,
             theta: theta.to_vec(),
