@@ -175,25 +175,12 @@ unsafe fn loss_sum<V: Lanes>(
 ) -> f64 {
     // SAFETY: the caller guarantees V's features.
     unsafe {
-        let (mu1, mu2) = (V::splat(k.mu1), V::splat(k.mu2));
-        let (t1, t2) = (V::splat(k.t1), V::splat(k.t2));
-        let (lw1, lw2) = (V::splat(k.lw1), V::splat(k.lw2));
-        let (c, floor) = (V::splat(k.c), V::splat(-700.0));
-        let (dc, two, c0) = (V::splat(k.delta * k.c), V::splat(2.0), V::splat(k.c0));
-        let nmsum = V::splat(-(k.mu1 + k.mu2));
+        let sp = Splats::<V>::new(k);
         let (mut acc, mut mass) = (V::splat(0.0), V::splat(0.0));
         for_each_node::<V>(panels, gl, k.norm, |xv, w| {
-            let d1 = xv.sub(mu1);
-            let d2 = xv.sub(mu2);
-            let a = V::fnma(c.mul(d1), d1, lw1);
-            let b = V::fnma(c.mul(d2), d2, lw2);
-            let lin = V::fma(dc, V::fma(two, xv, nmsum), c0);
-            let e = lin.min(lin.neg()).max(floor).exp();
-            let logp = a.max(b).add(e.ln_1p_unit());
-            let e1 = xv.sub(t1);
-            let e2 = xv.sub(t2);
-            let pa = V::fnma(c.mul(e1), e1, lw1).max(floor).exp();
-            let pb = V::fnma(c.mul(e2), e2, lw2).max(floor).exp();
+            let t = sp.terms(xv);
+            let logp = t.a.max(t.b).add(t.e.ln_1p_unit());
+            let (pa, pb) = sp.target(xv);
             let wp = w.mul(pa.add(pb));
             acc = V::fma(wp, logp, acc);
             mass = mass.add(wp);
@@ -358,6 +345,105 @@ unsafe fn for_each_node<V: Lanes>(
     }
 }
 
+/// The scalars of [`Consts`] splat into lanes once per evaluation.
+#[derive(Clone, Copy)]
+struct Splats<V> {
+    mu1: V,
+    mu2: V,
+    t1: V,
+    t2: V,
+    lw1: V,
+    lw2: V,
+    c: V,
+    floor: V,
+    /// Δ/(2σ²), 2, ln((1−w)/w), −(μ₁ + μ₂): b − a = Δ(2x − μ₁ − μ₂)/(2σ²) + c₀.
+    dc: V,
+    two: V,
+    c0: V,
+    nmsum: V,
+}
+
+/// The model's terms at a node x: dₖ = x − μₖ, the log component terms a = ln w − d₁²/2σ²,
+/// b = ln(1−w) − d₂²/2σ² (each from its own square: b as a + (b − a) would cancel where both
+/// are large), ℓ = b − a in linear form and e = e^{−|ℓ|}.
+#[derive(Clone, Copy)]
+struct Terms<V> {
+    d1: V,
+    d2: V,
+    a: V,
+    b: V,
+    lin: V,
+    e: V,
+}
+
+impl<V: Lanes> Splats<V> {
+    /// # Safety
+    /// `V`'s CPU features must be available.
+    #[inline(always)]
+    unsafe fn new(k: &Consts) -> Self {
+        // SAFETY: the caller guarantees V's features.
+        unsafe {
+            Splats {
+                mu1: V::splat(k.mu1),
+                mu2: V::splat(k.mu2),
+                t1: V::splat(k.t1),
+                t2: V::splat(k.t2),
+                lw1: V::splat(k.lw1),
+                lw2: V::splat(k.lw2),
+                c: V::splat(k.c),
+                floor: V::splat(-700.0),
+                dc: V::splat(k.delta * k.c),
+                two: V::splat(2.0),
+                c0: V::splat(k.c0),
+                nmsum: V::splat(-(k.mu1 + k.mu2)),
+            }
+        }
+    }
+
+    /// The model's [`Terms`] at x.
+    ///
+    /// # Safety
+    /// `V`'s CPU features must be available.
+    #[inline(always)]
+    unsafe fn terms(&self, xv: V) -> Terms<V> {
+        // SAFETY: the caller guarantees V's features.
+        unsafe {
+            let (c, floor) = (self.c, self.floor);
+            let d1 = xv.sub(self.mu1);
+            let d2 = xv.sub(self.mu2);
+            let a = V::fnma(c.mul(d1), d1, self.lw1);
+            let b = V::fnma(c.mul(d2), d2, self.lw2);
+            let lin = V::fma(self.dc, V::fma(self.two, xv, self.nmsum), self.c0);
+            let e = lin.min(lin.neg()).max(floor).exp();
+            Terms {
+                d1,
+                d2,
+                a,
+                b,
+                lin,
+                e,
+            }
+        }
+    }
+
+    /// The target's density terms at x: A* = w·e^{−(x−θ*₁)²/2σ²}, B* likewise (≥ e^{−700}).
+    ///
+    /// # Safety
+    /// `V`'s CPU features must be available.
+    #[inline(always)]
+    unsafe fn target(&self, xv: V) -> (V, V) {
+        // SAFETY: the caller guarantees V's features.
+        unsafe {
+            let e1 = xv.sub(self.t1);
+            let e2 = xv.sub(self.t2);
+            (
+                V::fnma(self.c.mul(e1), e1, self.lw1).max(self.floor).exp(),
+                V::fnma(self.c.mul(e2), e2, self.lw2).max(self.floor).exp(),
+            )
+        }
+    }
+}
+
 /// [Σ K·q₁², Σ K·q₁q₂, Σ K·q₂², Σ K*·q₁, Σ K*·q₂] over the nodes of `panels` (see the module
 /// docs): the Fisher sums and the gradient sums in one pass.
 ///
@@ -367,41 +453,25 @@ unsafe fn for_each_node<V: Lanes>(
 unsafe fn sums<V: Lanes>(panels: &[(f64, f64)], gl: &GlTable, k: &Consts) -> [f64; 5] {
     // SAFETY: the caller guarantees V's features.
     unsafe {
-        let (mu1, mu2) = (V::splat(k.mu1), V::splat(k.mu2));
-        let (t1, t2) = (V::splat(k.t1), V::splat(k.t2));
-        let (lw1, lw2) = (V::splat(k.lw1), V::splat(k.lw2));
-        let (c, floor) = (V::splat(k.c), V::splat(-700.0));
-        // b − a = Δ(2x − μ₁ − μ₂)/(2σ²) + c₀
-        let (dc, two, c0) = (V::splat(k.delta * k.c), V::splat(2.0), V::splat(k.c0));
-        let nmsum = V::splat(-(k.mu1 + k.mu2));
+        let sp = Splats::<V>::new(k);
         let one = V::splat(1.0);
         let mut acc = [V::splat(0.0); 5];
         for_each_node::<V>(panels, gl, k.norm, |xv, w| {
-            let d1 = xv.sub(mu1);
-            let d2 = xv.sub(mu2);
-            // the model's log component terms a, b (each from its own square: b as a + (b − a)
-            // would cancel where both are large), their max s, and b − a in linear form
-            let a = V::fnma(c.mul(d1), d1, lw1);
-            let b = V::fnma(c.mul(d2), d2, lw2);
-            let lin = V::fma(dc, V::fma(two, xv, nmsum), c0);
-            let big = a.max(b).max(floor).exp();
-            let e = lin.min(lin.neg()).max(floor).exp();
-            // (A', B') = (A, B)/e^s: one of them is 1, the other e^{−|lin|}
-            let sa = lin.select_le0(one, e);
-            let sb = lin.select_le0(e, one);
-            let inv = one.add(e).recip();
-            let q1 = sa.mul(d1);
-            let q2 = sb.mul(d2);
+            let t = sp.terms(xv);
+            // E = e^{max(a, b)}; (A′, B′) = (A, B)/E: one of them is 1, the other e
+            let big = t.a.max(t.b).max(sp.floor).exp();
+            let sa = t.lin.select_le0(one, t.e);
+            let sb = t.lin.select_le0(t.e, one);
+            let inv = one.add(t.e).recip();
+            let q1 = sa.mul(t.d1);
+            let q2 = sb.mul(t.d2);
             let kk = w.mul(big).mul(inv);
             let kq2 = kk.mul(q2);
             acc[0] = V::fma(kk.mul(q1), q1, acc[0]);
             acc[1] = V::fma(q1, kq2, acc[1]);
             acc[2] = V::fma(q2, kq2, acc[2]);
-            // the target's density W·p*(x) = W(A* + B*) times 1/(A' + B')
-            let e1 = xv.sub(t1);
-            let e2 = xv.sub(t2);
-            let pa = V::fnma(c.mul(e1), e1, lw1).max(floor).exp();
-            let pb = V::fnma(c.mul(e2), e2, lw2).max(floor).exp();
+            // the target's density W·p*(x) = W(A* + B*) times 1/(A′ + B′)
+            let (pa, pb) = sp.target(xv);
             let kt = w.mul(pa.add(pb)).mul(inv);
             acc[3] = V::fma(kt, q1, acc[3]);
             acc[4] = V::fma(kt, q2, acc[4]);
