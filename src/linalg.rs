@@ -47,20 +47,26 @@ fn sort_ascending(values: DVector<f64>, vectors: DMatrix<f64>, n: usize) -> SymE
 /// Closed-form 2×2 symmetric eigendecomposition (Jacobi rotation; accurate for tiny
 /// eigenvalues relative to the entries' precision).
 fn eigen2(a: &DMatrix<f64>) -> (DVector<f64>, DMatrix<f64>) {
-    let (p, q, r) = (a[(0, 0)], a[(1, 0)], a[(1, 1)]);
-    if q == 0.0 {
-        return (DVector::from_vec(vec![p, r]), DMatrix::identity(2, 2));
-    }
-    // Rotation angle from tan(2φ) = 2q/(p−r), computed stably.
-    let tau = (r - p) / (2.0 * q);
-    let t = tau.signum() / (tau.abs() + (1.0 + tau * tau).sqrt());
-    let t = if tau == 0.0 { 1.0 } else { t };
-    let c = 1.0 / (1.0 + t * t).sqrt();
-    let s = t * c;
-    let l1 = p - t * q;
-    let l2 = r + t * q;
+    let ([l1, l2], c, s) = jacobi2(a[(0, 0)], a[(1, 0)], a[(1, 1)]);
     let v = DMatrix::from_row_slice(2, 2, &[c, s, -s, c]);
     (DVector::from_vec(vec![l1, l2]), v)
+}
+
+/// The symmetric 2×2 [[p, q], [q, r]] by one Jacobi rotation: eigenvalues [l₁, l₂] (unsorted)
+/// with eigenvectors (c, −s) and (s, c), the angle from tan 2φ = 2q/(p − r) computed stably.
+pub fn jacobi2(p: f64, q: f64, r: f64) -> ([f64; 2], f64, f64) {
+    if q == 0.0 {
+        return ([p, r], 1.0, 0.0);
+    }
+    let tau = (r - p) / (2.0 * q);
+    let t = if tau == 0.0 {
+        1.0
+    } else {
+        tau.signum() / (tau.abs() + (1.0 + tau * tau).sqrt())
+    };
+    let c = 1.0 / (1.0 + t * t).sqrt();
+    let s = t * c;
+    ([p - t * q, r + t * q], c, s)
 }
 
 #[cfg(not(feature = "lapack"))]

@@ -30,19 +30,8 @@ use std::cell::{Cell, RefCell};
 /// (Jacobi rotation) and null-direction threshold as [`Metric::solve`].
 #[inline]
 pub fn solve2(p: f64, q: f64, r: f64, lambda: f64, g: [f64; 2]) -> [f64; 2] {
-    let (l1, l2, v1, v2) = if q == 0.0 {
-        (p, r, [1.0, 0.0], [0.0, 1.0])
-    } else {
-        let tau = (r - p) / (2.0 * q);
-        let t = if tau == 0.0 {
-            1.0
-        } else {
-            tau.signum() / (tau.abs() + (1.0 + tau * tau).sqrt())
-        };
-        let c = 1.0 / (1.0 + t * t).sqrt();
-        let s = t * c;
-        (p - t * q, r + t * q, [c, -s], [s, c])
-    };
+    let ([l1, l2], c, s) = crate::linalg::jacobi2(p, q, r);
+    let (v1, v2) = ([c, -s], [s, c]);
     let top = (l1.max(l2) + lambda).abs();
     let cut = RANK_TOL * top.max(f64::MIN_POSITIVE);
     let mut x = [0.0; 2];
@@ -391,17 +380,8 @@ impl<'m> FlowRhs<'m> {
     fn eval_first_order(&self, theta: &[f64], out: &mut [f64]) {
         self.evals.set(self.evals.get() + 1);
         let n = theta.len();
-        if n == 2
-            && self.uses_kernel()
-            && let Some(v) = self.kernel_value(theta)
-        {
-            let f = if matches!(self.metric, MetricKind::Euclidean) {
-                [1.0, 0.0, 0.0, 1.0]
-            } else {
-                v.fisher
-            };
-            let x = self.kernel_velocity(theta, v.grad, f);
-            out.copy_from_slice(&x);
+        if let Some((g, f)) = self.grad_metric2(theta) {
+            out.copy_from_slice(&self.kernel_velocity(theta, g, f));
             return;
         }
         if self.line.is_none() && self.damping_floor == 0.0 {
@@ -496,18 +476,12 @@ impl<'m> FlowRhs<'m> {
         {
             return None;
         }
-        let (p, q, r) = (f[0], f[1], f[3]);
-        let hi = 0.5 * (p + r) + (0.5 * (p - r)).hypot(q);
-        // the small eigenvalue as det/λ_max: no cancellation in (p + r)/2 − disc
-        let lo = if hi > 0.0 {
-            (p * r - q * q) / hi
-        } else {
-            0.5 * (p + r) - (0.5 * (p - r)).hypot(q)
-        };
-        if !(lo.is_finite() && hi.is_finite()) {
+        let ([l1, l2], _, _) = crate::linalg::jacobi2(f[0], f[1], f[3]);
+        if !(l1.is_finite() && l2.is_finite()) {
             return None;
         }
-        let eig = DVector::from_row_slice(&[lo.min(hi), hi]);
+        let (lo, hi) = (l1.min(l2), l1.max(l2));
+        let eig = DVector::from_row_slice(&[lo, hi]);
         let lam = match self.metric {
             MetricKind::Euclidean => self.damping,
             _ => self.effective_damping(lo + hi),
